@@ -1,0 +1,80 @@
+//! `opsg.execution/v1`: what `opsg-exec` ran (or would run in dry-run) and what came back.
+
+use crate::kinds::decision::Mode;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How one action went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionOutcome {
+    /// The actuator succeeded.
+    Succeeded,
+    /// The actuator failed (after retries); the plan stopped here.
+    Failed,
+    /// Dry-run: printed, not called.
+    DryRun,
+    /// Already executed under this idempotency key by an earlier run: not run again.
+    AlreadyDone,
+    /// Not reached because an earlier action failed.
+    NotRun,
+}
+
+/// The request an actuator made (secrets redacted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActuatorRequest {
+    /// `http` or `command`.
+    pub actuator: String,
+    /// HTTP method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// HTTP URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// HTTP JSON body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+    /// Command argv (each parameter one whole argument; never a shell).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub argv: Vec<String>,
+}
+
+/// One action's run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionRun {
+    /// The plan's action index.
+    pub index: u32,
+    /// Plan hash + index: an action with this key runs at most once.
+    pub idempotency_key: String,
+    /// The request.
+    pub request: ActuatorRequest,
+    /// HTTP status or process exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i64>,
+    /// Wall time, milliseconds.
+    pub duration_ms: f64,
+    /// The outcome.
+    pub outcome: ActionOutcome,
+    /// Why, when failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The state captured before acting, which the inverse needs.
+    #[serde(default)]
+    pub prior_state: BTreeMap<String, serde_json::Value>,
+    /// When it started (RFC 3339).
+    pub started: String,
+}
+
+/// The execution body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionBody {
+    /// Live or dry-run.
+    pub mode: Mode,
+    /// The hash of the decision record executed.
+    pub decision_hash: crate::seal::HashHex,
+    /// One entry per approved action, in order.
+    #[serde(default)]
+    pub actions: Vec<ActionRun>,
+    /// `completed`, `failed`, `dry_run`, or `nothing_to_do`.
+    pub status: String,
+}

@@ -1,0 +1,145 @@
+//! The JSON Schemas (2020-12) in `schemas/`, embedded in every binary and compiled once.
+//!
+//! Record schemas share `envelope.schema.json` through `$ref`; they are registered in an in-memory
+//! registry, so nothing is ever fetched (the `jsonschema` crate is built without its HTTP
+//! resolver). Config files (rules, catalog, policy, actuators, targets) have schemas here too.
+
+use crate::error::{Error, Result};
+use crate::record::Kind;
+use jsonschema::{Registry, Validator};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+/// The base of every schema `$id`. `.invalid` is a reserved TLD: these URIs name, never locate.
+pub const BASE_URI: &str = "https://opsg.invalid/schemas/";
+
+/// Every schema file, by file name, as embedded at build time.
+pub const SCHEMAS: &[(&str, &str)] = &[
+    ("envelope.schema.json", include_str!("../../../schemas/envelope.schema.json")),
+    ("observation.schema.json", include_str!("../../../schemas/observation.schema.json")),
+    ("finding.schema.json", include_str!("../../../schemas/finding.schema.json")),
+    ("plan.schema.json", include_str!("../../../schemas/plan.schema.json")),
+    ("decision.schema.json", include_str!("../../../schemas/decision.schema.json")),
+    ("execution.schema.json", include_str!("../../../schemas/execution.schema.json")),
+    ("verification.schema.json", include_str!("../../../schemas/verification.schema.json")),
+    ("report.schema.json", include_str!("../../../schemas/report.schema.json")),
+    ("ledger-line.schema.json", include_str!("../../../schemas/ledger-line.schema.json")),
+    ("checkpoint.schema.json", include_str!("../../../schemas/checkpoint.schema.json")),
+];
+
+/// The schema file for a record kind.
+pub fn file_for(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Observation => "observation.schema.json",
+        Kind::Finding => "finding.schema.json",
+        Kind::Plan => "plan.schema.json",
+        Kind::Decision => "decision.schema.json",
+        Kind::Execution => "execution.schema.json",
+        Kind::Verification => "verification.schema.json",
+        Kind::Report => "report.schema.json",
+    }
+}
+
+fn registry() -> Result<&'static Registry<'static>> {
+    static REGISTRY: OnceLock<std::result::Result<Registry<'static>, String>> = OnceLock::new();
+    REGISTRY.get_or_init(build_registry).as_ref().map_err(|e| Error::internal(e.clone()))
+}
+
+fn build_registry() -> std::result::Result<Registry<'static>, String> {
+    let mut builder = Registry::new();
+    for (name, text) in SCHEMAS {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| format!("embedded schema `{name}` is not JSON: {e}"))?;
+        builder = builder
+            .add(format!("{BASE_URI}{name}"), value)
+            .map_err(|e| format!("embedded schema `{name}`: {e}"))?;
+    }
+    builder.prepare().map_err(|e| format!("cannot prepare the schema registry: {e}"))
+}
+
+/// The compiled validator for a schema file, compiled on first use and kept for the process.
+pub fn validator(name: &str) -> Result<&'static Validator> {
+    static CACHE: OnceLock<Mutex<HashMap<String, &'static Validator>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = cache.lock().map_err(|_| Error::internal("schema cache poisoned"))?;
+    if let Some(v) = map.get(name) {
+        return Ok(v);
+    }
+    let text = SCHEMAS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| Error::internal(format!("no embedded schema `{name}`")))?;
+    let schema: Value = serde_json::from_str(text)
+        .map_err(|e| Error::internal(format!("embedded schema `{name}` is not JSON: {e}")))?;
+    let compiled = jsonschema::options()
+        .with_registry(registry()?)
+        .build(&schema)
+        .map_err(|e| Error::internal(format!("embedded schema `{name}` does not compile: {e}")))?;
+    // Leaked once per schema per process: validators live as long as the process anyway.
+    let leaked: &'static Validator = Box::leak(Box::new(compiled));
+    map.insert(name.to_string(), leaked);
+    Ok(leaked)
+}
+
+/// Validate `instance` against the schema file `name`. The error names the first failing field
+/// (as a dotted path) and why.
+pub fn validate(name: &str, instance: &Value) -> Result<()> {
+    let validator = validator(name)?;
+    if let Some(err) = validator.iter_errors(instance).next() {
+        let pointer = err.instance_path().to_string();
+        let field = pointer_to_dotted(&pointer);
+        let mut message = err.to_string();
+        if message.len() > 300 {
+            message.truncate(300);
+            message.push('…');
+        }
+        let e = Error::invalid(format!("does not match `{name}`: {message}"));
+        return Err(if field.is_empty() { e } else { e.at_field(field) });
+    }
+    Ok(())
+}
+
+/// Validate a record's JSON against its kind's schema.
+pub fn validate_record(kind: Kind, instance: &Value) -> Result<()> {
+    validate(file_for(kind), instance)
+}
+
+/// `/body/actions/0/params` → `body.actions[0].params`.
+pub fn pointer_to_dotted(pointer: &str) -> String {
+    let mut out = String::new();
+    for part in pointer.split('/').skip(1) {
+        let part = part.replace("~1", "/").replace("~0", "~");
+        if part.chars().all(|c| c.is_ascii_digit()) && !part.is_empty() {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&part);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_compiles() {
+        for (name, text) in SCHEMAS {
+            let value: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(value["$schema"], "https://json-schema.org/draft/2020-12/schema", "{name}");
+            assert_eq!(value["$id"], format!("{BASE_URI}{name}"), "{name}");
+            validator(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn dotted_paths() {
+        assert_eq!(pointer_to_dotted("/body/actions/0/params"), "body.actions[0].params");
+        assert_eq!(pointer_to_dotted(""), "");
+    }
+}

@@ -1,0 +1,19 @@
+//! opsg-gate (skeleton; its issue builds it out).
+
+use clap::{CommandFactory, Parser};
+use opsg_core::{Error, ExitStatus, Result};
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(name = "opsg-gate", version, about = "opsg-gate", after_help = opsg_core::cli::exit_status_help())]
+pub struct Args {}
+
+/// The clap command (for man pages and completions).
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+/// Run the tool.
+pub fn run(_args: Args) -> Result<ExitStatus> {
+    Err(Error::usage("opsg-gate is not built yet"))
+}
