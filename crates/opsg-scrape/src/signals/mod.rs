@@ -2,9 +2,13 @@
 //! and bounded log tails. Each source reports "unavailable" with a reason instead of failing the
 //! scrape: partial telemetry is data.
 
+pub mod host;
+mod procfile;
+
 use opsg_core::evidence::EvidenceStore;
 use opsg_core::record::EvidenceRef;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// What to collect besides `/metrics` targets.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +31,9 @@ pub struct SignalArgs {
     pub proc_root: PathBuf,
     /// Root of the cgroup v2 hierarchy (`/sys/fs/cgroup`; a fixture directory in tests).
     pub cgroup_root: PathBuf,
+    /// Interval between the two `/proc/stat` and `/proc/diskstats` readings that give CPU and disk
+    /// utilization. `None`: [`host::DEFAULT_CPU_INTERVAL`]; zero: raw counters only.
+    pub cpu_interval: Option<Duration>,
 }
 
 /// What was collected, ready for the observation body.
@@ -49,6 +56,11 @@ pub struct Signals {
 /// Collect every requested signal. Never fails: a source that cannot be read says so inside its
 /// own entry (`{"available": false, "reason": "…"}`).
 pub fn collect(args: &SignalArgs, evidence: Option<&EvidenceStore>) -> Signals {
-    let _ = (args, evidence);
-    Signals::default()
+    let _ = evidence;
+    let mut signals = Signals::default();
+    if args.host {
+        let interval = args.cpu_interval.unwrap_or(host::DEFAULT_CPU_INTERVAL);
+        signals.host = Some(host::collect_host(&args.proc_root, interval));
+    }
+    signals
 }
