@@ -1,7 +1,11 @@
 //! opsg-scrape (skeleton; its issue builds it out).
 
 use clap::{CommandFactory, Parser};
+pub mod fetch;
+pub mod normalize;
+pub mod promapi;
 pub mod signals;
+pub mod target;
 
 use opsg_core::{Error, ExitStatus, Result};
 

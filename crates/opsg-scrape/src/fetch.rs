@@ -1,0 +1,277 @@
+//! Fetching an exposition over HTTP, defensively.
+//!
+//! A `/metrics` endpoint on a sick replica is exactly what this tool points at, so every way it can
+//! misbehave ends as a classified [`FetchFailure`] instead of a hang or a crash: connect and total
+//! timeouts, a cap on the (decompressed) body that stops a runaway payload after `cap` bytes, a
+//! bounded number of redirects, and retries with exponential backoff for failures that may pass
+//! (refused connections, timeouts, 5xx, 429), never for ones that will not (4xx, the cap).
+
+use opsg_core::kinds::observation::TargetStatus;
+use std::io::Read;
+use std::time::Duration;
+
+/// The `Accept` header Prometheus itself sends: OpenMetrics preferred, then text 0.0.4.
+pub const ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// How to fetch.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// TCP (and TLS) connection setup bound.
+    pub connect_timeout: Duration,
+    /// Bound on one whole attempt: connect, headers, body, redirects.
+    pub timeout: Duration,
+    /// Extra attempts after a transient failure.
+    pub retries: u32,
+    /// The first backoff; doubled after each failed attempt (capped at 8 s).
+    pub backoff: Duration,
+    /// The most body bytes accepted (after gzip decoding).
+    pub max_bytes: u64,
+    /// Redirects followed before giving up (a loop ends here).
+    pub max_redirects: u32,
+    /// The `Accept` header to send.
+    pub accept: &'static str,
+}
+
+impl Default for HttpOptions {
+    fn default() -> HttpOptions {
+        HttpOptions {
+            connect_timeout: Duration::from_secs(3),
+            timeout: Duration::from_secs(10),
+            retries: 2,
+            backoff: Duration::from_millis(250),
+            max_bytes: 64 << 20,
+            max_redirects: 5,
+            accept: ACCEPT,
+        }
+    }
+}
+
+/// A body that came back with a 2xx status.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The body, decompressed.
+    pub bytes: Vec<u8>,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+    /// Attempts it took (1 when the first worked).
+    pub attempts: u32,
+}
+
+/// Why a fetch gave up, classified for the record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchFailure {
+    /// `down`, `timeout` or `error`.
+    pub status: TargetStatus,
+    /// One line for people: what happened.
+    pub reason: String,
+    /// Whether another attempt could help.
+    pub transient: bool,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The body of an HTTP error response (capped), kept as evidence of what the server said.
+    pub body: Option<Vec<u8>>,
+}
+
+/// Build the agent every fetch shares (connection reuse across samples of one target).
+pub fn agent(opts: &HttpOptions) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(opts.connect_timeout))
+        .timeout_global(Some(opts.timeout))
+        .max_redirects(opts.max_redirects)
+        .max_redirects_will_error(true)
+        .user_agent(concat!("opsg-scrape/", env!("CARGO_PKG_VERSION")))
+        .accept_encoding("gzip")
+        .build()
+        .new_agent()
+}
+
+/// GET `url` with retries and backoff; `query` pairs are URL-encoded onto it.
+pub fn get(
+    agent: &ureq::Agent,
+    url: &str,
+    query: &[(&str, String)],
+    opts: &HttpOptions,
+) -> Result<Fetched, FetchFailure> {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match get_once(agent, url, query, opts) {
+            Ok(mut fetched) => {
+                fetched.attempts = attempt;
+                return Ok(fetched);
+            }
+            Err(mut failure) => {
+                failure.attempts = attempt;
+                if !failure.transient || attempt > opts.retries {
+                    if attempt > 1 {
+                        failure.reason = format!("{} (after {attempt} attempts)", failure.reason);
+                    }
+                    return Err(failure);
+                }
+                std::thread::sleep(backoff(opts.backoff, attempt));
+            }
+        }
+    }
+}
+
+/// The wait before attempt `attempt + 1`: `base × 2^(attempt-1)`, at most 8 s.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
+    let factor = 1u32 << attempt.saturating_sub(1).min(10);
+    base.saturating_mul(factor).min(Duration::from_secs(8))
+}
+
+fn get_once(
+    agent: &ureq::Agent,
+    url: &str,
+    query: &[(&str, String)],
+    opts: &HttpOptions,
+) -> Result<Fetched, FetchFailure> {
+    let mut request = agent.get(url).header("Accept", opts.accept);
+    for (key, value) in query {
+        request = request.query(*key, value);
+    }
+    let response = request.call().map_err(|e| classify(&e, opts))?;
+    let status = response.status().as_u16();
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let reader = response.into_body().into_with_config().limit(u64::MAX).reader();
+    let bytes = read_capped(reader, opts.max_bytes).map_err(|e| match e {
+        CappedError::TooBig => FetchFailure {
+            status: TargetStatus::Error,
+            reason: format!(
+                "payload exceeds the {}-byte cap (--max-bytes); stopped reading",
+                opts.max_bytes
+            ),
+            transient: false,
+            attempts: 0,
+            body: None,
+        },
+        CappedError::Io(io) => classify(&ureq::Error::from(io), opts),
+    });
+    if !(200..300).contains(&status) {
+        let body = bytes.ok().map(|mut b| {
+            b.truncate(4096);
+            b
+        });
+        let snippet = body
+            .as_deref()
+            .map(|b| String::from_utf8_lossy(&b[..b.len().min(160)]).trim().replace('\n', " "))
+            .filter(|s| !s.is_empty())
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        return Err(FetchFailure {
+            status: TargetStatus::Error,
+            reason: format!("HTTP {status}{snippet}"),
+            transient: status >= 500 || status == 429,
+            attempts: 0,
+            body,
+        });
+    }
+    Ok(Fetched { bytes: bytes?, content_type, attempts: 0 })
+}
+
+/// Why [`read_capped`] stopped.
+#[derive(Debug)]
+pub enum CappedError {
+    /// More than the cap.
+    TooBig,
+    /// The read failed.
+    Io(std::io::Error),
+}
+
+/// Read at most `cap` bytes; one byte more is an error, found without reading the rest.
+pub fn read_capped(reader: impl Read, cap: u64) -> Result<Vec<u8>, CappedError> {
+    let mut bytes = Vec::new();
+    reader.take(cap.saturating_add(1)).read_to_end(&mut bytes).map_err(CappedError::Io)?;
+    if bytes.len() as u64 > cap {
+        return Err(CappedError::TooBig);
+    }
+    Ok(bytes)
+}
+
+fn classify(err: &ureq::Error, opts: &HttpOptions) -> FetchFailure {
+    use std::io::ErrorKind;
+    let (status, reason, transient) = match err {
+        ureq::Error::Timeout(which) => (
+            TargetStatus::Timeout,
+            match which {
+                ureq::Timeout::Connect => {
+                    format!("connect timed out after {} ms", opts.connect_timeout.as_millis())
+                }
+                _ => format!(
+                    "no complete answer within {} ms (accepted but did not answer)",
+                    opts.timeout.as_millis()
+                ),
+            },
+            true,
+        ),
+        ureq::Error::Io(io) => match io.kind() {
+            ErrorKind::ConnectionRefused => {
+                (TargetStatus::Down, "connection refused".to_string(), true)
+            }
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => {
+                (TargetStatus::Timeout, format!("timed out: {io}"), true)
+            }
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+                (TargetStatus::Error, format!("connection reset: {io}"), true)
+            }
+            ErrorKind::UnexpectedEof => (
+                TargetStatus::Error,
+                "connection closed before the answer was complete".into(),
+                true,
+            ),
+            ErrorKind::HostUnreachable
+            | ErrorKind::NetworkUnreachable
+            | ErrorKind::AddrNotAvailable => {
+                (TargetStatus::Down, format!("unreachable: {io}"), true)
+            }
+            _ => (TargetStatus::Error, format!("i/o error: {io}"), true),
+        },
+        ureq::Error::HostNotFound => (TargetStatus::Down, "host not found".into(), true),
+        ureq::Error::ConnectionFailed => (TargetStatus::Down, "connection failed".into(), true),
+        ureq::Error::TooManyRedirects => (
+            TargetStatus::Error,
+            format!("redirect loop: more than {} redirects", opts.max_redirects),
+            false,
+        ),
+        ureq::Error::BadUri(uri) => (TargetStatus::Error, format!("bad URL: {uri}"), false),
+        ureq::Error::Protocol(p) => {
+            (TargetStatus::Error, format!("HTTP protocol error: {p}"), false)
+        }
+        ureq::Error::Tls(t) => (TargetStatus::Error, format!("TLS error: {t}"), false),
+        ureq::Error::BodyExceedsLimit(n) => (
+            TargetStatus::Error,
+            format!("payload exceeds the {n}-byte cap; stopped reading"),
+            false,
+        ),
+        ureq::Error::LargeResponseHeader(..) => {
+            (TargetStatus::Error, "response headers too large".into(), false)
+        }
+        other => (TargetStatus::Error, other.to_string(), false),
+    };
+    FetchFailure { status, reason, transient, attempts: 0, body: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = Duration::from_millis(100);
+        assert_eq!(backoff(base, 1), Duration::from_millis(100));
+        assert_eq!(backoff(base, 2), Duration::from_millis(200));
+        assert_eq!(backoff(base, 4), Duration::from_millis(800));
+        assert_eq!(backoff(base, 30), Duration::from_secs(8));
+    }
+
+    #[test]
+    fn capped_read_stops_one_byte_past_the_cap() {
+        // An endless reader: the cap must end the read.
+        let endless = std::io::repeat(b'x');
+        assert!(matches!(read_capped(endless, 1000), Err(CappedError::TooBig)));
+        assert_eq!(read_capped(&b"abc"[..], 3).unwrap(), b"abc");
+        assert!(matches!(read_capped(&b"abcd"[..], 3), Err(CappedError::TooBig)));
+    }
+}

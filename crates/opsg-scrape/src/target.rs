@@ -1,0 +1,259 @@
+//! What to scrape: HTTP `/metrics` endpoints, recorded captures and stdin, with their labels.
+//!
+//! Targets come from `--target URL`, `--file PATH` and a targets file (`--targets FILE`, JSON,
+//! described by `schemas/targets.schema.json`). Every target gets a unique name, because triage
+//! and the later stages address replicas by it.
+
+use opsg_core::{Error, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The targets-file schema, embedded so a binary never needs the source tree.
+pub const TARGETS_SCHEMA: &str = include_str!("../../../schemas/targets.schema.json");
+
+/// Where a target's exposition comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An HTTP(S) `/metrics` URL.
+    Http(String),
+    /// A recorded capture on disk (replay).
+    File(PathBuf),
+    /// A capture piped on stdin (replay).
+    Stdin,
+}
+
+impl Source {
+    /// How the source is written in the record (`source` member): the URL, the path, or `-`.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Http(url) => url.clone(),
+            Source::File(path) => path.display().to_string(),
+            Source::Stdin => "-".to_string(),
+        }
+    }
+
+    /// True for recorded captures (files and stdin): their values are not current.
+    pub fn is_replay(&self) -> bool {
+        !matches!(self, Source::Http(_))
+    }
+}
+
+/// One thing to scrape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Unique name (from the targets file, else derived from the URL or path).
+    pub name: String,
+    /// Where to read it.
+    pub source: Source,
+    /// Labels that travel into the record: `deployment`, `role`, `route`, `node`, …
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Target {
+    /// A target for an HTTP URL, named after its host and port (and path, when not `/metrics`).
+    pub fn http(url: &str) -> Result<Target> {
+        check_url(url)?;
+        Ok(Target {
+            name: name_from_url(url),
+            source: Source::Http(url.to_string()),
+            labels: BTreeMap::new(),
+        })
+    }
+
+    /// A target for a capture file (`-` for stdin), named after the file.
+    pub fn file(path: &Path) -> Target {
+        if path.as_os_str() == "-" {
+            return Target { name: "stdin".into(), source: Source::Stdin, labels: BTreeMap::new() };
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| path.display().to_string());
+        Target { name, source: Source::File(path.to_path_buf()), labels: BTreeMap::new() }
+    }
+}
+
+/// Reject what is not an absolute `http://` or `https://` URL with a host.
+pub fn check_url(url: &str) -> Result<()> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| Error::usage(format!("`{url}` is not an http:// or https:// URL")))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(Error::usage(format!("`{url}` has no host")));
+    }
+    Ok(())
+}
+
+/// `http://10.0.0.7:8000/metrics` → `10.0.0.7:8000`; other paths are kept: `host:port/path`.
+pub fn name_from_url(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    let (host, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
+    if path.is_empty() || path == "metrics" {
+        host.to_string()
+    } else {
+        format!("{host}/{}", path.trim_end_matches('/'))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TargetsFile {
+    targets: Vec<TargetEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TargetEntry {
+    name: Option<String>,
+    url: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+/// Read a targets file: JSON checked against `schemas/targets.schema.json`. Errors name the file,
+/// the line (for malformed JSON) or the field, and why.
+pub fn load_targets_file(path: &Path) -> Result<Vec<Target>> {
+    let source = path.display().to_string();
+    let text = std::fs::read(path).map_err(|e| Error::io(&source, e))?;
+    parse_targets(&text, &source)
+}
+
+/// Parse a targets file's bytes (see [`load_targets_file`]); `source` names it in errors.
+pub fn parse_targets(text: &[u8], source: &str) -> Result<Vec<Target>> {
+    let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| {
+        let message = e.to_string();
+        let reason = message.rfind(" at line ").map_or(message.as_str(), |i| &message[..i]);
+        Error::invalid(format!("malformed JSON: {reason}"))
+            .in_source(source)
+            .at_line(e.line() as u64)
+            .at_column(e.column() as u64)
+    })?;
+    validate_targets(&value).map_err(|e| e.in_source(source))?;
+    let file: TargetsFile = serde_json::from_value(value)
+        .map_err(|e| Error::invalid(format!("invalid targets file: {e}")).in_source(source))?;
+    let mut out = Vec::with_capacity(file.targets.len());
+    for (i, entry) in file.targets.into_iter().enumerate() {
+        let field = format!("targets[{i}].url");
+        let mut target = Target::http(&entry.url).map_err(|e| {
+            Error::invalid(e.message().to_string()).in_source(source).at_field(&field)
+        })?;
+        if let Some(name) = entry.name {
+            target.name = name;
+        }
+        target.labels = entry.labels;
+        out.push(target);
+    }
+    Ok(out)
+}
+
+fn validate_targets(value: &serde_json::Value) -> Result<()> {
+    let schema: serde_json::Value = serde_json::from_str(TARGETS_SCHEMA)
+        .map_err(|e| Error::internal(format!("embedded targets schema is not JSON: {e}")))?;
+    let validator = jsonschema::validator_for(&schema)
+        .map_err(|e| Error::internal(format!("embedded targets schema does not compile: {e}")))?;
+    if let Some(err) = validator.iter_errors(value).next() {
+        let field = opsg_core::schema::pointer_to_dotted(&err.instance_path().to_string());
+        let mut message = err.to_string();
+        if message.len() > 300 {
+            message.truncate(300);
+            message.push('…');
+        }
+        let e = Error::invalid(format!("does not match `targets.schema.json`: {message}"));
+        return Err(if field.is_empty() { e } else { e.at_field(field) });
+    }
+    Ok(())
+}
+
+/// Make names unique: an explicit duplicate is an error (stages address targets by name); derived
+/// names (from URLs and paths) get `#2`, `#3`, … appended.
+pub fn dedupe_names(targets: &mut [Target], explicit: &[bool]) -> Result<()> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, target) in targets.iter_mut().enumerate() {
+        let count = seen.entry(target.name.clone()).or_insert(0);
+        *count += 1;
+        if *count > 1 {
+            if explicit.get(i).copied().unwrap_or(false) {
+                return Err(Error::invalid(format!(
+                    "duplicate target name `{}`: names must be unique",
+                    target.name
+                ))
+                .at_field(format!("targets[{i}].name")));
+            }
+            target.name = format!("{}#{}", target.name, count);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_urls() {
+        assert_eq!(name_from_url("http://10.0.0.7:8000/metrics"), "10.0.0.7:8000");
+        assert_eq!(name_from_url("http://h:1"), "h:1");
+        assert_eq!(name_from_url("https://h/replica/3/metrics"), "h/replica/3/metrics");
+        assert_eq!(name_from_url("http://h:9/metrics?x=1"), "h:9");
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(check_url("http://127.0.0.1:9/metrics").is_ok());
+        assert!(check_url("ftp://x").is_err());
+        assert!(check_url("http:///metrics").is_err());
+        assert_eq!(check_url("localhost:9").unwrap_err().status().code(), 2);
+    }
+
+    #[test]
+    fn targets_file_round_trip() {
+        let text = br#"{"targets":[
+            {"name":"stable-0","url":"http://127.0.0.1:8001/metrics",
+             "labels":{"deployment":"llama","role":"stable","route":"chat","node":"n1"}},
+            {"url":"http://127.0.0.1:8002/metrics"}]}"#;
+        let targets = parse_targets(text, "t.json").unwrap();
+        assert_eq!(targets.len(), 2);
+        assert_eq!(targets[0].name, "stable-0");
+        assert_eq!(targets[0].labels["role"], "stable");
+        assert_eq!(targets[1].name, "127.0.0.1:8002");
+        assert_eq!(targets[1].source, Source::Http("http://127.0.0.1:8002/metrics".into()));
+    }
+
+    #[test]
+    fn bad_targets_files_name_where_and_why() {
+        let e = parse_targets(b"{\"targets\": [\n  {\"url\": }\n]}", "t.json").unwrap_err();
+        assert!(e.to_string().starts_with("t.json:2:"), "{e}");
+        assert_eq!(e.status().code(), 3);
+
+        let e = parse_targets(
+            br#"{"targets":[{"url":"http://h:1/metrics","labels":{"role":"blue"}}]}"#,
+            "t.json",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("field `targets[0].labels.role`"), "{e}");
+
+        let e = parse_targets(br#"{"targets":[{"url":"gopher://h"}]}"#, "t.json").unwrap_err();
+        assert!(e.to_string().contains("targets[0].url"), "{e}");
+
+        let e = parse_targets(br#"{"targets":[{"name":"a"}]}"#, "t.json").unwrap_err();
+        assert!(e.to_string().contains("url"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_names() {
+        let mut t = vec![
+            Target::http("http://h:1/metrics").unwrap(),
+            Target::http("http://h:1/metrics").unwrap(),
+        ];
+        dedupe_names(&mut t, &[false, false]).unwrap();
+        assert_eq!(t[1].name, "h:1#2");
+        let mut t = vec![
+            Target::http("http://h:1/metrics").unwrap(),
+            Target::http("http://h:1/metrics").unwrap(),
+        ];
+        assert!(dedupe_names(&mut t, &[true, true]).is_err());
+    }
+}
