@@ -26,6 +26,18 @@ pub enum Mode {
     Live,
 }
 
+/// What a reason does to the verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonEffect {
+    /// The plan may not run (any one of these makes the verdict `blocked`).
+    Blocks,
+    /// The plan needs a signed approval (`awaiting_approval` until a valid token is given).
+    NeedsApproval,
+    /// Informative: recorded so the decision can be understood later.
+    Info,
+}
+
 /// One policy rule that applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reason {
@@ -36,6 +48,9 @@ pub struct Reason {
     /// The action it concerns, if one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action_index: Option<u32>,
+    /// What it does to the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<ReasonEffect>,
 }
 
 /// The approval that let an impactful plan through.
@@ -69,4 +84,7 @@ pub struct DecisionBody {
     pub approval: Option<ApprovalInfo>,
     /// SHA-256 of the policy file's bytes (which policy decided).
     pub policy_sha256: crate::seal::HashHex,
+    /// Where the policy came from: a path, or `built-in` for the conservative default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_source: Option<String>,
 }

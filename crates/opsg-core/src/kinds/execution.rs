@@ -1,6 +1,7 @@
 //! `opsg.execution/v1`: what `opsg-exec` ran (or would run in dry-run) and what came back.
 
 use crate::kinds::decision::Mode;
+use crate::kinds::plan::ActionType;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -46,6 +47,12 @@ pub struct ActionRun {
     pub index: u32,
     /// Plan hash + index: an action with this key runs at most once.
     pub idempotency_key: String,
+    /// The action type (so cooldowns and reports need not look the plan up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<ActionType>,
+    /// The action's target (deployment, replica or node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// The request.
     pub request: ActuatorRequest,
     /// HTTP status or process exit code.
@@ -58,6 +65,12 @@ pub struct ActionRun {
     /// Why, when failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// How many attempts were made (1 + retries used); 0 when not called.
+    #[serde(default)]
+    pub attempts: u32,
+    /// The first bytes of the response body or the command's output (secrets redacted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<String>,
     /// The state captured before acting, which the inverse needs.
     #[serde(default)]
     pub prior_state: BTreeMap<String, serde_json::Value>,
@@ -77,4 +90,11 @@ pub struct ExecutionBody {
     pub actions: Vec<ActionRun>,
     /// `completed`, `failed`, `dry_run`, or `nothing_to_do`.
     pub status: String,
+    /// Indices of the actions that ran (now or in an earlier run) and must be undone, in reverse,
+    /// if verification fails or a later action failed: what `opsg-verify` rolls back.
+    #[serde(default)]
+    pub handed_to_rollback: Vec<u32>,
+    /// Why the plan stopped, when it did (the failed action and its error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }

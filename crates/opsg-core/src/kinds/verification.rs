@@ -56,4 +56,7 @@ pub struct VerificationBody {
     pub rollback: Option<Rollback>,
     /// When the outcome was established (RFC 3339): the end of MTTR for `resolved`.
     pub verified_at: String,
+    /// Why this outcome, in one line for people (and `opsg-audit`'s timeline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
