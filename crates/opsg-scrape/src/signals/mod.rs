@@ -3,7 +3,9 @@
 //! scrape: partial telemetry is data.
 
 pub mod host;
+pub mod logs;
 mod procfile;
+pub mod redact;
 
 use opsg_core::evidence::EvidenceStore;
 use opsg_core::record::EvidenceRef;
@@ -56,11 +58,15 @@ pub struct Signals {
 /// Collect every requested signal. Never fails: a source that cannot be read says so inside its
 /// own entry (`{"available": false, "reason": "…"}`).
 pub fn collect(args: &SignalArgs, evidence: Option<&EvidenceStore>) -> Signals {
-    let _ = evidence;
     let mut signals = Signals::default();
     if args.host {
         let interval = args.cpu_interval.unwrap_or(host::DEFAULT_CPU_INTERVAL);
         signals.host = Some(host::collect_host(&args.proc_root, interval));
+    }
+    for path in &args.logs {
+        let (entry, stored) = logs::collect_log(path, evidence);
+        signals.logs.push(entry);
+        signals.evidence.extend(stored);
     }
     signals
 }
