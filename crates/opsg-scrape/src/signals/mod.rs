@@ -4,6 +4,7 @@
 
 pub mod host;
 pub mod logs;
+pub mod process;
 mod procfile;
 pub mod redact;
 
@@ -62,6 +63,15 @@ pub fn collect(args: &SignalArgs, evidence: Option<&EvidenceStore>) -> Signals {
     if args.host {
         let interval = args.cpu_interval.unwrap_or(host::DEFAULT_CPU_INTERVAL);
         signals.host = Some(host::collect_host(&args.proc_root, interval));
+    }
+    if !args.processes.is_empty() {
+        // Per-process signals live in the host object (`host.processes`), with or without
+        // the rest of `--host`.
+        let processes = process::collect_processes(&args.proc_root, &args.processes);
+        let host = signals.host.get_or_insert_with(|| serde_json::json!({}));
+        if let Some(obj) = host.as_object_mut() {
+            obj.insert("processes".into(), serde_json::Value::Array(processes));
+        }
     }
     for path in &args.logs {
         let (entry, stored) = logs::collect_log(path, evidence);

@@ -1,0 +1,313 @@
+//! Per-process signals for named processes: resident memory (now and peak), threads, open file
+//! descriptors against their limit, CPU ticks, OOM score, read from `/proc/<pid>/*` under a
+//! configurable proc root.
+//!
+//! A name matches a process when it equals its `comm` (the kernel's 15-byte name: `VLLM::EngineCor`
+//! for vLLM's engine core), the file name of `argv[0]`, or — for an interpreter such as
+//! `python3` — the file name of its script or the module after `-m` (`vllm` for
+//! `python3 /usr/local/bin/vllm serve …`, `vllm.entrypoints.openai.api_server` for
+//! `python -m vllm.entrypoints.openai.api_server`). Other arguments are not looked at, so
+//! `tail -f vllm.log` or `journalctl -u vllm` never match `vllm`; the scraper itself is excluded.
+
+use super::procfile::{read_text, unavailable};
+use super::redact::redact_line;
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// The most processes reported per name (a `--process python3` on a busy host).
+const MAX_PER_NAME: usize = 32;
+/// The most `/proc` entries scanned: bounds the work on a host with a runaway fork count.
+const MAX_PIDS_SCANNED: usize = 65_536;
+/// Command lines are cut to this many bytes in the record.
+const MAX_CMDLINE: usize = 512;
+
+/// One process's identity, read once per scan.
+struct Candidate {
+    pid: u32,
+    comm: String,
+    argv: Vec<String>,
+}
+
+fn basename(arg: &str) -> &str {
+    arg.rsplit('/').next().unwrap_or(arg)
+}
+
+/// Interpreters whose first operand (a script, or the module after `-m`) names the program.
+fn is_interpreter(program: &str) -> bool {
+    program.starts_with("python")
+        || matches!(program, "sh" | "bash" | "dash" | "env" | "node" | "perl" | "ruby")
+}
+
+/// What the command line says the program is: `argv[0]`, and for an interpreter also its script
+/// or `-m` module.
+fn program_names(argv: &[String]) -> Vec<&str> {
+    let Some(first) = argv.first() else {
+        return Vec::new();
+    };
+    let mut names = vec![basename(first)];
+    if is_interpreter(basename(first)) {
+        let mut rest = argv[1..].iter();
+        while let Some(arg) = rest.next() {
+            if arg == "-m" {
+                names.extend(rest.next().map(String::as_str));
+                break;
+            }
+            if arg.starts_with('-') {
+                continue;
+            }
+            names.push(basename(arg));
+            break;
+        }
+    }
+    names
+}
+
+fn matches(candidate: &Candidate, name: &str) -> bool {
+    if candidate.comm == name {
+        return true;
+    }
+    // comm is cut at 15 bytes: `VLLM::EngineCore` shows as `VLLM::EngineCor`.
+    if name.len() > 15 && candidate.comm.len() == 15 && name.starts_with(&candidate.comm) {
+        return true;
+    }
+    program_names(&candidate.argv).contains(&name)
+}
+
+fn own_pid(proc_root: &Path) -> Option<u32> {
+    std::fs::read_link(proc_root.join("self")).ok()?.to_string_lossy().parse().ok()
+}
+
+fn candidates(proc_root: &Path) -> Result<Vec<Candidate>, String> {
+    let entries =
+        std::fs::read_dir(proc_root).map_err(|e| super::procfile::describe_io(proc_root, &e))?;
+    let me = own_pid(proc_root);
+    let mut out = Vec::new();
+    for entry in entries.flatten().take(MAX_PIDS_SCANNED) {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if Some(pid) == me {
+            continue;
+        }
+        let dir = entry.path();
+        // A process can exit between read_dir and here: skip it silently.
+        let Ok(comm) = read_text(&dir.join("comm")) else {
+            continue;
+        };
+        let argv = read_text(&dir.join("cmdline"))
+            .map(|c| c.split('\0').filter(|a| !a.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default();
+        out.push(Candidate { pid, comm: comm.trim_end_matches('\n').to_string(), argv });
+    }
+    out.sort_by_key(|c| c.pid);
+    Ok(out)
+}
+
+fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix(':').map(str::trim))
+}
+
+fn status_kib(status: &str, key: &str) -> Option<u64> {
+    let value = status_field(status, key)?;
+    let number = value.strip_suffix("kB").unwrap_or(value).trim();
+    number.parse::<u64>().ok().map(|k| k * 1024)
+}
+
+/// utime + stime from `/proc/<pid>/stat`, in clock ticks. The comm field may hold spaces and
+/// parentheses, so fields are counted from the last `)`.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_ascii_whitespace().collect();
+    // After the comm: state is field 3 (index 0 here); utime is field 14, stime 15.
+    let utime = fields.get(11)?.parse::<u64>().ok()?;
+    let stime = fields.get(12)?.parse::<u64>().ok()?;
+    Some(utime + stime)
+}
+
+fn open_files_limit(limits: &str) -> Option<Value> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line["Max open files".len()..].split_ascii_whitespace().next()?;
+    Some(match soft {
+        "unlimited" => Value::Null,
+        n => json!(n.parse::<u64>().ok()?),
+    })
+}
+
+fn describe(proc_root: &Path, candidate: &Candidate) -> Value {
+    let dir = proc_root.join(candidate.pid.to_string());
+    let status = read_text(&dir.join("status")).unwrap_or_default();
+    let mut cmdline = redact_line(&candidate.argv.join(" "));
+    if cmdline.len() > MAX_CMDLINE {
+        let mut end = MAX_CMDLINE;
+        while !cmdline.is_char_boundary(end) {
+            end -= 1;
+        }
+        cmdline.truncate(end);
+        cmdline.push('…');
+    }
+    let mut process = json!({
+        "pid": candidate.pid,
+        "comm": candidate.comm,
+        "cmdline": cmdline,
+        "state": status_field(&status, "State"),
+        "rss_bytes": status_kib(&status, "VmRSS"),
+        "rss_peak_bytes": status_kib(&status, "VmHWM"),
+        "vm_size_bytes": status_kib(&status, "VmSize"),
+        "swap_bytes": status_kib(&status, "VmSwap"),
+        "threads": status_field(&status, "Threads").and_then(|t| t.parse::<u64>().ok()),
+        "cpu_ticks": read_text(&dir.join("stat")).ok().as_deref().and_then(cpu_ticks),
+        "oom_score": read_text(&dir.join("oom_score")).ok().and_then(|s| s.trim().parse::<i64>().ok()),
+        "fd_limit": read_text(&dir.join("limits")).ok().as_deref().and_then(open_files_limit),
+    });
+    if let Some(obj) = process.as_object_mut() {
+        // Listing another user's fd directory needs CAP_SYS_PTRACE or the same uid.
+        match std::fs::read_dir(dir.join("fd")) {
+            Ok(entries) => {
+                obj.insert("fds".into(), json!(entries.count()));
+            }
+            Err(e) => {
+                obj.insert("fds".into(), Value::Null);
+                obj.insert(
+                    "fds_reason".into(),
+                    json!(super::procfile::describe_io(&dir.join("fd"), &e)),
+                );
+            }
+        }
+    }
+    process
+}
+
+/// One entry per requested name: `{"name", "matched", "processes": […]}`, or an unavailable entry
+/// when the proc root cannot be listed.
+pub fn collect_processes(proc_root: &Path, names: &[String]) -> Vec<Value> {
+    let all = match candidates(proc_root) {
+        Ok(all) => all,
+        Err(reason) => {
+            return names
+                .iter()
+                .map(|name| {
+                    let mut entry = unavailable(reason.clone());
+                    if let Some(obj) = entry.as_object_mut() {
+                        obj.insert("name".into(), json!(name));
+                    }
+                    entry
+                })
+                .collect();
+        }
+    };
+    names
+        .iter()
+        .map(|name| {
+            let found: Vec<&Candidate> = all.iter().filter(|c| matches(c, name)).collect();
+            let processes: Vec<Value> =
+                found.iter().take(MAX_PER_NAME).map(|c| describe(proc_root, c)).collect();
+            json!({ "name": name, "matched": found.len(), "processes": processes })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn proc_fixture() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/signals/proc")
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn named_processes_from_a_captured_proc_tree() {
+        let out = collect_processes(&proc_fixture(), &names(&["vllm", "process_api", "nginx"]));
+        assert_eq!(out.len(), 3);
+        let vllm = &out[0];
+        assert_eq!(vllm["name"], "vllm");
+        // pid 5150 is `tail -f vllm`: an argument, not the program.
+        assert_eq!(vllm["matched"], 1, "{vllm}");
+        let p = &vllm["processes"][0];
+        assert_eq!(p["pid"], 4242);
+        assert_eq!(p["comm"], "vllm");
+        assert_eq!(p["state"], "S (sleeping)");
+        assert_eq!(p["rss_bytes"], 58_092u64 * 1024);
+        assert_eq!(p["rss_peak_bytes"], 106_880u64 * 1024);
+        assert_eq!(p["vm_size_bytes"], 284_352u64 * 1024);
+        assert_eq!(p["threads"], 4);
+        assert_eq!(p["cpu_ticks"], 13);
+        assert_eq!(p["oom_score"], 668);
+        assert_eq!(p["fds"], 10);
+        assert_eq!(p["fd_limit"], 20_000);
+        let cmdline = p["cmdline"].as_str().unwrap();
+        assert!(
+            cmdline
+                .starts_with("/usr/bin/python3 /tmp/fakebin/vllm serve Qwen/Qwen2.5-0.5B-Instruct")
+        );
+        assert!(!cmdline.contains("sk-fixture"), "{cmdline}");
+
+        let init = &out[1];
+        assert_eq!(init["matched"], 1);
+        assert_eq!(init["processes"][0]["pid"], 1);
+        assert_eq!(init["processes"][0]["rss_bytes"], 14_744u64 * 1024);
+        // The fixture keeps no fd directory for pid 1: unknown, with the reason, not zero.
+        assert!(init["processes"][0]["fds"].is_null());
+        assert!(init["processes"][0]["fds_reason"].as_str().unwrap().contains("not found"));
+
+        assert_eq!(out[2]["matched"], 0);
+        assert_eq!(out[2]["processes"].as_array().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn program_names_of_interpreted_commands() {
+        let argv = names(&[
+            "/usr/bin/python3",
+            "-u",
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            "x",
+        ]);
+        assert_eq!(program_names(&argv), ["python3", "vllm.entrypoints.openai.api_server"]);
+        let argv = names(&["python3.12", "/usr/local/bin/vllm", "serve", "m"]);
+        assert_eq!(program_names(&argv), ["python3.12", "vllm"]);
+        let argv = names(&["/usr/bin/tail", "-f", "vllm"]);
+        assert_eq!(program_names(&argv), ["tail"]);
+        assert!(program_names(&[]).is_empty());
+    }
+
+    #[test]
+    fn truncated_comm_matches_the_long_name() {
+        let engine = Candidate { pid: 7, comm: "VLLM::EngineCor".into(), argv: vec![] };
+        assert!(matches(&engine, "VLLM::EngineCore"));
+        assert!(!matches(&engine, "VLLM::Engine"));
+    }
+
+    #[test]
+    fn a_live_child_is_found_in_the_real_proc() {
+        use std::os::unix::process::CommandExt;
+        let name = format!("opsg-probe-{}", std::process::id());
+        let mut child = match std::process::Command::new("sleep").arg("30").arg0(&name).spawn() {
+            Ok(child) => child,
+            Err(e) => panic!("cannot spawn sleep: {e}"),
+        };
+        let out = collect_processes(Path::new("/proc"), &[name.clone()]);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(out[0]["matched"], 1, "{}", out[0]);
+        let p = &out[0]["processes"][0];
+        assert_eq!(p["pid"], child.id());
+        assert_eq!(p["comm"], "sleep");
+        assert_eq!(p["threads"], 1);
+        assert!(p["rss_bytes"].as_u64().unwrap() > 0);
+        // stdin, stdout, stderr at least.
+        assert!(p["fds"].as_u64().unwrap() >= 3, "{p}");
+    }
+
+    #[test]
+    fn unlistable_proc_root_is_unavailable_per_name() {
+        let out = collect_processes(Path::new("/nonexistent/proc"), &names(&["vllm"]));
+        assert_eq!(out[0]["name"], "vllm");
+        assert_eq!(out[0]["available"], false);
+    }
+}
