@@ -297,18 +297,11 @@ pub fn emit<B: serde::Serialize>(chain: &Chain, record: &mut Record<B>) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::report::{ActionCounts, Milestones, ReportBody};
+    use crate::kinds::report::ReportBody;
     use crate::time::Timestamp;
 
     fn report_body() -> ReportBody {
-        ReportBody {
-            outcome: crate::Outcome::NoIncident,
-            class: None,
-            milestones: Milestones::default(),
-            mttr_s: None,
-            actions: ActionCounts::default(),
-            ledger: None,
-        }
+        ReportBody::new(crate::Outcome::NoIncident)
     }
 
     fn two_records() -> Vec<u8> {

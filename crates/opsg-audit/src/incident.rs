@@ -1,0 +1,191 @@
+//! The incident report: what a chain of records says about how an incident went.
+//!
+//! The outcome is derived from the chain, latest evidence first:
+//!
+//! 1. the last verification's outcome (it re-measured after acting);
+//! 2. else a decision that held the plan back: `blocked` or `awaiting_approval`;
+//! 3. else an execution: dry-run gives `dry_run`; a failed one `failed`; one that ran live but was
+//!    never verified `inconclusive` (nobody checked that it worked);
+//! 4. else the finding: `no_incident` when triage found nothing; an incident that was never acted
+//!    on (the chain stops before an execution) is `inconclusive`;
+//! 5. a chain with no finding at all (observations only: `opsg-scrape | opsg-audit` archiving
+//!    telemetry) is `no_incident`, with a note saying nothing was triaged: no incident was
+//!    declared, so none can be open.
+//!
+//! Milestones: first anomalous sample (`finding.first_anomalous_at`), detected (the finding's
+//! `created`), mitigated (the first action actually executed started), resolved (the
+//! verification's `verified_at`, when resolved). MTTR runs from the first anomalous sample (or
+//! detection, when triage gave no start) to resolution.
+
+use opsg_core::kinds::decision::{Mode, Verdict};
+use opsg_core::kinds::execution::{ActionOutcome, ExecutionBody};
+use opsg_core::kinds::finding::{FindingBody, FindingStatus, IncidentClass};
+use opsg_core::kinds::plan::{PlanBody, SafetyClass};
+use opsg_core::kinds::report::{ActionCounts, Milestones, RecordCounts, ReportBody};
+use opsg_core::kinds::{DecisionBody, VerificationBody};
+use opsg_core::stream::{Chain, RecordLine};
+use opsg_core::time::Timestamp;
+use opsg_core::{Kind, Outcome, Result};
+
+/// Summarize a checked chain into a report body (without its ledger position).
+pub fn summarize(chain: &Chain) -> Result<ReportBody> {
+    let source = chain.source.as_str();
+    let finding_line = chain.last_of(Kind::Finding);
+    let finding: Option<FindingBody> = finding_line.map(|r| r.body(source)).transpose()?;
+    let decision: Option<DecisionBody> =
+        chain.last_of(Kind::Decision).map(|r| r.body(source)).transpose()?;
+    let execution: Option<ExecutionBody> =
+        chain.last_of(Kind::Execution).map(|r| r.body(source)).transpose()?;
+    let verification: Option<VerificationBody> =
+        chain.last_of(Kind::Verification).map(|r| r.body(source)).transpose()?;
+    let plan_line = decision
+        .as_ref()
+        .and_then(|d| chain.records.iter().rev().find(|r| r.hash == d.plan_hash))
+        .or_else(|| chain.last_of(Kind::Plan));
+    let plan: Option<PlanBody> = plan_line.map(|r| r.body(source)).transpose()?;
+
+    let mut report = ReportBody::new(Outcome::NoIncident);
+    let incident = finding.as_ref().is_some_and(|f| f.status == FindingStatus::Incident);
+    let (outcome, note) = derive_outcome(
+        finding.as_ref(),
+        decision.as_ref(),
+        execution.as_ref(),
+        verification.as_ref(),
+    );
+    report.outcome = outcome;
+    report.note = note;
+    if let Some(f) = finding.as_ref().filter(|_| incident)
+        && f.class != IncidentClass::None
+    {
+        report.class = Some(f.class.as_str().to_string());
+    }
+
+    let mut milestones = Milestones::default();
+    if let (Some(f), Some(line)) = (finding.as_ref().filter(|_| incident), finding_line) {
+        milestones.first_anomalous = f.first_anomalous_at.clone();
+        milestones.detected = Some(line.envelope.created.clone());
+    }
+    if let Some(e) = execution.as_ref().filter(|e| e.mode == Mode::Live) {
+        milestones.mitigated = e
+            .actions
+            .iter()
+            .filter(|a| executed(a.outcome))
+            .filter_map(|a| Timestamp::parse_rfc3339(&a.started).ok().map(|t| (t, &a.started)))
+            .min_by_key(|(t, _)| *t)
+            .map(|(_, s)| s.clone());
+    }
+    if let Some(v) = verification.as_ref().filter(|v| v.outcome == Outcome::Resolved) {
+        milestones.resolved = Some(v.verified_at.clone());
+    }
+    let start = milestones.first_anomalous.as_deref().or(milestones.detected.as_deref());
+    report.time_to_detect_s = seconds_between(start, milestones.detected.as_deref());
+    report.time_to_mitigate_s = seconds_between(start, milestones.mitigated.as_deref());
+    report.mttr_s = seconds_between(start, milestones.resolved.as_deref());
+    report.milestones = milestones;
+
+    report.actions = count_actions(plan.as_ref(), execution.as_ref(), verification.as_ref());
+    report.records = Some(count_records(&chain.records));
+    Ok(report)
+}
+
+fn executed(outcome: ActionOutcome) -> bool {
+    matches!(outcome, ActionOutcome::Succeeded | ActionOutcome::Failed)
+}
+
+fn derive_outcome(
+    finding: Option<&FindingBody>,
+    decision: Option<&DecisionBody>,
+    execution: Option<&ExecutionBody>,
+    verification: Option<&VerificationBody>,
+) -> (Outcome, Option<String>) {
+    if let Some(v) = verification {
+        return (v.outcome, None);
+    }
+    match decision.map(|d| d.verdict) {
+        Some(Verdict::Blocked) => return (Outcome::Blocked, None),
+        Some(Verdict::AwaitingApproval) => return (Outcome::AwaitingApproval, None),
+        _ => {}
+    }
+    if let Some(e) = execution {
+        if e.mode == Mode::DryRun || e.status == "dry_run" {
+            return (Outcome::DryRun, None);
+        }
+        if e.status == "failed" || e.actions.iter().any(|a| a.outcome == ActionOutcome::Failed) {
+            return (Outcome::Failed, Some("an action failed and nothing verified".into()));
+        }
+        if e.actions.iter().any(|a| executed(a.outcome)) {
+            return (
+                Outcome::Inconclusive,
+                Some("actions ran but no verification followed on the chain".into()),
+            );
+        }
+    }
+    match finding.map(|f| f.status) {
+        Some(FindingStatus::NoIncident) => (Outcome::NoIncident, None),
+        Some(FindingStatus::Incident) => {
+            let why = match (decision.map(|d| d.verdict), execution) {
+                (Some(Verdict::NoAction), _) => {
+                    "the incident was triaged but no action was planned"
+                }
+                (_, Some(_)) => "the incident was triaged but nothing was executed",
+                _ => "the chain stops before anything was executed",
+            };
+            (Outcome::Inconclusive, Some(why.into()))
+        }
+        None => (
+            Outcome::NoIncident,
+            Some(
+                "no finding on the chain: nothing was triaged, so no incident was declared".into(),
+            ),
+        ),
+    }
+}
+
+fn seconds_between(from: Option<&str>, to: Option<&str>) -> Option<f64> {
+    let from = Timestamp::parse_rfc3339(from?).ok()?;
+    let to = Timestamp::parse_rfc3339(to?).ok()?;
+    Some(((to.millis() - from.millis()).max(0) as f64) / 1000.0)
+}
+
+fn count_actions(
+    plan: Option<&PlanBody>,
+    execution: Option<&ExecutionBody>,
+    verification: Option<&VerificationBody>,
+) -> ActionCounts {
+    let mut counts = ActionCounts::default();
+    let Some(execution) = execution.filter(|e| e.mode == Mode::Live) else {
+        return counts;
+    };
+    for run in execution.actions.iter().filter(|a| executed(a.outcome)) {
+        counts.total += 1;
+        let safety = plan.and_then(|p| p.actions.iter().find(|a| a.index == run.index));
+        match safety.map(|a| a.safety) {
+            Some(SafetyClass::Safe) => counts.safe += 1,
+            Some(SafetyClass::Impactful) => counts.impactful += 1,
+            Some(SafetyClass::Destructive) => counts.destructive += 1,
+            None => {}
+        }
+    }
+    if let Some(rollback) = verification.and_then(|v| v.rollback.as_ref()) {
+        counts.rolled_back = rollback.actions.iter().filter(|a| executed(a.outcome)).count() as u32;
+    }
+    counts
+}
+
+fn count_records(records: &[RecordLine]) -> RecordCounts {
+    let mut counts = RecordCounts::default();
+    for record in records {
+        counts.total += 1;
+        let slot = match record.kind() {
+            Kind::Observation => &mut counts.observation,
+            Kind::Finding => &mut counts.finding,
+            Kind::Plan => &mut counts.plan,
+            Kind::Decision => &mut counts.decision,
+            Kind::Execution => &mut counts.execution,
+            Kind::Verification => &mut counts.verification,
+            Kind::Report => &mut counts.report,
+        };
+        *slot += 1;
+    }
+    counts
+}

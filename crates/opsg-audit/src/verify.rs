@@ -1,0 +1,608 @@
+//! Verifying a ledger: streaming, in bounded memory, hashing in parallel, linking in order.
+//!
+//! A reader thread fills fixed-size blocks that end on a line boundary; each block is cut into
+//! pieces that rayon examines in parallel (shape, the line's seal, its record's seal: rules 2 and
+//! 5 of HASHING.md section 5, which are independent per line); then the facts are linked in order
+//! (rules 1, 3 and 4) by a [`Checker`] that looks one line ahead, so that it can name the line
+//! that was tampered with rather than the first one that noticed. Blocks are recycled, so memory
+//! stays flat whatever the ledger's size: a few blocks plus one line's worth of facts per line of a
+//! block.
+
+use crate::checkpoint::Checkpoint;
+use crate::line::{self, LineFacts, LineFault};
+use opsg_core::seal::{GENESIS, HashHex};
+use opsg_core::{Error, Result};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::io::{BufRead, Read};
+use std::path::Path;
+use std::sync::mpsc;
+
+/// Bytes per block handed to the hashing workers.
+const BLOCK_BYTES: usize = 8 << 20;
+/// Blocks in flight between the reader and the workers (besides the two being filled and hashed).
+const BLOCKS_IN_FLIGHT: usize = 2;
+
+/// What kind of tampering (or damage) was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// Not a ledger line (shape), or its embedded record is not a sealed record.
+    Malformed,
+    /// The line's bytes changed after it was sealed.
+    Modified,
+    /// The embedded record changed and the ledger line was re-sealed around it.
+    RecordModified,
+    /// The line was changed and re-sealed; the next line still records its old hash.
+    Rewritten,
+    /// One or more lines are missing here.
+    Deleted,
+    /// A line was inserted here.
+    Inserted,
+    /// The line repeats the line before it.
+    Duplicated,
+    /// This line and the next were swapped.
+    Swapped,
+    /// A line from elsewhere in the ledger (a copy, or moved).
+    OutOfPlace,
+    /// The first line does not start the chain at GENESIS.
+    BrokenLink,
+    /// The last line has no newline (a crash mid-write, or a cut).
+    Torn,
+    /// A line exceeds the size bound.
+    Oversized,
+    /// The ledger has fewer lines than the checkpoint recorded.
+    Truncated,
+    /// Line N does not hash to the checkpoint's head.
+    CheckpointMismatch,
+}
+
+/// The first problem found, with the line it is at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The line the tampering is at (1-based; may be before `first_bad_line` when a line was
+    /// re-sealed and only its successor shows it).
+    pub line: u64,
+    /// The first line at which one of HASHING.md section 5's rules fails (what a simple
+    /// verifier reports).
+    pub first_bad_line: u64,
+    /// What was found.
+    pub kind: ProblemKind,
+    /// The member concerned.
+    pub field: &'static str,
+    /// The explanation, with values.
+    pub message: String,
+}
+
+impl Problem {
+    /// The problem as an error naming the ledger, the line and the member (exit 5).
+    pub fn to_error(&self, source: &str) -> Error {
+        Error::tamper(self.message.clone())
+            .at_field(self.field)
+            .in_source(source)
+            .at_line(self.line)
+    }
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Complete lines that verified (all of them when `problem` is `None`).
+    pub lines: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// The hash of the last line that verified (`GENESIS` for an empty ledger).
+    pub head: HashHex,
+    /// The first problem, if any.
+    pub problem: Option<Problem>,
+}
+
+impl Summary {
+    /// True when nothing was wrong.
+    pub fn ok(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+/// What to check besides the chain itself.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The ledger's head must match this checkpoint (its MAC is checked by the caller).
+    pub checkpoint: Option<Checkpoint>,
+    /// No progress bar, even on a terminal.
+    pub quiet: bool,
+    /// The longest line accepted (0: the default, 64 MiB).
+    pub max_line_bytes: usize,
+}
+
+/// Verify the ledger at `path`.
+pub fn verify_path(path: &Path, options: &Options) -> Result<Summary> {
+    let shown = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| Error::io(&shown, e))?;
+    let len = file.metadata().map(|m| m.len()).ok();
+    verify_reader(file, len, options).map_err(|e| e.in_source(shown))
+}
+
+/// Verify a ledger read from `reader` (`len`, when known, sizes the progress bar).
+pub fn verify_reader<R: Read + Send>(
+    reader: R,
+    len: Option<u64>,
+    options: &Options,
+) -> Result<Summary> {
+    let max_line = if options.max_line_bytes == 0 { 64 << 20 } else { options.max_line_bytes };
+    let progress = opsg_core::progress::bar(len.unwrap_or(0), "verifying", options.quiet);
+    let mut checker = Checker::new(options.checkpoint.as_ref().map(|c| (c.records, c.head)));
+    let mut bytes = 0u64;
+    let mut tail = None;
+    let mut read_error = None;
+    std::thread::scope(|scope| {
+        let (blocks_tx, blocks_rx) = mpsc::sync_channel::<Block>(BLOCKS_IN_FLIGHT);
+        let (spare_tx, spare_rx) = mpsc::sync_channel::<Vec<u8>>(BLOCKS_IN_FLIGHT + 2);
+        scope.spawn(move || read_blocks(reader, max_line, &blocks_tx, &spare_rx));
+        for block in blocks_rx {
+            match block {
+                Block::Lines { buf, offset } => {
+                    bytes += buf.len() as u64;
+                    progress.inc(buf.len() as u64);
+                    let facts = examine_block(&buf, offset, max_line);
+                    let _ = spare_tx.try_send(buf);
+                    if facts.into_iter().flatten().any(|f| !checker.push(f)) {
+                        break;
+                    }
+                }
+                Block::End(end) => {
+                    tail = Some(end);
+                    break;
+                }
+            }
+        }
+        // Dropping the receivers (end of scope) stops the reader if it is still going.
+    });
+    progress.finish_and_clear();
+    match tail {
+        Some(End::Io(e)) => read_error = Some(e),
+        Some(End::Torn { len: torn }) => {
+            bytes += torn;
+            checker.finish();
+            checker.fail_at_end(
+                ProblemKind::Torn,
+                "hash",
+                format!(
+                    "torn last line: {torn} bytes without a newline (a write cut off mid-line; \
+                     `opsg-audit append` moves it aside)"
+                ),
+            );
+        }
+        Some(End::Oversized) => {
+            checker.finish();
+            checker.fail_at_end(
+                ProblemKind::Oversized,
+                "record",
+                format!("a line longer than the {max_line}-byte bound (not a ledger line)"),
+            );
+        }
+        Some(End::Eof) => checker.finish(),
+        // Stopped early on a problem.
+        None => {}
+    }
+    if let Some(e) = read_error {
+        return Err(Error::io("ledger", e));
+    }
+    checker.check_truncation();
+    Ok(Summary { lines: checker.verified, bytes, head: checker.head(), problem: checker.problem })
+}
+
+enum Block {
+    /// Complete lines (each ending with `\n`) starting at `offset` in the ledger.
+    Lines { buf: Vec<u8>, offset: u64 },
+    /// Nothing more follows.
+    End(End),
+}
+
+enum End {
+    Eof,
+    Torn { len: u64 },
+    Oversized,
+    Io(std::io::Error),
+}
+
+/// The reader thread: fill blocks that end on a newline and send them in order.
+fn read_blocks<R: Read>(
+    mut reader: R,
+    max_line: usize,
+    blocks: &mpsc::SyncSender<Block>,
+    spares: &mpsc::Receiver<Vec<u8>>,
+) {
+    let mut offset = 0u64;
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let mut buf = spares.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOCK_BYTES));
+        buf.clear();
+        buf.append(&mut carry);
+        // Fill to a block (or more, while a single line is longer than a block). The newline is
+        // searched from the end: at most one line's worth of bytes.
+        let mut want = BLOCK_BYTES.max(buf.len() + 1);
+        let (eof, last_newline) = loop {
+            let room = want.saturating_sub(buf.len()) as u64;
+            let eof = match reader.by_ref().take(room).read_to_end(&mut buf) {
+                Ok(0) => true,
+                Ok(_) if buf.len() < want => continue,
+                Ok(_) => false,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = blocks.send(Block::End(End::Io(e)));
+                    return;
+                }
+            };
+            let last_newline = buf.iter().rposition(|&b| b == b'\n');
+            if eof || last_newline.is_some() || buf.len() > max_line {
+                break (eof, last_newline);
+            }
+            want = (want * 2).min(max_line + 1);
+        };
+        let complete = last_newline.map_or(0, |i| i + 1);
+        if complete == 0 && !buf.is_empty() && (eof || buf.len() > max_line) {
+            let end = if eof { End::Torn { len: buf.len() as u64 } } else { End::Oversized };
+            let _ = blocks.send(Block::End(end));
+            return;
+        }
+        carry.extend_from_slice(&buf[complete..]);
+        buf.truncate(complete);
+        let len = buf.len() as u64;
+        if len > 0 && blocks.send(Block::Lines { buf, offset }).is_err() {
+            return;
+        }
+        offset += len;
+        if eof {
+            let end =
+                if carry.is_empty() { End::Eof } else { End::Torn { len: carry.len() as u64 } };
+            let _ = blocks.send(Block::End(end));
+            return;
+        }
+    }
+}
+
+/// Examine a block of complete lines in parallel, in pieces cut at line boundaries; the pieces'
+/// facts come back in order.
+fn examine_block(buf: &[u8], offset: u64, max_line: usize) -> Vec<Vec<LineFacts>> {
+    let pieces = (rayon::current_num_threads() * 4).max(1);
+    let target = buf.len().div_ceil(pieces).max(1);
+    let mut bounds = Vec::with_capacity(pieces + 1);
+    let mut start = 0;
+    while start < buf.len() {
+        let mut end = (start + target).min(buf.len());
+        if end < buf.len() {
+            // Extend to the end of the line `end` falls in (libc memchr through `skip_until`).
+            let mut rest = &buf[end - 1..];
+            end = end - 1 + rest.skip_until(b'\n').unwrap_or(0);
+        }
+        bounds.push((start, end));
+        start = end;
+    }
+    bounds
+        .into_par_iter()
+        .map(|(start, end)| examine_piece(&buf[start..end], offset + start as u64, max_line))
+        .collect()
+}
+
+fn examine_piece(piece: &[u8], offset: u64, max_line: usize) -> Vec<LineFacts> {
+    let mut facts = Vec::with_capacity(piece.len() / 512 + 1);
+    let mut rest = piece;
+    let mut at = 0usize;
+    while !rest.is_empty() {
+        let n = rest.skip_until(b'\n').unwrap_or(rest.len());
+        let line = &piece[at..at + n];
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let mut fact = if line.len() > max_line {
+            let mut fact = line::examine(b"", offset + at as u64);
+            fact.len = u32::try_from(line.len()).unwrap_or(u32::MAX);
+            fact.fault = Some(LineFault::Oversized);
+            fact
+        } else {
+            line::examine(line, offset + at as u64)
+        };
+        fact.offset = offset + at as u64;
+        facts.push(fact);
+        at += n;
+    }
+    facts
+}
+
+/// Links line facts in order and diagnoses the first problem. Evaluation lags one line behind
+/// what was pushed, so the line after the one being judged is known.
+#[derive(Debug)]
+pub struct Checker {
+    /// Lines judged good so far.
+    verified: u64,
+    prev: Option<LineFacts>,
+    pending: Option<LineFacts>,
+    checkpoint: Option<(u64, HashHex)>,
+    problem: Option<Problem>,
+}
+
+impl Checker {
+    /// A checker, optionally against a checkpoint's line count and head.
+    pub fn new(checkpoint: Option<(u64, HashHex)>) -> Checker {
+        Checker { verified: 0, prev: None, pending: None, checkpoint, problem: None }
+    }
+
+    /// Push the next line's facts; false once a problem was found.
+    pub fn push(&mut self, next: LineFacts) -> bool {
+        if let Some(current) = self.pending.take() {
+            self.judge(current, Some(&next));
+        }
+        self.pending = Some(next);
+        self.problem.is_none()
+    }
+
+    /// No more lines: judge the last one.
+    pub fn finish(&mut self) {
+        if let Some(current) = self.pending.take()
+            && self.problem.is_none()
+        {
+            self.judge(current, None);
+        }
+    }
+
+    /// The first problem, if any.
+    pub fn problem(&self) -> Option<&Problem> {
+        self.problem.as_ref()
+    }
+
+    /// The hash of the last line judged good.
+    pub fn head(&self) -> HashHex {
+        self.prev.map_or(GENESIS, |p| p.hash)
+    }
+
+    fn fail(
+        &mut self,
+        line: u64,
+        first_bad: u64,
+        kind: ProblemKind,
+        field: &'static str,
+        message: String,
+    ) {
+        self.problem = Some(Problem { line, first_bad_line: first_bad, kind, field, message });
+    }
+
+    fn fail_at_end(&mut self, kind: ProblemKind, field: &'static str, message: String) {
+        if self.problem.is_none() {
+            let at = self.verified + 1;
+            self.fail(at, at, kind, field, message);
+        }
+    }
+
+    fn check_truncation(&mut self) {
+        if let (None, Some((records, _))) = (&self.problem, self.checkpoint)
+            && self.verified < records
+        {
+            let at = self.verified + 1;
+            let message = format!(
+                "truncated: the ledger ends after line {} but the checkpoint recorded {records} \
+                 lines (lines {at}..{records} were cut off)",
+                self.verified
+            );
+            self.fail(at, at, ProblemKind::Truncated, "seq", message);
+        }
+    }
+
+    /// Judge line `k = verified + 1`, every line before it being good.
+    fn judge(&mut self, cur: LineFacts, next: Option<&LineFacts>) {
+        let k = self.verified + 1;
+        let prev_hash = self.head();
+        if let Some(fault) = cur.fault {
+            let (kind, field, message) = match fault {
+                LineFault::Shape(e) => (ProblemKind::Malformed, e.field(), format!("{e}")),
+                LineFault::NotIntact { stored, computed } => (
+                    ProblemKind::Modified,
+                    "hash",
+                    format!(
+                        "modified: the line hashes to `{}` but carries `{}`",
+                        computed.short(16),
+                        stored.short(16)
+                    ),
+                ),
+                LineFault::Oversized => (
+                    ProblemKind::Oversized,
+                    "record",
+                    format!("the line is {} bytes long: over the bound", cur.len),
+                ),
+                LineFault::RecordShape => (
+                    ProblemKind::Malformed,
+                    "record",
+                    "the embedded record is not a sealed record".to_string(),
+                ),
+                LineFault::RecordNotIntact { stored, computed } => (
+                    ProblemKind::RecordModified,
+                    "record.hash",
+                    format!(
+                        "the record was modified and the ledger line re-sealed: the record \
+                         hashes to `{}` but carries `{}`",
+                        computed.short(16),
+                        stored.short(16)
+                    ),
+                ),
+            };
+            return self.fail(k, k, kind, field, message);
+        }
+        let s = cur.seq;
+        if s != k {
+            let prev = self.prev;
+            let (line, kind, message) = if s + 1 == k && prev.is_some_and(|p| p.hash == cur.hash) {
+                (k, ProblemKind::Duplicated, format!("duplicated: line {k} repeats line {s}"))
+            } else if s + 1 == k && prev.is_some_and(|p| p.prev == cur.prev) {
+                (
+                    s,
+                    ProblemKind::Inserted,
+                    format!(
+                        "inserted: line {s} is not part of the ledger (line {k} carries seq {s} \
+                         and links where line {s} does: it is the original line {s})"
+                    ),
+                )
+            } else if s == k + 1 && next.is_some_and(|n| n.seq == k && n.prev == prev_hash) {
+                (
+                    k,
+                    ProblemKind::Swapped,
+                    format!(
+                        "reordered: lines {k} and {} were swapped (line {k} carries seq {s})",
+                        k + 1
+                    ),
+                )
+            } else if s > k && cur.prev != prev_hash {
+                let what = if s == k + 1 {
+                    format!("line {k} was deleted")
+                } else {
+                    format!("lines {k}..{} were deleted", s - 1)
+                };
+                (
+                    k,
+                    ProblemKind::Deleted,
+                    format!(
+                        "deleted: {what} (line {k} carries seq {s} and links to a missing line)"
+                    ),
+                )
+            } else {
+                (
+                    k,
+                    ProblemKind::OutOfPlace,
+                    format!(
+                        "out of place: line {k} carries seq {s} (a copy of another line, or one \
+                         moved or renumbered)"
+                    ),
+                )
+            };
+            return self.fail(line, k, kind, "seq", message);
+        }
+        if cur.prev != prev_hash {
+            let (line, kind, message) = if next.is_some_and(|n| n.seq == k && n.prev == prev_hash) {
+                (
+                    k,
+                    ProblemKind::Inserted,
+                    format!(
+                        "inserted: line {k} is not part of the ledger (line {} is the original line {k})",
+                        k + 1
+                    ),
+                )
+            } else if k == 1 {
+                (
+                    1,
+                    ProblemKind::BrokenLink,
+                    "the first line must link to GENESIS (64 zeros)".to_string(),
+                )
+            } else if next.is_none_or(|n| n.prev == cur.hash) {
+                (
+                    k - 1,
+                    ProblemKind::Rewritten,
+                    format!(
+                        "rewritten: line {} was changed and re-sealed (it hashes to `{}`, but \
+                         line {k} recorded `{}`)",
+                        k - 1,
+                        prev_hash.short(16),
+                        cur.prev.short(16)
+                    ),
+                )
+            } else {
+                (
+                    k,
+                    ProblemKind::Rewritten,
+                    format!(
+                        "rewritten: line {k} was changed and re-sealed (it no longer links to \
+                         line {} and line {} no longer links to it)",
+                        k - 1,
+                        k + 1
+                    ),
+                )
+            };
+            return self.fail(line, k, kind, "prev", message);
+        }
+        if let Some((records, head)) = self.checkpoint
+            && records == k
+            && head != cur.hash
+        {
+            return self.fail(
+                k,
+                k,
+                ProblemKind::CheckpointMismatch,
+                "hash",
+                format!(
+                    "rewritten: line {k} hashes to `{}` but the checkpoint recorded `{}` (the \
+                     ledger was rewritten up to here)",
+                    cur.hash.short(16),
+                    head.short(16)
+                ),
+            );
+        }
+        self.verified = k;
+        self.prev = Some(cur);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::build;
+    use opsg_core::seal;
+
+    fn ledger(n: u64) -> Vec<Vec<u8>> {
+        let mut prev = GENESIS;
+        let mut lines = Vec::new();
+        for seq in 1..=n {
+            let record =
+                seal::seal(format!("{{\"n\":{seq},\"prev\":\"{GENESIS}\"}}").as_bytes()).unwrap().0;
+            let (line, hash) = build(seq, "2026-11-22T06:24:23.123Z", &record, prev);
+            prev = hash;
+            lines.push(line);
+        }
+        lines
+    }
+
+    fn join(lines: &[Vec<u8>]) -> Vec<u8> {
+        lines.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect()
+    }
+
+    fn verify(bytes: &[u8]) -> Summary {
+        verify_reader(bytes, None, &Options { quiet: true, ..Options::default() }).unwrap()
+    }
+
+    #[test]
+    fn intact_ledgers_verify_including_lines_across_blocks() {
+        let lines = ledger(50);
+        let summary = verify(&join(&lines));
+        assert!(summary.ok(), "{summary:?}");
+        assert_eq!(summary.lines, 50);
+        assert_eq!(summary.head, seal::parts(&lines[49]).unwrap().hash);
+        let empty = verify(b"");
+        assert!(empty.ok());
+        assert_eq!((empty.lines, empty.head), (0, GENESIS));
+    }
+
+    #[test]
+    fn each_tampering_is_named_at_its_line() {
+        let lines = ledger(8);
+        let kind_at = |bytes: Vec<u8>| {
+            let p = verify(&bytes).problem.expect("tampering went unnoticed");
+            (p.kind, p.line)
+        };
+        let mut deleted = lines.clone();
+        deleted.remove(3);
+        assert_eq!(kind_at(join(&deleted)), (ProblemKind::Deleted, 4));
+        let mut swapped = lines.clone();
+        swapped.swap(3, 4);
+        assert_eq!(kind_at(join(&swapped)), (ProblemKind::Swapped, 4));
+        let mut dup = lines.clone();
+        dup.insert(4, lines[3].clone());
+        assert_eq!(kind_at(join(&dup)), (ProblemKind::Duplicated, 5));
+        let mut torn = join(&lines);
+        torn.truncate(torn.len() - 20);
+        let p = verify(&torn).problem.unwrap();
+        assert_eq!((p.kind, p.line), (ProblemKind::Torn, 8));
+    }
+
+    #[test]
+    fn oversized_lines_are_bounded() {
+        let lines = ledger(3);
+        let options = Options { quiet: true, max_line_bytes: 100, ..Options::default() };
+        let p = verify_reader(&join(&lines)[..], None, &options).unwrap().problem.unwrap();
+        assert_eq!((p.kind, p.line), (ProblemKind::Oversized, 1));
+    }
+}
