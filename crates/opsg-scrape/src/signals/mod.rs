@@ -2,6 +2,7 @@
 //! and bounded log tails. Each source reports "unavailable" with a reason instead of failing the
 //! scrape: partial telemetry is data.
 
+pub mod cgroup;
 pub mod host;
 pub mod logs;
 pub mod process;
@@ -73,6 +74,7 @@ pub fn collect(args: &SignalArgs, evidence: Option<&EvidenceStore>) -> Signals {
             obj.insert("processes".into(), serde_json::Value::Array(processes));
         }
     }
+    signals.cgroups = cgroup::collect_cgroups(&args.cgroup_root, &args.cgroups);
     for path in &args.logs {
         let (entry, stored) = logs::collect_log(path, evidence);
         signals.logs.push(entry);

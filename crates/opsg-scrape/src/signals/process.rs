@@ -291,7 +291,16 @@ mod tests {
             Ok(child) => child,
             Err(e) => panic!("cannot spawn sleep: {e}"),
         };
-        let out = collect_processes(Path::new("/proc"), &[name.clone()]);
+        // The kernel closes the exec-error pipe (so `spawn` returns) before it installs the new
+        // command line: wait, bounded, until the child's /proc entry shows the new program.
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        for _ in 0..200 {
+            if std::fs::read(&cmdline).is_ok_and(|c| c.starts_with(name.as_bytes())) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let out = collect_processes(Path::new("/proc"), std::slice::from_ref(&name));
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(out[0]["matched"], 1, "{}", out[0]);
