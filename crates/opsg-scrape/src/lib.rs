@@ -1,25 +1,433 @@
-//! opsg-scrape (skeleton; its issue builds it out).
+//! `opsg-scrape`: the first stage of the pipe. It reads vLLM `/metrics` endpoints (and recorded
+//! captures, and a Prometheus server's HTTP API, and host/GPU/log signals), and writes ONE sealed
+//! observation record that starts a new chain.
+//!
+//! Data flow: [`target`] (what to read) → [`fetch`] (HTTP, defensively) → `opsg_expo` (parse) →
+//! [`compact`] (check, normalize vLLM names, keep what triage needs) → [`scrape`] (many targets,
+//! several samples) → the record. [`promapi`] adds Prometheus query results and [`signals`] the
+//! non-exposition signals.
 
 use clap::{CommandFactory, Parser};
+use opsg_core::evidence::EvidenceStore;
+use opsg_core::kinds::observation::{ObservationBody, TargetStatus};
+use opsg_core::record::{Kind, Record, Stamp};
+use opsg_core::seal::GENESIS;
+use opsg_core::stream::ChainWriter;
+use opsg_core::time::{Timestamp, parse_duration_ms};
+use opsg_core::{Error, ExitStatus, Result};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub mod compact;
 pub mod fetch;
 pub mod normalize;
 pub mod promapi;
+pub mod scrape;
 pub mod signals;
 pub mod target;
 
-use opsg_core::{Error, ExitStatus, Result};
+pub use scrape::{Clock, ScrapeOptions, Scraped, scrape, scrape_targets};
+pub use target::{Source, Target};
+
+const EXAMPLES: &str = "Examples:
+  # One vLLM replica, three samples 10 s apart, into triage:
+  opsg-scrape --target http://10.0.0.7:8000/metrics --samples 3 --interval 10s | opsg-triage
+
+  # A labelled fleet from a targets file, raw payloads kept as evidence:
+  opsg-scrape --targets fleet.json --evidence-dir /var/lib/opsg/evidence > obs.jsonl
+
+  # Replay a recorded capture deterministically:
+  opsg-scrape --file capture.prom --now 2026-11-22T06:00:00Z --run-id run-replay
+
+  # Ask the Prometheus that already watches the fleet (range query over 10 minutes):
+  opsg-scrape --prometheus http://prometheus:9090 --query 'vllm:num_requests_waiting' --range 10m --step 30s
+
+  # Host pressure and a vLLM log tail alongside the replica:
+  opsg-scrape --target http://127.0.0.1:8000/metrics --host --log /var/log/vllm.log";
+
+const SELECTION: &str = "Series kept (records stay small): every `vllm:` family (V0 and V1 \
+names normalized to the current ones, the exposed name kept as `source_name`; `_created` \
+timestamps dropped), `process_*`, `DCGM_*`, `up`, and the node_exporter families incidents need \
+(memory, load, CPU, pressure, OOM kills, filesystem, disk, network errors). Add more with \
+`--keep GLOB` (`*` wildcard; `--keep '*'` keeps everything).";
+
+fn after_help() -> String {
+    format!("{EXAMPLES}\n\n{}", opsg_core::cli::exit_status_help())
+}
+
+fn duration(text: &str) -> std::result::Result<Duration, String> {
+    parse_duration_ms(text)
+        .map(|ms| Duration::from_millis(ms as u64))
+        .map_err(|e| e.message().to_string())
+}
+
+fn timestamp(text: &str) -> std::result::Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(text).map_err(|e| e.message().to_string())
+}
+
+/// Parse a byte size: `1048576`, `512KiB`, `64MiB`, `1GiB` (also `k`/`M`/`G` as powers of 1024).
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("`{text}` is not a size (try `64MiB`)"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "k" | "K" | "KiB" | "KB" => 1 << 10,
+        "M" | "MiB" | "MB" => 1 << 20,
+        "G" | "GiB" | "GB" => 1 << 30,
+        other => return Err(format!("`{text}`: unknown size unit `{other}`")),
+    };
+    n.checked_mul(factor).filter(|&v| v > 0).ok_or_else(|| format!("`{text}` is out of range"))
+}
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
-#[command(name = "opsg-scrape", version, about = "opsg-scrape", after_help = opsg_core::cli::exit_status_help())]
-pub struct Args {}
+#[command(
+    name = "opsg-scrape",
+    version,
+    about = "Scrape vLLM /metrics (and captures, Prometheus, host signals) into one observation record",
+    long_about = None,
+    after_help = after_help(),
+)]
+pub struct Args {
+    /// A /metrics URL to scrape (repeatable).
+    #[arg(long = "target", value_name = "URL")]
+    pub targets: Vec<String>,
+
+    /// A JSON targets file (schemas/targets.schema.json): names, URLs and labels (deployment,
+    /// role canary/stable, route, node).
+    #[arg(long = "targets", value_name = "FILE")]
+    pub targets_file: Option<PathBuf>,
+
+    /// A recorded exposition capture to replay (repeatable; `-` reads stdin). Marks the record as
+    /// a replay and its samples stale.
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+
+    /// A Prometheus-compatible HTTP API base URL to query (with --query).
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+
+    /// A PromQL expression for --prometheus (repeatable).
+    #[arg(long = "query", value_name = "PROMQL", requires = "prometheus")]
+    pub queries: Vec<String>,
+
+    /// Make the queries range queries over this window ending now (e.g. `10m`).
+    #[arg(long, value_name = "DURATION", value_parser = duration, requires = "prometheus")]
+    pub range: Option<Duration>,
+
+    /// Resolution of range queries (default: the range / 60, at least 1 s).
+    #[arg(long, value_name = "DURATION", value_parser = duration, requires = "range")]
+    pub step: Option<Duration>,
+
+    /// Samples per target, `--interval` apart (rates and trends need at least 2).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub samples: u32,
+
+    /// Time between samples.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub interval: Duration,
+
+    /// Bound on one HTTP attempt (connect, answer and body).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub timeout: Duration,
+
+    /// Bound on connecting.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = duration)]
+    pub connect_timeout: Duration,
+
+    /// Extra attempts after a transient failure (refused, timeout, 5xx), with exponential backoff.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub retries: u32,
+
+    /// First backoff between attempts (doubles each time, at most 8 s).
+    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = duration)]
+    pub backoff: Duration,
+
+    /// Largest payload accepted per scrape, after decompression (`64MiB`); a larger one is
+    /// recorded as an error after reading one byte past the cap.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub max_bytes: u64,
+
+    /// Targets scraped at once.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub concurrency: u64,
+
+    /// A payload whose own timestamps are older than this marks its sample stale.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration)]
+    pub stale_after: Duration,
+
+    /// Also keep families matching this glob (repeatable; `*` keeps all). See the selection below.
+    #[arg(long, value_name = "GLOB", long_help = format!("Also keep families matching this glob (repeatable).\n\n{SELECTION}"))]
+    pub keep: Vec<String>,
+
+    /// Store raw payloads here, content-addressed (DIR/sha256/<hex>), referenced from the record.
+    #[arg(long, value_name = "DIR")]
+    pub evidence_dir: Option<PathBuf>,
+
+    /// Freeze the clock at this RFC 3339 time (replays, golden tests): samples are at NOW +
+    /// k×interval and durations read 0.
+    #[arg(long, value_name = "RFC3339", value_parser = timestamp)]
+    pub now: Option<Timestamp>,
+
+    /// Use this run (correlation) id instead of a fresh one.
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+
+    /// Collect host signals from procfs (CPU, memory, PSI, load, disk, OOM kills).
+    #[arg(long)]
+    pub host: bool,
+
+    /// Per-process RSS, threads and fds for processes with this name (repeatable).
+    #[arg(long = "process", value_name = "NAME")]
+    pub processes: Vec<String>,
+
+    /// Collect GPU state through NVML (reported unavailable, with why, without a GPU).
+    #[arg(long)]
+    pub gpu: bool,
+
+    /// cgroup v2 memory/CPU/pressure stats of this service (repeatable).
+    #[arg(long = "cgroup", value_name = "NAME")]
+    pub cgroups: Vec<String>,
+
+    /// Read active alerts from this Alertmanager (API v2).
+    #[arg(long, value_name = "URL")]
+    pub alertmanager: Option<String>,
+
+    /// Read an Alertmanager webhook payload from a file (`-` for stdin).
+    #[arg(long, value_name = "PATH")]
+    pub alerts_file: Option<PathBuf>,
+
+    /// Tail this log (bounded) and count error signatures (repeatable).
+    #[arg(long = "log", value_name = "PATH")]
+    pub logs: Vec<PathBuf>,
+
+    /// Root of procfs.
+    #[arg(long, value_name = "DIR", default_value = "/proc")]
+    pub proc_root: PathBuf,
+
+    /// Root of the cgroup v2 hierarchy.
+    #[arg(long, value_name = "DIR", default_value = "/sys/fs/cgroup")]
+    pub cgroup_root: PathBuf,
+
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
 
 /// The clap command (for man pages and completions).
 pub fn command() -> clap::Command {
     Args::command()
 }
 
-/// Run the tool.
-pub fn run(_args: Args) -> Result<ExitStatus> {
-    Err(Error::usage("opsg-scrape is not built yet"))
+impl Args {
+    fn signal_args(&self) -> signals::SignalArgs {
+        signals::SignalArgs {
+            host: self.host,
+            processes: self.processes.clone(),
+            gpu: self.gpu,
+            cgroups: self.cgroups.clone(),
+            alertmanager: self.alertmanager.clone(),
+            alerts_file: self.alerts_file.clone(),
+            logs: self.logs.clone(),
+            proc_root: self.proc_root.clone(),
+            cgroup_root: self.cgroup_root.clone(),
+            ..signals::SignalArgs::default()
+        }
+    }
+
+    fn wants_signals(&self) -> bool {
+        self.host
+            || self.gpu
+            || !self.processes.is_empty()
+            || !self.cgroups.is_empty()
+            || self.alertmanager.is_some()
+            || self.alerts_file.is_some()
+            || !self.logs.is_empty()
+    }
+
+    /// The targets named on the command line and in the targets file, with unique names.
+    pub fn collect_targets(&self) -> Result<Vec<Target>> {
+        let mut targets = Vec::new();
+        let mut explicit = Vec::new();
+        if let Some(path) = &self.targets_file {
+            for t in target::load_targets_file(path)? {
+                targets.push(t);
+                explicit.push(true);
+            }
+        }
+        for url in &self.targets {
+            targets.push(Target::http(url)?);
+            explicit.push(false);
+        }
+        let stdin_count = self.files.iter().filter(|p| p.as_os_str() == "-").count();
+        if stdin_count > 1 {
+            return Err(Error::usage("`--file -` (stdin) can be given only once"));
+        }
+        if stdin_count == 1 && self.alerts_file.as_ref().is_some_and(|p| p.as_os_str() == "-") {
+            return Err(Error::usage("stdin cannot be both `--file -` and `--alerts-file -`"));
+        }
+        for path in &self.files {
+            targets.push(Target::file(path));
+            explicit.push(false);
+        }
+        target::dedupe_names(&mut targets, &explicit).map_err(|e| match &self.targets_file {
+            Some(p) => e.in_source(p.display().to_string()),
+            None => e,
+        })?;
+        Ok(targets)
+    }
+}
+
+fn status_name(status: TargetStatus) -> &'static str {
+    match status {
+        TargetStatus::Up => "up",
+        TargetStatus::Down => "down",
+        TargetStatus::Timeout => "timeout",
+        TargetStatus::Error => "error",
+    }
+}
+
+/// Run the tool: scrape, query, collect signals, write one observation record on stdout.
+pub fn run(args: Args) -> Result<ExitStatus> {
+    let targets = args.collect_targets()?;
+    if targets.is_empty() && args.prometheus.is_none() && !args.wants_signals() {
+        return Err(Error::usage(
+            "nothing to scrape: give --target, --targets, --file, --prometheus or a signal flag (--host, --gpu, --log, …)",
+        ));
+    }
+    if let Some(url) = &args.prometheus {
+        target::check_url(url)?;
+        if args.queries.is_empty() {
+            return Err(Error::usage("--prometheus needs at least one --query"));
+        }
+    }
+    if let Some(id) = &args.run_id
+        && (id.is_empty() || id.len() > 200)
+    {
+        return Err(Error::usage("--run-id must be 1 to 200 characters"));
+    }
+    let clock = args.now.map_or(Clock::System, Clock::Frozen);
+    let evidence = args.evidence_dir.as_ref().map(EvidenceStore::new);
+    let http = fetch::HttpOptions {
+        connect_timeout: args.connect_timeout,
+        timeout: args.timeout,
+        retries: args.retries,
+        backoff: args.backoff,
+        max_bytes: args.max_bytes,
+        ..fetch::HttpOptions::default()
+    };
+    let options = ScrapeOptions {
+        http: http.clone(),
+        samples: args.samples,
+        interval: args.interval,
+        clock,
+        keep: normalize::Keep::with_extra(&args.keep),
+        stale_after_ms: args.stale_after.as_millis() as i64,
+        concurrency: args.concurrency as usize,
+        evidence: evidence.clone(),
+        quiet: args.quiet,
+    };
+    let scraped = if targets.is_empty() { Scraped::default() } else { scrape(&targets, &options)? };
+
+    let mut queries = Vec::new();
+    if let Some(endpoint) = &args.prometheus {
+        let agent = fetch::agent(&http);
+        let kind = match args.range {
+            Some(range) => {
+                let range_ms = range.as_millis() as i64;
+                let step_ms =
+                    args.step.map_or((range_ms / 60).max(1000), |s| (s.as_millis() as i64).max(1));
+                promapi::QueryKind::Range { end: clock.now(), range_ms, step_ms }
+            }
+            None => promapi::QueryKind::Instant { at: args.now },
+        };
+        for q in &args.queries {
+            queries.push(promapi::query(&agent, endpoint, q, kind, &http));
+        }
+    }
+
+    let signals = if args.wants_signals() {
+        signals::collect(&args.signal_args(), evidence.as_ref())
+    } else {
+        signals::Signals::default()
+    };
+
+    let now = clock.now();
+    let mut window = scraped.window.clone();
+    if window.start.is_empty() {
+        window.start = now.to_rfc3339();
+        window.end = window.start.clone();
+    }
+    let interval_s = if args.samples > 1 { args.interval.as_secs_f64() } else { 0.0 };
+    for t in &scraped.targets {
+        if t.status != TargetStatus::Up {
+            opsg_core::cli::warn(format!(
+                "target `{}` is {}: {}",
+                t.name,
+                status_name(t.status),
+                t.reason.as_deref().unwrap_or("no reason")
+            ));
+        }
+    }
+    for q in &queries {
+        if q.status != "ok" {
+            opsg_core::cli::warn(format!(
+                "query `{}` failed: {}",
+                q.query,
+                q.reason.as_deref().unwrap_or("no reason")
+            ));
+        }
+    }
+    let body = ObservationBody {
+        window,
+        interval_s,
+        targets: scraped.targets,
+        queries,
+        host: signals.host,
+        gpus: signals.gpus,
+        cgroups: signals.cgroups,
+        alerts: signals.alerts,
+        logs: signals.logs,
+    };
+    let stamp = Stamp { tool: "opsg-scrape", version: env!("CARGO_PKG_VERSION"), now };
+    let run = args.run_id.clone().unwrap_or_else(|| opsg_core::record::new_run_id(now));
+    let mut record = Record::new(Kind::Observation, &stamp, run, None, body);
+    record.envelope.replay = targets.iter().any(|t| t.source.is_replay());
+    record.envelope.evidence = scraped.evidence;
+    for e in signals.evidence {
+        if !record.envelope.evidence.iter().any(|x| x.sha256 == e.sha256) {
+            record.envelope.evidence.push(e);
+        }
+    }
+    let stdout = std::io::stdout();
+    let mut writer = ChainWriter::new(stdout.lock(), GENESIS);
+    writer.append(&mut record)?;
+    writer.finish()?;
+    Ok(ExitStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_is_well_formed() {
+        command().debug_assert();
+        let help = command().render_long_help().to_string();
+        assert!(help.contains("Examples:\n"), "{help}");
+        assert!(help.contains("Exit status:"), "{help}");
+        assert!(help.contains("Series kept"), "{help}");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("2k").unwrap(), 2048);
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("99999999999999G").is_err());
+    }
 }

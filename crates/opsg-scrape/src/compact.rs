@@ -1,0 +1,551 @@
+//! From a parsed exposition to the compact series a record carries.
+//!
+//! One payload becomes a list of [`Reading`]s: a series identity (normalized name, labels, type,
+//! bucket bounds) and one [`Point`]. Readings of successive samples are merged into [`Series`] by
+//! identity. Along the way the payload is checked the way a careful scraper must: a series exposed
+//! twice, or a histogram whose cumulative buckets go down, makes the whole sample an error (the
+//! values cannot be trusted, and OpenMetrics says an invalid exposition is erroneous in its
+//! entirety), with a reason naming the series and the line.
+
+use crate::normalize::{self, Keep};
+use opsg_core::float::Float;
+use opsg_core::kinds::observation::{MetricType, Point, Series};
+use opsg_expo::{Exposition, MetricFamily, MetricKind, Sample};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// What identifies a series across samples.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    /// Normalized name.
+    pub name: String,
+    /// Labels (without `le`).
+    pub labels: BTreeMap<String, String>,
+    /// Bucket bounds as text (histograms only): a changed bucket layout is a new series.
+    pub le: Vec<String>,
+}
+
+/// One series' value in one sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// Identity.
+    pub key: SeriesKey,
+    /// Exposed name, when normalization changed it.
+    pub source_name: Option<String>,
+    /// Type.
+    pub metric_type: MetricType,
+    /// Bucket upper bounds (histograms).
+    pub le: Vec<Float>,
+    /// The value.
+    pub point: Point,
+    /// The exposition's own timestamp, if it carried one (ms).
+    pub exposed_at: Option<i64>,
+}
+
+/// Reduce a parsed exposition to the kept readings; `at` is the sample time (ms), used for points
+/// without their own timestamp. Errors are reasons for the record.
+pub fn readings(expo: &Exposition<'_>, at: i64, keep: &Keep) -> Result<Vec<Reading>, String> {
+    check_duplicates(expo)?;
+    let exposed: HashSet<&str> = expo
+        .families
+        .iter()
+        .flat_map(|f| {
+            std::iter::once(f.name.as_ref()).chain(f.samples.iter().map(|s| s.name.as_ref()))
+        })
+        .collect();
+    let present = |name: &str| exposed.contains(name);
+    let mut out = Vec::new();
+    for family in &expo.families {
+        if family.samples.is_empty() {
+            continue;
+        }
+        match family.kind {
+            MetricKind::Histogram | MetricKind::GaugeHistogram => {
+                if !keep.keeps(&family.name) || normalize::superseded(&family.name, &present) {
+                    continue;
+                }
+                histogram_readings(family, at, &mut out)?;
+            }
+            _ => {
+                for sample in &family.samples {
+                    if !(keep.keeps(&family.name) || keep.keeps(&sample.name))
+                        || normalize::superseded(&sample.name, &present)
+                        || normalize::superseded(&family.name, &present)
+                    {
+                        continue;
+                    }
+                    // A counter's or summary's `_created` is its start time, not a signal.
+                    if matches!(family.kind, MetricKind::Counter | MetricKind::Summary)
+                        && sample.name.ends_with("_created")
+                    {
+                        continue;
+                    }
+                    out.push(scalar_reading(family, sample, at));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn metric_type(kind: MetricKind) -> MetricType {
+    match kind {
+        MetricKind::Counter => MetricType::Counter,
+        MetricKind::Gauge | MetricKind::Info | MetricKind::StateSet => MetricType::Gauge,
+        MetricKind::Histogram | MetricKind::GaugeHistogram => MetricType::Histogram,
+        MetricKind::Summary => MetricType::Summary,
+        MetricKind::Unknown => MetricType::Untyped,
+    }
+}
+
+fn labels_of(sample: &Sample<'_>, skip: &str) -> BTreeMap<String, String> {
+    sample
+        .labels
+        .iter()
+        // An empty label value is the same as the label being absent (Prometheus, OpenMetrics).
+        .filter(|(n, v)| n != skip && !v.is_empty())
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+fn scalar_reading(family: &MetricFamily<'_>, sample: &Sample<'_>, at: i64) -> Reading {
+    let exposed = sample.name.as_ref();
+    let current = normalize::current_name(exposed).map(str::to_string).or_else(|| {
+        // A renamed family whose samples carry suffixes (summary `_sum`, say).
+        normalize::current_name(&family.name)
+            .map(|new| format!("{new}{}", exposed.strip_prefix(family.name.as_ref()).unwrap_or("")))
+    });
+    let name = current.clone().unwrap_or_else(|| exposed.to_string());
+    Reading {
+        key: SeriesKey { name, labels: labels_of(sample, ""), le: Vec::new() },
+        source_name: current.map(|_| exposed.to_string()),
+        metric_type: metric_type(family.kind),
+        le: Vec::new(),
+        point: Point {
+            t: sample.timestamp_ms.unwrap_or(at),
+            v: Some(Float(sample.value)),
+            count: None,
+            sum: None,
+            buckets: Vec::new(),
+        },
+        exposed_at: sample.timestamp_ms,
+    }
+}
+
+#[derive(Default)]
+struct HistogramParts {
+    buckets: Vec<(f64, String, f64, u32)>,
+    sum: Option<f64>,
+    count: Option<f64>,
+    timestamp: Option<i64>,
+    first_line: u32,
+    labels: BTreeMap<String, String>,
+}
+
+fn histogram_readings(
+    family: &MetricFamily<'_>,
+    at: i64,
+    out: &mut Vec<Reading>,
+) -> Result<(), String> {
+    let base = family.name.as_ref();
+    let (sum_suffix, count_suffix) = match family.kind {
+        MetricKind::GaugeHistogram => ("_gsum", "_gcount"),
+        _ => ("_sum", "_count"),
+    };
+    let mut order: Vec<BTreeMap<String, String>> = Vec::new();
+    let mut parts: HashMap<BTreeMap<String, String>, HistogramParts> = HashMap::new();
+    for sample in &family.samples {
+        let suffix = sample.name.strip_prefix(base).unwrap_or("");
+        let labels = labels_of(sample, "le");
+        let entry = parts.entry(labels.clone()).or_insert_with(|| {
+            order.push(labels.clone());
+            HistogramParts { first_line: sample.line, labels, ..HistogramParts::default() }
+        });
+        if entry.timestamp.is_none() {
+            entry.timestamp = sample.timestamp_ms;
+        }
+        match suffix {
+            "_bucket" => {
+                let Some(le_text) = sample.label("le") else {
+                    return Err(format!(
+                        "histogram `{base}`: bucket without an `le` label (line {})",
+                        sample.line
+                    ));
+                };
+                let Some(le) = parse_le(le_text) else {
+                    return Err(format!(
+                        "histogram `{base}`: `le=\"{le_text}\"` is not a number (line {})",
+                        sample.line
+                    ));
+                };
+                entry.buckets.push((le, le_text.to_string(), sample.value, sample.line));
+            }
+            s if s == sum_suffix => entry.sum = Some(sample.value),
+            s if s == count_suffix => entry.count = Some(sample.value),
+            _ => {} // `_created`: the start time, not a signal.
+        }
+    }
+    let current = normalize::current_name(base);
+    let name = current.unwrap_or(base).to_string();
+    for labels in order {
+        let Some(mut h) = parts.remove(&labels) else { continue };
+        let shown = series_text(base, &h.labels);
+        if h.buckets.is_empty() {
+            return Err(format!("histogram `{shown}` has no buckets (line {})", h.first_line));
+        }
+        h.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for pair in h.buckets.windows(2) {
+            let (lo, hi) = (&pair[0], &pair[1]);
+            if lo.0 == hi.0 {
+                return Err(format!(
+                    "histogram `{shown}` repeats the bucket le=\"{}\" (lines {} and {})",
+                    hi.1, lo.3, hi.3
+                ));
+            }
+            // NaN counts fail this comparison too, as they should.
+            if hi.2 < lo.2 || hi.2.is_nan() {
+                return Err(format!(
+                    "histogram `{shown}` has non-monotonic buckets: le=\"{}\" counts {} but le=\"{}\" counts {} (line {})",
+                    hi.1, hi.2, lo.1, lo.2, hi.3
+                ));
+            }
+        }
+        let last = h.buckets[h.buckets.len() - 1].clone();
+        if last.0 != f64::INFINITY {
+            return Err(format!(
+                "histogram `{shown}` has no le=\"+Inf\" bucket (line {})",
+                h.first_line
+            ));
+        }
+        let count = h.count.unwrap_or(last.2);
+        out.push(Reading {
+            key: SeriesKey {
+                name: name.clone(),
+                labels: h.labels,
+                le: h.buckets.iter().map(|b| canonical_le(b.0)).collect(),
+            },
+            source_name: current.map(|_| base.to_string()),
+            metric_type: MetricType::Histogram,
+            le: h.buckets.iter().map(|b| Float(b.0)).collect(),
+            point: Point {
+                t: h.timestamp.unwrap_or(at),
+                v: None,
+                count: Some(Float(count)),
+                sum: h.sum.map(Float),
+                buckets: h.buckets.iter().map(|b| Float(b.2)).collect(),
+            },
+            exposed_at: h.timestamp,
+        });
+    }
+    Ok(())
+}
+
+fn parse_le(text: &str) -> Option<f64> {
+    match text.trim() {
+        "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
+        t => t.parse::<f64>().ok().filter(|v| !v.is_nan()),
+    }
+}
+
+fn canonical_le(v: f64) -> String {
+    if v == f64::INFINITY { "+Inf".into() } else { format!("{v:?}") }
+}
+
+fn series_text(name: &str, labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return name.to_string();
+    }
+    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    format!("{name}{{{}}}", inner.join(","))
+}
+
+/// A sample's name and sorted labels, borrowed from the parse.
+type SeriesId<'e> = (&'e str, Vec<(&'e str, &'e str)>);
+
+/// A series exposed twice in one payload has no single value: refuse the sample.
+fn check_duplicates(expo: &Exposition<'_>) -> Result<(), String> {
+    let mut seen: HashMap<SeriesId<'_>, u32> = HashMap::new();
+    for sample in expo.samples() {
+        let mut labels: Vec<(&str, &str)> = sample
+            .labels
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(n, v)| (n.as_ref(), v.as_ref()))
+            .collect();
+        labels.sort_unstable();
+        if let Some(first) = seen.insert((sample.name.as_ref(), labels), sample.line) {
+            let labels: BTreeMap<String, String> = sample
+                .labels
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            return Err(format!(
+                "duplicate series `{}` (lines {first} and {})",
+                series_text(&sample.name, &labels),
+                sample.line
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Merges readings of successive samples into series, in first-seen order.
+#[derive(Debug, Default)]
+pub struct SeriesSet {
+    index: HashMap<SeriesKey, usize>,
+    series: Vec<Series>,
+}
+
+impl SeriesSet {
+    /// Add one sample's readings.
+    pub fn add(&mut self, readings: Vec<Reading>) {
+        for r in readings {
+            match self.index.get(&r.key) {
+                Some(&i) => self.series[i].points.push(r.point),
+                None => {
+                    self.index.insert(r.key.clone(), self.series.len());
+                    self.series.push(Series {
+                        name: r.key.name,
+                        source_name: r.source_name,
+                        metric_type: r.metric_type,
+                        labels: r.key.labels,
+                        le: r.le,
+                        points: vec![r.point],
+                    });
+                }
+            }
+        }
+    }
+
+    /// The merged series.
+    pub fn into_series(self) -> Vec<Series> {
+        self.series
+    }
+}
+
+/// A payload reduced: how it was read and what it held.
+#[derive(Debug)]
+pub struct Reduced {
+    /// The format it was parsed as.
+    pub format: opsg_expo::Format,
+    /// Its media type (the `Content-Type`, else the detected format's), for the evidence store.
+    pub media_type: String,
+    /// The kept readings, or why the payload was refused.
+    pub readings: Result<Vec<Reading>, String>,
+}
+
+/// Detect the format (from `Content-Type`, else the body), parse strictly, check and reduce.
+pub fn reduce(bytes: &[u8], content_type: Option<&str>, at: i64, keep: &Keep) -> Reduced {
+    let format = opsg_expo::detect_format(content_type, bytes);
+    let media_type = content_type.map(str::to_string).unwrap_or_else(|| {
+        match format {
+            opsg_expo::Format::OpenMetrics => "application/openmetrics-text; version=1.0.0",
+            opsg_expo::Format::PrometheusText => "text/plain; version=0.0.4",
+        }
+        .to_string()
+    });
+    let readings = check_utf8(bytes).and_then(|()| {
+        let expo = opsg_expo::parse(bytes, &opsg_expo::ParseOptions::new(format)).map_err(|e| {
+            format!("invalid exposition ({format}): line {}:{}: {}", e.line, e.column, e.message)
+        })?;
+        readings(&expo, at, keep)
+    });
+    Reduced { format, media_type, readings }
+}
+
+/// Exposition formats are UTF-8; name the first bad byte by line and column.
+fn check_utf8(bytes: &[u8]) -> Result<(), String> {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+            let column =
+                good.len() - good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+            Err(format!(
+                "invalid UTF-8 at line {line}:{column} (byte 0x{:02x}): expositions are UTF-8",
+                bytes[e.valid_up_to()]
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/scrape")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    fn reduce_text(text: &str) -> Result<Vec<Reading>, String> {
+        reduce(text.as_bytes(), Some("text/plain; version=0.0.4"), 1_000, &Keep::default()).readings
+    }
+
+    fn find<'r>(readings: &'r [Reading], name: &str) -> Vec<&'r Reading> {
+        readings.iter().filter(|r| r.key.name == name).collect()
+    }
+
+    #[test]
+    fn v0_capture_is_normalized() {
+        let r =
+            reduce(&fixture("vllm_metrics_v0_opt125m_datadog.txt"), None, 1_000, &Keep::default())
+                .readings
+                .unwrap();
+        // gpu_cache_usage_perc is reported under its current name, the old one kept.
+        let kv = find(&r, "vllm:kv_cache_usage_perc");
+        assert_eq!(kv.len(), 1);
+        assert_eq!(kv[0].source_name.as_deref(), Some("vllm:gpu_cache_usage_perc"));
+        assert_eq!(kv[0].key.labels["model_name"], "facebook/opt-125m");
+        assert!(find(&r, "vllm:gpu_cache_usage_perc").is_empty());
+        let itl = find(&r, "vllm:inter_token_latency_seconds");
+        assert_eq!(itl.len(), 1);
+        assert_eq!(itl[0].metric_type, MetricType::Histogram);
+        assert_eq!(itl[0].source_name.as_deref(), Some("vllm:time_per_output_token_seconds"));
+        let h = find(&r, "vllm:time_to_first_token_seconds");
+        assert_eq!(h.len(), 1);
+        let h = h[0];
+        assert_eq!(h.le.last(), Some(&Float(f64::INFINITY)));
+        assert_eq!(h.le.len(), h.point.buckets.len());
+        // The +Inf bucket equals _count.
+        assert_eq!(h.point.buckets.last(), h.point.count.as_ref());
+        // Python GC series are not kept by default; process_* are.
+        assert!(r.iter().all(|x| !x.key.name.starts_with("python_")));
+        assert!(!find(&r, "process_resident_memory_bytes").is_empty());
+    }
+
+    #[test]
+    fn node_exporter_capture_keeps_only_the_selection() {
+        let r = reduce(&fixture("node_exporter_e2e-output.txt"), None, 1_000, &Keep::default())
+            .readings
+            .unwrap();
+        assert!(!r.is_empty());
+        let keep = Keep::default();
+        assert!(r.iter().all(|x| keep.keeps(&x.key.name)), "only selected families");
+        let avail = find(&r, "node_memory_MemAvailable_bytes");
+        assert_eq!(avail.len(), 1);
+        assert!(!find(&r, "node_load1").is_empty());
+        let all = reduce(
+            &fixture("node_exporter_e2e-output.txt"),
+            None,
+            1_000,
+            &Keep::with_extra(&["*".into()]),
+        )
+        .readings
+        .unwrap();
+        assert!(all.len() > r.len() * 5, "{} vs {}", all.len(), r.len());
+    }
+
+    #[test]
+    fn dcgm_capture_is_kept() {
+        let r = reduce(
+            &fixture("dcgm_exporter_t4_datadog_serve_metrics.txt"),
+            None,
+            1_000,
+            &Keep::default(),
+        )
+        .readings
+        .unwrap();
+        assert!(r.iter().any(|x| x.key.name.starts_with("DCGM_FI_")), "{r:?}");
+    }
+
+    #[test]
+    fn elided_docs_example_is_refused_with_a_line() {
+        let red = reduce(
+            &fixture("vllm_metrics_v1_docs_design_example_elided.txt"),
+            None,
+            1_000,
+            &Keep::default(),
+        );
+        let err = red.readings.unwrap_err();
+        assert!(err.contains("invalid exposition") && err.contains("line "), "{err}");
+    }
+
+    #[test]
+    fn truncated_histogram_is_refused() {
+        let red = reduce(
+            &fixture("vllm_metrics_v0_qwen2.5coder_aibrix_partial.txt"),
+            None,
+            1_000,
+            &Keep::default(),
+        );
+        let err = red.readings.unwrap_err();
+        assert!(err.contains("+Inf") || err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_series_is_refused() {
+        let err = reduce_text("# TYPE a gauge\na{x=\"1\"} 1\na{x=\"1\"} 2\n").unwrap_err();
+        assert!(err.contains("duplicate series `a{x=\"1\"}`"), "{err}");
+    }
+
+    #[test]
+    fn non_monotonic_histogram_is_refused() {
+        let text = "# TYPE vllm:e2e_request_latency_seconds histogram\n\
+            vllm:e2e_request_latency_seconds_bucket{le=\"0.5\"} 9\n\
+            vllm:e2e_request_latency_seconds_bucket{le=\"1.0\"} 7\n\
+            vllm:e2e_request_latency_seconds_bucket{le=\"+Inf\"} 9\n\
+            vllm:e2e_request_latency_seconds_count 9\n\
+            vllm:e2e_request_latency_seconds_sum 4.5\n";
+        let err = reduce_text(text).unwrap_err();
+        assert!(err.contains("non-monotonic") || err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn non_utf8_is_refused_with_position() {
+        let red = reduce(b"a 1\nb\xff 2\n", None, 0, &Keep::with_extra(&["*".into()]));
+        let err = red.readings.unwrap_err();
+        assert!(err.contains("UTF-8") && err.contains("line 2:2"), "{err}");
+    }
+
+    #[test]
+    fn both_spellings_keep_only_the_current_one() {
+        let text = "# TYPE vllm:gpu_cache_usage_perc gauge\nvllm:gpu_cache_usage_perc{engine=\"0\"} 0.5\n\
+            # TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc{engine=\"0\"} 0.5\n";
+        let r = reduce_text(text).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].key.name, "vllm:kv_cache_usage_perc");
+        assert_eq!(r[0].source_name, None);
+    }
+
+    #[test]
+    fn openmetrics_counters_and_created() {
+        let text = "# TYPE vllm:prompt_tokens counter\nvllm:prompt_tokens_total{engine=\"0\"} 12.0\n\
+            vllm:prompt_tokens_created{engine=\"0\"} 1.7e9\n# EOF\n";
+        let red = reduce(
+            text.as_bytes(),
+            Some("application/openmetrics-text; version=1.0.0"),
+            5,
+            &Keep::default(),
+        );
+        assert_eq!(red.format, opsg_expo::Format::OpenMetrics);
+        let r = red.readings.unwrap();
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].key.name, "vllm:prompt_tokens_total");
+        assert_eq!(r[0].metric_type, MetricType::Counter);
+        assert_eq!(
+            r[0].point,
+            Point { t: 5, v: Some(Float(12.0)), count: None, sum: None, buckets: vec![] }
+        );
+    }
+
+    #[test]
+    fn series_merge_across_samples() {
+        let mut set = SeriesSet::default();
+        set.add(
+            reduce_text("# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting 1\n")
+                .unwrap(),
+        );
+        set.add(
+            reduce_text("# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting 4\n")
+                .unwrap(),
+        );
+        let series = set.into_series();
+        assert_eq!(series.len(), 1);
+        let values: Vec<f64> = series[0].points.iter().map(|p| p.v.unwrap().0).collect();
+        assert_eq!(values, [1.0, 4.0]);
+    }
+}

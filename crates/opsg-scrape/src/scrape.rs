@@ -1,0 +1,280 @@
+//! Scraping many targets over a window: the library entry point ([`scrape_targets`]) that
+//! `opsg-scrape` and `opsg-verify` share.
+//!
+//! Sample `k` of every target is taken in one parallel round (a bounded rayon pool), so the rounds
+//! line up in time across the fleet; rounds are `interval` apart. A target that fails is recorded
+//! with its status and reason and the others go on: partial failure is data.
+
+use crate::compact::{self, SeriesSet};
+use crate::fetch::{self, HttpOptions};
+use crate::normalize::Keep;
+use crate::target::{Source, Target};
+use opsg_core::evidence::EvidenceStore;
+use opsg_core::kinds::observation::{SampleInfo, TargetObservation, TargetStatus, Window};
+use opsg_core::record::EvidenceRef;
+use opsg_core::time::Timestamp;
+use opsg_core::{Error, Result};
+use rayon::prelude::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Where time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The system clock; durations are measured.
+    System,
+    /// A frozen clock (`--now`): sample `k` is at `now + k × interval` and durations read 0, so a
+    /// replay with the same input writes the same bytes.
+    Frozen(Timestamp),
+}
+
+impl Clock {
+    /// The clock's idea of now.
+    pub fn now(&self) -> Timestamp {
+        match self {
+            Clock::System => Timestamp::now(),
+            Clock::Frozen(t) => *t,
+        }
+    }
+
+    fn sample_time(&self, k: u32, interval: Duration) -> Timestamp {
+        match self {
+            Clock::System => Timestamp::now(),
+            Clock::Frozen(t) => t.plus_millis(interval.as_millis() as i64 * i64::from(k)),
+        }
+    }
+
+    fn elapsed_ms(&self, started: Instant) -> f64 {
+        match self {
+            Clock::System => started.elapsed().as_secs_f64() * 1000.0,
+            Clock::Frozen(_) => 0.0,
+        }
+    }
+}
+
+/// How to scrape.
+#[derive(Debug, Clone)]
+pub struct ScrapeOptions {
+    /// HTTP behaviour (timeouts, retries, body cap).
+    pub http: HttpOptions,
+    /// Samples per target (at least 1).
+    pub samples: u32,
+    /// Time between samples.
+    pub interval: Duration,
+    /// The clock.
+    pub clock: Clock,
+    /// Which families travel in the record.
+    pub keep: Keep,
+    /// A payload timestamp older than this (ms) before the sample time marks the sample stale.
+    pub stale_after_ms: i64,
+    /// Targets scraped at once.
+    pub concurrency: usize,
+    /// Where raw payloads go, content-addressed; `None` keeps none.
+    pub evidence: Option<EvidenceStore>,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+impl Default for ScrapeOptions {
+    fn default() -> ScrapeOptions {
+        ScrapeOptions {
+            http: HttpOptions::default(),
+            samples: 1,
+            interval: Duration::from_secs(10),
+            clock: Clock::System,
+            keep: Keep::default(),
+            stale_after_ms: 5 * 60_000,
+            concurrency: 16,
+            evidence: None,
+            quiet: true,
+        }
+    }
+}
+
+/// What a scrape produced.
+#[derive(Debug, Clone, Default)]
+pub struct Scraped {
+    /// One observation per target, in the order given.
+    pub targets: Vec<TargetObservation>,
+    /// Raw payloads stored (deduplicated), for the envelope.
+    pub evidence: Vec<EvidenceRef>,
+    /// First and last sample time.
+    pub window: Window,
+}
+
+/// Scrape `targets` and return one observation each (see [`scrape`] for evidence and window).
+pub fn scrape_targets(targets: &[Target], opts: &ScrapeOptions) -> Result<Vec<TargetObservation>> {
+    scrape(targets, opts).map(|s| s.targets)
+}
+
+struct SampleOutcome {
+    info: SampleInfo,
+    readings: Option<Vec<compact::Reading>>,
+    evidence: Option<EvidenceRef>,
+}
+
+/// Scrape every target `opts.samples` times. Fails only on local trouble (a capture file that
+/// cannot be read, an evidence directory that cannot be written); target failures are recorded.
+pub fn scrape(targets: &[Target], opts: &ScrapeOptions) -> Result<Scraped> {
+    let samples = opts.samples.max(1);
+    let stdin = if targets.iter().any(|t| t.source == Source::Stdin) {
+        Some(read_stdin(opts.http.max_bytes)?)
+    } else {
+        None
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.concurrency.clamp(1, 256).min(targets.len().max(1)))
+        .thread_name(|i| format!("opsg-scrape-{i}"))
+        .build()
+        .map_err(|e| Error::internal(format!("cannot start the scrape pool: {e}")))?;
+    let agent = fetch::agent(&opts.http);
+    let bar =
+        opsg_core::progress::bar(u64::from(samples) * targets.len() as u64, "scraping", opts.quiet);
+    let live = targets.iter().any(|t| !t.source.is_replay());
+    let mut sets: Vec<SeriesSet> = targets.iter().map(|_| SeriesSet::default()).collect();
+    let mut infos: Vec<Vec<SampleInfo>> = targets.iter().map(|_| Vec::new()).collect();
+    let mut evidence: Vec<EvidenceRef> = Vec::new();
+    let mut window = Window::default();
+    for k in 0..samples {
+        let round_start = Instant::now();
+        let at = opts.clock.sample_time(k, opts.interval);
+        if k == 0 {
+            window.start = at.to_rfc3339();
+        }
+        window.end = at.to_rfc3339();
+        let outcomes: Vec<Result<SampleOutcome>> = pool.install(|| {
+            targets
+                .par_iter()
+                .map(|target| {
+                    let outcome = sample_one(target, at, opts, &agent, stdin.as_deref());
+                    bar.inc(1);
+                    outcome
+                })
+                .collect()
+        });
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let outcome = outcome?;
+            if let Some(readings) = outcome.readings {
+                sets[i].add(readings);
+            }
+            if let Some(e) = outcome.evidence
+                && !evidence.iter().any(|x| x.sha256 == e.sha256)
+            {
+                evidence.push(e);
+            }
+            infos[i].push(outcome.info);
+        }
+        // Replays do not change between samples: no point waiting for them.
+        if k + 1 < samples && live {
+            std::thread::sleep(opts.interval.saturating_sub(round_start.elapsed()));
+        }
+    }
+    bar.finish_and_clear();
+    let observations = targets
+        .iter()
+        .zip(sets)
+        .zip(infos)
+        .map(|((target, set), samples)| {
+            let last = samples.last();
+            TargetObservation {
+                name: target.name.clone(),
+                source: target.source.describe(),
+                labels: target.labels.clone(),
+                status: last.map_or(TargetStatus::Error, |s| s.status),
+                reason: last.and_then(|s| s.reason.clone()),
+                series: set.into_series(),
+                samples,
+            }
+        })
+        .collect();
+    Ok(Scraped { targets: observations, evidence, window })
+}
+
+fn read_stdin(cap: u64) -> Result<Vec<u8>> {
+    fetch::read_capped(std::io::stdin().lock(), cap).map_err(|e| match e {
+        fetch::CappedError::TooBig => {
+            Error::invalid(format!("stdin exceeds the {cap}-byte cap (--max-bytes)"))
+                .in_source("stdin")
+        }
+        fetch::CappedError::Io(io) => Error::io("stdin", io),
+    })
+}
+
+fn read_file(path: &Path, cap: u64) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path.display(), e))?;
+    fetch::read_capped(file, cap).map_err(|e| match e {
+        fetch::CappedError::TooBig => {
+            Error::invalid(format!("the capture exceeds the {cap}-byte cap (--max-bytes)"))
+                .in_source(path.display().to_string())
+        }
+        fetch::CappedError::Io(io) => Error::io(path.display(), io),
+    })
+}
+
+fn sample_one(
+    target: &Target,
+    at: Timestamp,
+    opts: &ScrapeOptions,
+    agent: &ureq::Agent,
+    stdin: Option<&[u8]>,
+) -> Result<SampleOutcome> {
+    let started = Instant::now();
+    let mut info = SampleInfo {
+        at: at.to_rfc3339(),
+        status: TargetStatus::Up,
+        duration_ms: 0.0,
+        reason: None,
+        stale: target.source.is_replay(),
+        evidence: None,
+    };
+    let fetched: std::result::Result<(Vec<u8>, Option<String>), fetch::FetchFailure> =
+        match &target.source {
+            Source::Http(url) => {
+                fetch::get(agent, url, &[], &opts.http).map(|f| (f.bytes, f.content_type))
+            }
+            Source::File(path) => Ok((read_file(path, opts.http.max_bytes)?, None)),
+            Source::Stdin => Ok((stdin.unwrap_or_default().to_vec(), None)),
+        };
+    info.duration_ms = opts.clock.elapsed_ms(started);
+    let (bytes, content_type) = match fetched {
+        Ok(ok) => ok,
+        Err(failure) => {
+            info.status = failure.status;
+            info.reason = Some(failure.reason);
+            let evidence = match (&opts.evidence, failure.body) {
+                (Some(store), Some(body)) if !body.is_empty() => {
+                    Some(store.put(&body, "text/plain", Some(&target.name))?)
+                }
+                _ => None,
+            };
+            info.evidence = evidence.as_ref().map(|e| e.sha256);
+            return Ok(SampleOutcome { info, readings: None, evidence });
+        }
+    };
+    let reduced = compact::reduce(&bytes, content_type.as_deref(), at.millis(), &opts.keep);
+    let evidence = match &opts.evidence {
+        Some(store) => Some(store.put(&bytes, &reduced.media_type, Some(&target.name))?),
+        None => None,
+    };
+    info.evidence = evidence.as_ref().map(|e| e.sha256);
+    match reduced.readings {
+        Ok(readings) => {
+            let oldest = readings.iter().filter_map(|r| r.exposed_at).min();
+            if let Some(oldest) = oldest
+                && at.millis() - oldest > opts.stale_after_ms
+            {
+                info.stale = true;
+                info.reason = Some(format!(
+                    "stale: the payload's oldest timestamp is {} s older than the sample",
+                    (at.millis() - oldest) / 1000
+                ));
+            }
+            Ok(SampleOutcome { info, readings: Some(readings), evidence })
+        }
+        Err(reason) => {
+            info.status = TargetStatus::Error;
+            info.reason = Some(reason);
+            Ok(SampleOutcome { info, readings: None, evidence })
+        }
+    }
+}

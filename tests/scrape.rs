@@ -1,0 +1,401 @@
+//! End-to-end tests of `opsg-scrape`: the real binary against small std::net servers that behave
+//! (and misbehave) like vLLM replicas, and against recorded captures.
+
+#[path = "scrape_support/mod.rs"]
+mod support;
+
+use opsg_core::float::Float;
+use opsg_core::kinds::observation::{MetricType, TargetStatus};
+use std::sync::Arc;
+use support::{Reply, Server, fixture, record, refused_url, run, target, tempdir};
+
+/// A vLLM V1 (0.11-style) page: gauges, a counter, a histogram, a `_created` gauge and Python GC
+/// noise, with values that depend on `n`.
+fn vllm_v1(n: u64, kv: f64) -> Vec<u8> {
+    format!(
+        "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n\
+# TYPE vllm:num_requests_waiting gauge\n\
+vllm:num_requests_waiting{{engine=\"0\",model_name=\"llama\"}} {w}.0\n\
+# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.\n\
+# TYPE vllm:kv_cache_usage_perc gauge\n\
+vllm:kv_cache_usage_perc{{engine=\"0\",model_name=\"llama\"}} {kv}\n\
+# HELP vllm:prompt_tokens_total Number of prefill tokens processed.\n\
+# TYPE vllm:prompt_tokens_total counter\n\
+vllm:prompt_tokens_total{{engine=\"0\",model_name=\"llama\"}} {p}.0\n\
+# HELP vllm:prompt_tokens_created Number of prefill tokens processed.\n\
+# TYPE vllm:prompt_tokens_created gauge\n\
+vllm:prompt_tokens_created{{engine=\"0\",model_name=\"llama\"}} 1.7636e+09\n\
+# HELP vllm:time_to_first_token_seconds Histogram of time to first token in seconds.\n\
+# TYPE vllm:time_to_first_token_seconds histogram\n\
+vllm:time_to_first_token_seconds_sum{{engine=\"0\",model_name=\"llama\"}} {s}\n\
+vllm:time_to_first_token_seconds_bucket{{engine=\"0\",le=\"0.1\",model_name=\"llama\"}} {b1}.0\n\
+vllm:time_to_first_token_seconds_bucket{{engine=\"0\",le=\"1.0\",model_name=\"llama\"}} {b2}.0\n\
+vllm:time_to_first_token_seconds_bucket{{engine=\"0\",le=\"+Inf\",model_name=\"llama\"}} {b3}.0\n\
+vllm:time_to_first_token_seconds_count{{engine=\"0\",model_name=\"llama\"}} {b3}.0\n\
+# HELP python_gc_objects_collected_total Objects collected during gc\n\
+# TYPE python_gc_objects_collected_total counter\n\
+python_gc_objects_collected_total{{generation=\"0\"}} 1234.0\n",
+        w = n,
+        kv = kv,
+        p = 100 * n,
+        s = 0.5 * n as f64,
+        b1 = n,
+        b2 = 2 * n,
+        b3 = 3 * n,
+    )
+    .into_bytes()
+}
+
+#[test]
+fn scrapes_a_replica_with_gzip_labels_and_evidence() {
+    let page = vllm_v1(2, 0.75);
+    let server = Server::start(vec![(
+        "/metrics",
+        Reply::Fixed {
+            status: 200,
+            headers: vec![
+                ("Content-Type".into(), "text/plain; version=0.0.4; charset=utf-8".into()),
+                ("Content-Encoding".into(), "gzip".into()),
+            ],
+            body: support::gzip_stored(&page),
+        },
+    )]);
+    let dir = tempdir("evidence");
+    let targets = dir.join("fleet.json");
+    std::fs::write(
+        &targets,
+        format!(
+            r#"{{"targets":[{{"name":"canary-0","url":"{}","labels":{{"deployment":"llama","role":"canary","route":"chat","node":"n1"}}}}]}}"#,
+            server.url("/metrics")
+        ),
+    )
+    .unwrap();
+    let evidence = dir.join("evidence");
+    let out = run(
+        &[
+            "--targets",
+            targets.to_str().unwrap(),
+            "--evidence-dir",
+            evidence.to_str().unwrap(),
+            "--run-id",
+            "run-test-1",
+        ],
+        None,
+    );
+    let (rec, body) = record(&out);
+    assert_eq!(rec.envelope.run, "run-test-1");
+    assert!(!rec.envelope.replay);
+    let t = target(&body, "canary-0");
+    assert_eq!(t.status, TargetStatus::Up, "{:?}", t.reason);
+    assert_eq!(t.labels["role"], "canary");
+    assert_eq!(t.labels["node"], "n1");
+    assert_eq!(t.samples.len(), 1);
+    assert!(!t.samples[0].stale);
+
+    let kv = t.series.iter().find(|s| s.name == "vllm:kv_cache_usage_perc").expect("kv series");
+    assert_eq!(kv.metric_type, MetricType::Gauge);
+    assert_eq!(kv.labels["model_name"], "llama");
+    assert_eq!(kv.points[0].v, Some(Float(0.75)));
+    let ttft =
+        t.series.iter().find(|s| s.name == "vllm:time_to_first_token_seconds").expect("ttft");
+    assert_eq!(ttft.metric_type, MetricType::Histogram);
+    assert_eq!(ttft.le, vec![Float(0.1), Float(1.0), Float(f64::INFINITY)]);
+    assert_eq!(ttft.points[0].buckets, vec![Float(2.0), Float(4.0), Float(6.0)]);
+    assert_eq!(ttft.points[0].count, Some(Float(6.0)));
+    assert_eq!(ttft.points[0].sum, Some(Float(1.0)));
+    assert!(!ttft.labels.contains_key("le"));
+    assert!(t.series.iter().all(|s| !s.name.starts_with("python_")), "GC noise is dropped");
+    assert!(t.series.iter().all(|s| !s.name.ends_with("_created")), "_created is dropped");
+
+    // The raw (decompressed) payload is stored content-addressed and referenced twice.
+    let hash = t.samples[0].evidence.expect("sample evidence");
+    let stored =
+        std::fs::read(evidence.join("sha256").join(hash.as_str())).expect("stored payload");
+    assert_eq!(stored, page);
+    let env = rec.envelope.evidence.iter().find(|e| e.sha256 == hash).expect("envelope evidence");
+    assert_eq!(env.bytes, page.len() as u64);
+    assert_eq!(env.about.as_deref(), Some("canary-0"));
+    assert!(env.media_type.starts_with("text/plain"), "{}", env.media_type);
+}
+
+#[test]
+fn one_target_of_ten_down_is_data_not_failure() {
+    let server = Server::start(vec![("/metrics", Reply::text(vllm_v1(1, 0.5)))]);
+    let mut args: Vec<String> = Vec::new();
+    for _ in 0..9 {
+        args.push("--target".into());
+        args.push(server.url("/metrics"));
+    }
+    let down = refused_url();
+    args.extend([
+        "--target".into(),
+        down.clone(),
+        "--retries".into(),
+        "1".into(),
+        "--backoff".into(),
+        "10ms".into(),
+    ]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&argv, None);
+    let (_, body) = record(&out);
+    assert_eq!(body.targets.len(), 10);
+    let up = body.targets.iter().filter(|t| t.status == TargetStatus::Up).count();
+    assert_eq!(up, 9);
+    let d = body.targets.iter().find(|t| t.source == down).expect("down target");
+    assert_eq!(d.status, TargetStatus::Down);
+    let reason = d.reason.as_deref().unwrap_or("");
+    assert!(reason.contains("connection refused") && reason.contains("2 attempts"), "{reason}");
+    assert!(d.series.is_empty());
+    // Same URL nine times: names are made unique.
+    let mut names: Vec<&str> = body.targets.iter().map(|t| t.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), 10);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is down: connection refused"), "{stderr}");
+}
+
+#[test]
+fn several_samples_make_a_window() {
+    let server = Server::start(vec![(
+        "/metrics",
+        Reply::Counting(Arc::new(|n| vllm_v1(n, 0.1 * n as f64))),
+    )]);
+    let url = server.url("/metrics");
+    let out = run(&["--target", &url, "--samples", "3", "--interval", "100ms"], None);
+    let (_, body) = record(&out);
+    assert_eq!(body.interval_s, 0.1);
+    let t = &body.targets[0];
+    assert_eq!(t.samples.len(), 3);
+    assert!(body.window.start < body.window.end, "{:?}", body.window);
+    let waiting = t.series.iter().find(|s| s.name == "vllm:num_requests_waiting").unwrap();
+    let values: Vec<f64> = waiting.points.iter().map(|p| p.v.unwrap().0).collect();
+    assert_eq!(values, [1.0, 2.0, 3.0]);
+    let times: Vec<i64> = waiting.points.iter().map(|p| p.t).collect();
+    assert!(times[0] < times[1] && times[1] < times[2], "{times:?}");
+    let counter = t.series.iter().find(|s| s.name == "vllm:prompt_tokens_total").unwrap();
+    assert_eq!(counter.metric_type, MetricType::Counter);
+    assert_eq!(counter.points.len(), 3);
+    assert_eq!(server.hits("/metrics"), 3);
+}
+
+#[test]
+fn bad_targets_are_recorded_with_reasons_never_a_hang() {
+    let mut bad_hist = b"# TYPE vllm:e2e_request_latency_seconds histogram\n".to_vec();
+    bad_hist.extend_from_slice(b"vllm:e2e_request_latency_seconds_bucket{le=\"0.5\"} 9\n");
+    bad_hist.extend_from_slice(b"vllm:e2e_request_latency_seconds_bucket{le=\"1\"} 7\n");
+    bad_hist.extend_from_slice(b"vllm:e2e_request_latency_seconds_bucket{le=\"+Inf\"} 9\n");
+    bad_hist.extend_from_slice(b"vllm:e2e_request_latency_seconds_count 9\n");
+    bad_hist.extend_from_slice(b"vllm:e2e_request_latency_seconds_sum 3\n");
+    let server = Server::start(vec![
+        ("/invalid", Reply::text("# TYPE a gauge\na{x=\"1\" 3\n")),
+        ("/huge", Reply::Endless { len: 1 << 30 }),
+        ("/hang", Reply::Hang),
+        ("/500", Reply::Fixed { status: 500, headers: vec![], body: b"engine dead\n".to_vec() }),
+        ("/loop", Reply::Redirect { to: "/loop".into() }),
+        ("/binary", Reply::text(b"# TYPE a gauge\na{x=\"\xff\xfe\"} 1\n".to_vec())),
+        (
+            "/dup",
+            Reply::text(
+                "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{engine=\"0\"} 1\nvllm:num_requests_running{engine=\"0\"} 2\n",
+            ),
+        ),
+        ("/hist", Reply::text(bad_hist)),
+        ("/ok", Reply::text(vllm_v1(1, 0.2))),
+    ]);
+    let refused = refused_url();
+    let dir = tempdir("bad");
+    let targets = dir.join("targets.json");
+    let names = ["invalid", "huge", "hang", "500", "loop", "binary", "dup", "hist", "ok"];
+    let mut entries: Vec<String> = names
+        .iter()
+        .map(|n| format!(r#"{{"name":"{n}","url":"{}"}}"#, server.url(&format!("/{n}"))))
+        .collect();
+    entries.push(format!(r#"{{"name":"refused","url":"{refused}"}}"#));
+    std::fs::write(&targets, format!(r#"{{"targets":[{}]}}"#, entries.join(","))).unwrap();
+    let out = run(
+        &[
+            "--targets",
+            targets.to_str().unwrap(),
+            "--timeout",
+            "1500ms",
+            "--retries",
+            "0",
+            "--max-bytes",
+            "1MiB",
+        ],
+        None,
+    );
+    let (_, body) = record(&out);
+    let check = |name: &str, status: TargetStatus, needle: &str| {
+        let t = target(&body, name);
+        let reason = t.reason.clone().unwrap_or_default();
+        assert_eq!(t.status, status, "{name}: {reason}");
+        assert!(reason.contains(needle), "{name}: `{reason}` lacks `{needle}`");
+        assert!(t.series.is_empty(), "{name}: nothing kept from a refused payload");
+    };
+    check("invalid", TargetStatus::Error, "line 2");
+    check("huge", TargetStatus::Error, "1048576-byte cap");
+    check("hang", TargetStatus::Timeout, "1500 ms");
+    check("500", TargetStatus::Error, "HTTP 500: engine dead");
+    check("loop", TargetStatus::Error, "redirect loop");
+    check("binary", TargetStatus::Error, "UTF-8");
+    check("dup", TargetStatus::Error, "duplicate series");
+    check("hist", TargetStatus::Error, "non-monotonic");
+    check("refused", TargetStatus::Down, "connection refused");
+    assert_eq!(target(&body, "ok").status, TargetStatus::Up);
+    // The cap stopped the 1 GiB stream long before its end.
+    let streamed = server.streamed.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(streamed < 64 << 20, "server wrote {streamed} bytes");
+}
+
+#[test]
+fn replaying_a_capture_is_deterministic_and_stale() {
+    let path = fixture("node_exporter_e2e-output.txt");
+    let args = [
+        "--file",
+        path.to_str().unwrap(),
+        "--now",
+        "2026-11-22T06:00:00Z",
+        "--run-id",
+        "run-replay",
+    ];
+    let a = run(&args, None);
+    let b = run(&args, None);
+    assert_eq!(a.stdout, b.stdout, "same input and clock, same bytes");
+    let (rec, body) = record(&a);
+    assert!(rec.envelope.replay);
+    assert_eq!(rec.envelope.created, "2026-11-22T06:00:00.000Z");
+    let t = &body.targets[0];
+    assert_eq!(t.name, "node_exporter_e2e-output.txt");
+    assert_eq!(t.status, TargetStatus::Up, "{:?}", t.reason);
+    assert!(t.samples[0].stale, "a replayed capture is not current");
+    assert_eq!(t.samples[0].duration_ms, 0.0);
+    // node_exporter's fixture: MemAvailable_bytes is 1.4e+10... check against the capture itself.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text.lines().find(|l| l.starts_with("node_load1 ")).expect("node_load1 in capture");
+    let want: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let s = t.series.iter().find(|s| s.name == "node_load1").expect("node_load1 kept");
+    assert_eq!(s.points[0].v, Some(Float(want)));
+    assert!(
+        t.series.iter().all(|s| !s.name.starts_with("node_netstat_")),
+        "not in the default selection"
+    );
+}
+
+#[test]
+fn stdin_capture_and_v0_names() {
+    let text = "# TYPE vllm:gpu_cache_usage_perc gauge\nvllm:gpu_cache_usage_perc{model_name=\"m\"} 0.93\n\
+# TYPE vllm:time_per_output_token_seconds histogram\n\
+vllm:time_per_output_token_seconds_bucket{le=\"0.05\",model_name=\"m\"} 1.0\n\
+vllm:time_per_output_token_seconds_bucket{le=\"+Inf\",model_name=\"m\"} 4.0\n\
+vllm:time_per_output_token_seconds_count{model_name=\"m\"} 4.0\n\
+vllm:time_per_output_token_seconds_sum{model_name=\"m\"} 0.9\n";
+    let out = run(&["--file", "-", "--now", "2026-11-22T06:00:00Z"], Some(text.as_bytes()));
+    let (rec, body) = record(&out);
+    assert!(rec.envelope.replay);
+    let t = target(&body, "stdin");
+    assert_eq!(t.source, "-");
+    let kv = t.series.iter().find(|s| s.name == "vllm:kv_cache_usage_perc").expect("normalized");
+    assert_eq!(kv.source_name.as_deref(), Some("vllm:gpu_cache_usage_perc"));
+    assert_eq!(kv.points[0].v, Some(Float(0.93)));
+    let itl =
+        t.series.iter().find(|s| s.name == "vllm:inter_token_latency_seconds").expect("normalized");
+    assert_eq!(itl.source_name.as_deref(), Some("vllm:time_per_output_token_seconds"));
+    assert_eq!(itl.points[0].count, Some(Float(4.0)));
+}
+
+#[test]
+fn stale_exposition_timestamps_are_marked() {
+    // A sample timestamp an hour before the sample time.
+    let server = Server::start(vec![(
+        "/metrics",
+        Reply::text(
+            "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running 3 1700000000000\n",
+        ),
+    )]);
+    let out = run(&["--target", &server.url("/metrics"), "--now", "2023-11-14T22:13:20Z"], None);
+    let (_, body) = record(&out);
+    assert!(!body.targets[0].samples[0].stale, "exactly at the sample time");
+    let out = run(&["--target", &server.url("/metrics"), "--now", "2023-11-14T23:13:20Z"], None);
+    let (_, body) = record(&out);
+    let t = &body.targets[0];
+    assert!(t.samples[0].stale);
+    assert_eq!(t.series[0].points[0].t, 1_700_000_000_000, "the exposition's own timestamp");
+}
+
+#[test]
+fn prometheus_api_results_become_series() {
+    let vector = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"vllm:num_requests_waiting","instance":"r1"},"value":[1763791200,"7"]}]}}"#;
+    let bad = r#"{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected end of input"}"#;
+    let server = Server::start(vec![
+        (
+            "/api/v1/query",
+            Reply::Fixed { status: 200, headers: vec![], body: vector.as_bytes().to_vec() },
+        ),
+        (
+            "/api/v1/query_range",
+            Reply::Fixed { status: 400, headers: vec![], body: bad.as_bytes().to_vec() },
+        ),
+    ]);
+    let base = format!("http://{}", server.addr);
+    let out = run(&["--prometheus", &base, "--query", "vllm:num_requests_waiting"], None);
+    let (_, body) = record(&out);
+    assert!(body.targets.is_empty());
+    let q = &body.queries[0];
+    assert_eq!(q.status, "ok");
+    assert_eq!(q.series[0].name, "vllm:num_requests_waiting");
+    assert_eq!(q.series[0].labels["instance"], "r1");
+    assert_eq!(q.series[0].points[0].t, 1_763_791_200_000);
+    assert_eq!(q.series[0].points[0].v, Some(Float(7.0)));
+
+    let out =
+        run(&["--prometheus", &base, "--query", "rate(", "--range", "5m", "--retries", "0"], None);
+    let (_, body) = record(&out);
+    let q = &body.queries[0];
+    assert_eq!(q.status, "error");
+    assert_eq!(q.reason.as_deref(), Some("bad_data: 1:5: parse error: unexpected end of input"));
+}
+
+#[test]
+fn bad_command_lines_exit_with_documented_codes() {
+    let out = run(&[], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to scrape"));
+
+    let out = run(&["--query", "up"], None);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = run(&["--target", "localhost:9100"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an http:// or https:// URL"));
+
+    let out = run(&["--file", "/nonexistent/capture.prom"], None);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(out.stdout.is_empty(), "nothing partial on stdout");
+
+    let dir = tempdir("badtargets");
+    let path = dir.join("t.json");
+    std::fs::write(&path, "{\"targets\": [\n  {\"url\": \"http://h:1/metrics\",}\n]}").unwrap();
+    let out = run(&["--targets", path.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{}:2:", path.display())), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+
+    std::fs::write(&path, r#"{"targets":[{"url":"http://h:1/metrics","labels":{"role":"blue"}}]}"#)
+        .unwrap();
+    let out = run(&["--targets", path.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("targets[0].labels.role"));
+}
+
+#[test]
+fn help_has_examples_and_exit_status() {
+    let out = run(&["--help"], None);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("Examples:\n"), "{help}");
+    assert!(help.contains("Exit status:"), "{help}");
+    assert!(help.contains("--samples"), "{help}");
+}

@@ -1,0 +1,317 @@
+//! Real-world checks of `opsg-scrape`: a real `prometheus-node-exporter` and a real `prometheus`
+//! (Debian packages), started on loopback ports with temporary directories, and Prometheus
+//! scraping an `opsg-sim` replica so its HTTP API can be queried.
+//!
+//! Without the packages these tests skip with a loud message; under CI (`CI=true`) they fail.
+
+#[path = "scrape_support/mod.rs"]
+mod support;
+
+use opsg_core::float::Float;
+use opsg_core::kinds::observation::TargetStatus;
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{record, run, tempdir};
+
+/// Find a Debian-packaged binary, or skip (fail under CI) with a loud message.
+fn require(binary: &str, package: &str) -> Option<PathBuf> {
+    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin"] {
+        let path = Path::new(dir).join(binary);
+        if path.exists() {
+            return Some(path);
+        }
+    }
+    let message = format!(
+        "`{binary}` not found: install the Debian package `{package}` (apt-get install -y {package}) to run this real-world check"
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true: {message}");
+    }
+    let bar = "!".repeat(100);
+    // Loud on purpose: a skipped real-world check must not look like a pass.
+    std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("\n{bar}\nSKIPPED: {message}\n{bar}\n").as_bytes(),
+    )
+    .ok();
+    None
+}
+
+/// A free loopback port (bound, then released for the child to take).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Kills the child when the test ends, however it ends.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Wait (bounded) until `port` accepts connections.
+fn wait_listening(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not listen on port {port} within 30 s");
+}
+
+fn http_get(url: &str) -> String {
+    ureq::get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .into_body()
+        .read_to_string()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// The value of an unlabelled sample line `name value` in a text exposition.
+fn exposed_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("`{name}` not in the exposition"))
+}
+
+fn start_node_exporter(bin: &Path) -> (Reaper, u16) {
+    let port = free_port();
+    let mut child = Command::new(bin)
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        // Collectors that need hardware or systemd add noise, not coverage.
+        .args(["--no-collector.systemd", "--no-collector.hwmon", "--no-collector.thermal_zone"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus-node-exporter");
+    wait_listening(port, &mut child, "prometheus-node-exporter");
+    (Reaper(child), port)
+}
+
+#[test]
+fn scrapes_a_real_node_exporter() {
+    let Some(bin) = require("prometheus-node-exporter", "prometheus-node-exporter") else { return };
+    let (_exporter, port) = start_node_exporter(&bin);
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let out = run(&["--target", &url, "--samples", "2", "--interval", "200ms"], None);
+    let (_, body) = record(&out);
+    let t = &body.targets[0];
+    assert_eq!(t.status, TargetStatus::Up, "{:?}", t.reason);
+    assert_eq!(t.samples.len(), 2);
+    // Constant values must equal what the exporter itself reports.
+    let exposed = http_get(&url);
+    for name in ["node_memory_MemTotal_bytes", "node_boot_time_seconds"] {
+        let want = exposed_value(&exposed, name);
+        let series =
+            t.series.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{name} kept"));
+        assert_eq!(series.points.len(), 2, "{name}: one point per sample");
+        for p in &series.points {
+            assert_eq!(p.v, Some(Float(want)), "{name}");
+        }
+    }
+    // And MemTotal is what the kernel says.
+    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo");
+    let kib: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("MemTotal in /proc/meminfo");
+    let mem = t.series.iter().find(|s| s.name == "node_memory_MemTotal_bytes").unwrap();
+    assert_eq!(mem.points[0].v, Some(Float(kib * 1024.0)));
+    // Counters only go up between the two samples.
+    let cpu = t
+        .series
+        .iter()
+        .find(|s| {
+            s.name == "node_cpu_seconds_total" && s.labels.get("mode").is_some_and(|m| m == "idle")
+        })
+        .expect("node_cpu_seconds_total{mode=idle}");
+    assert!(cpu.points[1].v.unwrap().0 >= cpu.points[0].v.unwrap().0);
+    // The default selection leaves node_exporter's many other families out.
+    assert!(t.series.iter().all(|s| !s.name.starts_with("go_")), "go runtime series dropped");
+}
+
+fn prometheus_config(dir: &Path, scrape_targets: &[String]) -> PathBuf {
+    let targets: Vec<String> = scrape_targets.iter().map(|t| format!("'{t}'")).collect();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: sim\n    scrape_interval: 1s\n    static_configs:\n      - targets: [{}]\n",
+        targets.join(", ")
+    );
+    let path = dir.join("prometheus.yml");
+    std::fs::write(&path, config).expect("write prometheus.yml");
+    path
+}
+
+fn start_prometheus(bin: &Path, dir: &Path, scrape_targets: &[String]) -> (Reaper, u16) {
+    let port = free_port();
+    let config = prometheus_config(dir, scrape_targets);
+    let data = dir.join("data");
+    let mut child = Command::new(bin)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", data.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    wait_listening(port, &mut child, "prometheus");
+    (Reaper(child), port)
+}
+
+#[test]
+fn scrapes_a_real_prometheus_server() {
+    let Some(bin) = require("prometheus", "prometheus") else { return };
+    let dir = tempdir("prom-self");
+    let (_prom, port) = start_prometheus(&bin, &dir, &[]);
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let out = run(&["--target", &url, "--keep", "prometheus_*"], None);
+    let (_, body) = record(&out);
+    let t = &body.targets[0];
+    assert_eq!(t.status, TargetStatus::Up, "{:?}", t.reason);
+    let reload = t
+        .series
+        .iter()
+        .find(|s| s.name == "prometheus_config_last_reload_successful")
+        .expect("prometheus_config_last_reload_successful kept by --keep");
+    assert_eq!(reload.points[0].v, Some(Float(1.0)));
+    // The build info labels are what `prometheus --version` prints.
+    let version = Command::new(&bin).arg("--version").output().expect("prometheus --version");
+    let text = String::from_utf8_lossy(&version.stdout).to_string()
+        + &String::from_utf8_lossy(&version.stderr);
+    let info = t.series.iter().find(|s| s.name == "prometheus_build_info").expect("build info");
+    let v = info.labels.get("version").expect("version label");
+    assert!(text.contains(v.as_str()), "`{v}` not in `{text}`");
+    // Histograms come out as le + cumulative buckets.
+    let hist = t
+        .series
+        .iter()
+        .find(|s| s.metric_type == opsg_core::kinds::observation::MetricType::Histogram)
+        .expect("a histogram family among prometheus_*");
+    assert_eq!(hist.le.last(), Some(&Float(f64::INFINITY)));
+    let buckets = &hist.points[0].buckets;
+    assert!(buckets.windows(2).all(|w| w[0].0 <= w[1].0), "cumulative");
+}
+
+/// Start `opsg-sim` and return it with the `/metrics` URL of one replica.
+fn start_sim() -> (Reaper, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opsg-sim"))
+        .args(["--listen", "127.0.0.1:0", "--seed", "1", "--manual-clock"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start opsg-sim");
+    let stdout = child.stdout.take().expect("sim stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("sim prints its address");
+    let hello: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("sim said `{line}`: {e}"));
+    let addr = hello
+        .get("listen")
+        .or_else(|| hello.get("addr"))
+        .or_else(|| hello.get("address"))
+        .and_then(|v| v.as_str())
+        .unwrap_or_else(|| panic!("no address in `{line}`"))
+        .trim_start_matches("http://")
+        .to_string();
+    let state: serde_json::Value = serde_json::from_str(&http_get(&format!("http://{addr}/state")))
+        .expect("GET /state is JSON");
+    let url = find_metrics_url(&state)
+        .unwrap_or_else(|| panic!("no replica metrics URL in /state: {state}"));
+    (Reaper(child), addr, url)
+}
+
+fn find_metrics_url(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) if s.starts_with("http") && s.ends_with("/metrics") => {
+            Some(s.clone())
+        }
+        serde_json::Value::Array(a) => a.iter().find_map(find_metrics_url),
+        serde_json::Value::Object(o) => o.values().find_map(find_metrics_url),
+        _ => None,
+    }
+}
+
+#[test]
+fn queries_prometheus_for_a_series_it_scraped_from_the_sim() {
+    let Some(bin) = require("prometheus", "prometheus") else { return };
+    let (_sim, _addr, metrics_url) = start_sim();
+    let host_port =
+        metrics_url.trim_start_matches("http://").split('/').next().unwrap_or("").to_string();
+    let path = metrics_url.trim_start_matches("http://").splitn(2, '/').nth(1).unwrap_or("metrics");
+    assert_eq!(path, "metrics", "Prometheus scrapes /metrics by default");
+    let dir = tempdir("prom-sim");
+    let (_prom, port) = start_prometheus(&bin, &dir, &[host_port.clone()]);
+    let base = format!("http://127.0.0.1:{port}");
+    // Wait (bounded) for Prometheus to have scraped the replica once.
+    let query = format!("{base}/api/v1/query?query=up%7Bjob%3D%22sim%22%7D");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = http_get(&query);
+        if answer.contains("\"value\":[") && answer.contains("\"1\"]") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus did not scrape the sim within 60 s: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // The same series, read directly from the replica and through Prometheus, agree: the sim's
+    // manual clock keeps its gauges still.
+    let direct = run(&["--target", &metrics_url], None);
+    let (_, direct) = record(&direct);
+    let replica = &direct.targets[0];
+    assert_eq!(replica.status, TargetStatus::Up, "{:?}", replica.reason);
+    let gauge = replica
+        .series
+        .iter()
+        .find(|s| s.name == "vllm:num_requests_running")
+        .expect("the sim exposes vllm:num_requests_running");
+    let out =
+        run(&["--prometheus", &base, "--query", "vllm:num_requests_running{job=\"sim\"}"], None);
+    let (_, body) = record(&out);
+    let q = &body.queries[0];
+    assert_eq!(q.status, "ok", "{:?}", q.reason);
+    let series = q
+        .series
+        .iter()
+        .find(|s| {
+            s.labels == {
+                let mut l = gauge.labels.clone();
+                l.insert("job".into(), "sim".into());
+                l.insert("instance".into(), host_port.clone());
+                l
+            }
+        })
+        .unwrap_or_else(|| panic!("no series with the replica's labels in {:?}", q.series));
+    assert_eq!(series.name, "vllm:num_requests_running");
+    assert_eq!(series.points[0].v, gauge.points[0].v);
+    // A range query over the last minute returns the scraped points.
+    let out = run(
+        &["--prometheus", &base, "--query", "up{job=\"sim\"}", "--range", "1m", "--step", "1s"],
+        None,
+    );
+    let (_, body) = record(&out);
+    let q = &body.queries[0];
+    assert_eq!(q.status, "ok", "{:?}", q.reason);
+    assert!(!q.series[0].points.is_empty());
+    assert!(q.series[0].points.iter().all(|p| p.v == Some(Float(1.0))));
+}
