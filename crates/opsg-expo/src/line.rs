@@ -547,7 +547,9 @@ fn sample(mut c: Cur<'_>, line_no: u32) -> Result<Sample<'_>, LineError> {
     if name.is_none() && c.peek() != Some(b'{') {
         return err(name_at, "invalid metric name");
     }
+    let after_name = c.i;
     c.skip_ws_text();
+    let ws_after_name = c.i > after_name;
     let mut closed_brace = false;
     if c.peek() == Some(b'{') {
         if let Some(q) = c.label_set(true, &mut labels)? {
@@ -571,7 +573,7 @@ fn sample(mut c: Cur<'_>, line_no: u32) -> Result<Sample<'_>, LineError> {
     } else {
         let before = c.i;
         c.skip_ws();
-        if c.i == before && !closed_brace && !c.at_end() {
+        if c.i == before && !closed_brace && !ws_after_name && !c.at_end() {
             return err(c.i, "expected whitespace or `{` after metric name");
         }
         if c.at_end() {
