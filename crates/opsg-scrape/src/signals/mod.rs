@@ -2,6 +2,7 @@
 //! and bounded log tails. Each source reports "unavailable" with a reason instead of failing the
 //! scrape: partial telemetry is data.
 
+pub mod alerts;
 pub mod cgroup;
 pub mod host;
 pub mod logs;
@@ -38,6 +39,9 @@ pub struct SignalArgs {
     /// Interval between the two `/proc/stat` and `/proc/diskstats` readings that give CPU and disk
     /// utilization. `None`: [`host::DEFAULT_CPU_INTERVAL`]; zero: raw counters only.
     pub cpu_interval: Option<Duration>,
+    /// Total time limit of one network request (the Alertmanager API). `None`:
+    /// [`alerts::DEFAULT_TIMEOUT`].
+    pub timeout: Option<Duration>,
 }
 
 /// What was collected, ready for the observation body.
@@ -75,6 +79,11 @@ pub fn collect(args: &SignalArgs, evidence: Option<&EvidenceStore>) -> Signals {
         }
     }
     signals.cgroups = cgroup::collect_cgroups(&args.cgroup_root, &args.cgroups);
+    signals.alerts = alerts::collect_alerts(
+        args.alertmanager.as_deref(),
+        args.alerts_file.as_deref(),
+        args.timeout.unwrap_or(alerts::DEFAULT_TIMEOUT),
+    );
     for path in &args.logs {
         let (entry, stored) = logs::collect_log(path, evidence);
         signals.logs.push(entry);

@@ -1,0 +1,510 @@
+//! Alert intake: the active alerts of an Alertmanager (HTTP API v2, `GET /api/v2/alerts`) or the
+//! alerts of an Alertmanager webhook payload (`"version": "4"`) from a file or stdin, mapped to
+//! compact alert objects:
+//!
+//! ```json
+//! {"source": "http://am:9093", "name": "VllmKvCacheFull", "state": "active", "severity": "critical",
+//!  "labels": {…}, "annotations": {…}, "startsAt": "…", "endsAt": "…", "fingerprint": "a1b2…"}
+//! ```
+//!
+//! `state` is Alertmanager's own: `active`, `suppressed` (silenced or inhibited) or `unprocessed`
+//! from the API; `firing` or `resolved` from a webhook. A source that cannot be read gives one
+//! entry `{"source", "available": false, "reason"}` instead; a source with more alerts than
+//! [`MAX_ALERTS`] keeps the most severe and adds `{"source", "available": true, "truncated":
+//! {"total", "kept"}}`. Alert entries are told apart from these by having a `name`.
+
+use super::procfile::unavailable;
+use super::redact::redact_line;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+/// The most alerts kept per source: an alert storm is summarized, not copied whole.
+pub const MAX_ALERTS: usize = 500;
+/// The most bytes read from an Alertmanager response or a webhook payload.
+pub const MAX_BODY: u64 = 8 * 1024 * 1024;
+/// Connection timeout for the Alertmanager API.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default total time limit for one Alertmanager request.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Annotation values (long runbook descriptions) are cut to this many bytes.
+const MAX_ANNOTATION: usize = 1024;
+
+/// `GettableAlert` of the Alertmanager API v2 (openapi `alertmanager/api/v2/openapi.yaml`).
+#[derive(Debug, Deserialize)]
+struct ApiAlert {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(rename = "startsAt", default)]
+    starts_at: Option<String>,
+    #[serde(rename = "endsAt", default)]
+    ends_at: Option<String>,
+    #[serde(default)]
+    fingerprint: Option<String>,
+    #[serde(default)]
+    status: Option<ApiStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiStatus {
+    #[serde(default)]
+    state: Option<String>,
+}
+
+/// The webhook payload (`version: "4"`) Alertmanager POSTs to receivers.
+#[derive(Debug, Deserialize)]
+struct Webhook {
+    version: String,
+    #[serde(default)]
+    alerts: Vec<WebhookAlert>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WebhookAlert {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(rename = "startsAt", default)]
+    starts_at: Option<String>,
+    #[serde(rename = "endsAt", default)]
+    ends_at: Option<String>,
+    #[serde(default)]
+    fingerprint: Option<String>,
+}
+
+/// Rank for keeping the most severe alerts when a source has too many.
+fn severity_rank(severity: Option<&str>) -> u8 {
+    match severity.map(str::to_ascii_lowercase).as_deref() {
+        Some("critical" | "page" | "emergency" | "fatal") => 0,
+        Some("error" | "high" | "major") => 1,
+        Some("warning" | "warn" | "medium" | "minor") => 2,
+        Some("info" | "low" | "none") => 4,
+        _ => 3,
+    }
+}
+
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+struct Compact<'a> {
+    source: &'a str,
+    state: Option<String>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    starts_at: Option<String>,
+    ends_at: Option<String>,
+    fingerprint: Option<String>,
+}
+
+impl Compact<'_> {
+    fn into_value(self) -> Value {
+        let annotations: BTreeMap<String, String> = self
+            .annotations
+            .into_iter()
+            .map(|(k, v)| (k, redact_line(&cut(&v, MAX_ANNOTATION))))
+            .collect();
+        json!({
+            "source": self.source,
+            "name": self.labels.get("alertname"),
+            "state": self.state,
+            "severity": self.labels.get("severity"),
+            "labels": self.labels,
+            "annotations": annotations,
+            "startsAt": self.starts_at,
+            "endsAt": self.ends_at,
+            "fingerprint": self.fingerprint,
+        })
+    }
+}
+
+/// Sort by severity (most severe first, then name) and keep at most [`MAX_ALERTS`], adding a
+/// truncation note when some were left out.
+fn bounded(source: &str, mut alerts: Vec<Value>) -> Vec<Value> {
+    alerts.sort_by(|a, b| {
+        let key = |v: &Value| {
+            (severity_rank(v["severity"].as_str()), v["name"].as_str().unwrap_or("").to_string())
+        };
+        key(a).cmp(&key(b))
+    });
+    let total = alerts.len();
+    if total > MAX_ALERTS {
+        alerts.truncate(MAX_ALERTS);
+        alerts.push(json!({
+            "source": source,
+            "available": true,
+            "truncated": { "total": total, "kept": MAX_ALERTS },
+        }));
+    }
+    alerts
+}
+
+/// Map an API v2 `GET /api/v2/alerts` body to compact alerts.
+pub fn parse_api_v2(body: &[u8], source: &str) -> Result<Vec<Value>, String> {
+    let alerts: Vec<ApiAlert> = serde_json::from_slice(body)
+        .map_err(|e| format!("not an Alertmanager API v2 alert list: {e}"))?;
+    let compact = alerts
+        .into_iter()
+        .map(|a| {
+            Compact {
+                source,
+                state: a.status.and_then(|s| s.state),
+                labels: a.labels,
+                annotations: a.annotations,
+                starts_at: a.starts_at,
+                ends_at: a.ends_at,
+                fingerprint: a.fingerprint,
+            }
+            .into_value()
+        })
+        .collect();
+    Ok(bounded(source, compact))
+}
+
+/// Map an Alertmanager webhook payload (version 4) to compact alerts.
+pub fn parse_webhook(body: &[u8], source: &str) -> Result<Vec<Value>, String> {
+    let payload: Webhook = serde_json::from_slice(body)
+        .map_err(|e| format!("not an Alertmanager webhook payload: {e}"))?;
+    if payload.version != "4" {
+        return Err(format!(
+            "webhook payload version `{}` is not supported (expected \"4\")",
+            payload.version
+        ));
+    }
+    let compact = payload
+        .alerts
+        .into_iter()
+        .map(|a| {
+            Compact {
+                source,
+                state: a.status,
+                labels: a.labels,
+                annotations: a.annotations,
+                starts_at: a.starts_at,
+                ends_at: a.ends_at,
+                fingerprint: a.fingerprint,
+            }
+            .into_value()
+        })
+        .collect();
+    Ok(bounded(source, compact))
+}
+
+/// The API v2 alerts URL for a base URL (`http://am:9093`, `http://host/alertmanager/`).
+pub fn alerts_url(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if base.ends_with("/api/v2/alerts") {
+        format!("{base}?active=true")
+    } else {
+        format!("{base}/api/v2/alerts?active=true")
+    }
+}
+
+fn describe_ureq(err: &ureq::Error, timeout: Duration) -> String {
+    match err {
+        ureq::Error::Timeout(what) => {
+            format!("timed out ({what}) within {} ms", timeout.as_millis())
+        }
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused".to_string()
+        }
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            format!("timed out within {} ms", timeout.as_millis())
+        }
+        ureq::Error::BodyExceedsLimit(limit) => format!("response body over the {limit}-byte cap"),
+        ureq::Error::HostNotFound => "host not found".to_string(),
+        ureq::Error::TooManyRedirects => "too many redirects".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Fetch the active alerts of the Alertmanager at `base`, bounded by `timeout` and [`MAX_BODY`].
+pub fn fetch_alertmanager(base: &str, timeout: Duration) -> Result<Vec<Value>, String> {
+    let url = alerts_url(base);
+    let config = ureq::Agent::config_builder()
+        .timeout_connect(Some(CONNECT_TIMEOUT.min(timeout)))
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .max_redirects(3)
+        .user_agent(concat!("opsg-scrape/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let agent = ureq::Agent::new_with_config(config);
+    let mut response = agent
+        .get(&url)
+        .header("Accept", "application/json")
+        .call()
+        .map_err(|e| format!("`{url}`: {}", describe_ureq(&e, timeout)))?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_BODY)
+        .read_to_vec()
+        .map_err(|e| format!("`{url}`: {}", describe_ureq(&e, timeout)))?;
+    if status != 200 {
+        let snippet = redact_line(&cut(String::from_utf8_lossy(&body).trim(), 200));
+        return Err(format!("`{url}`: HTTP {status}: {snippet}"));
+    }
+    parse_api_v2(&body, base).map_err(|e| format!("`{url}`: {e}"))
+}
+
+/// Read a webhook payload from `path` (`-` for stdin), at most [`MAX_BODY`] bytes.
+pub fn read_webhook(path: &Path) -> Result<Vec<Value>, String> {
+    let shown = path.display().to_string();
+    let mut bytes = Vec::new();
+    let read = if shown == "-" {
+        std::io::stdin().lock().take(MAX_BODY + 1).read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(MAX_BODY + 1).read_to_end(&mut bytes))
+    };
+    read.map_err(|e| super::procfile::describe_io(path, &e))?;
+    if bytes.len() as u64 > MAX_BODY {
+        return Err(format!("`{shown}`: payload over the {MAX_BODY}-byte cap"));
+    }
+    let source = if shown == "-" { "stdin" } else { shown.as_str() };
+    parse_webhook(&bytes, source).map_err(|e| format!("`{shown}`: {e}"))
+}
+
+fn or_unavailable(source: &str, result: Result<Vec<Value>, String>) -> Vec<Value> {
+    result.unwrap_or_else(|reason| {
+        let mut entry = unavailable(reason);
+        if let Some(obj) = entry.as_object_mut() {
+            obj.insert("source".into(), json!(source));
+        }
+        vec![entry]
+    })
+}
+
+/// Alerts from the configured Alertmanager and/or webhook file.
+pub fn collect_alerts(
+    alertmanager: Option<&str>,
+    webhook: Option<&Path>,
+    timeout: Duration,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    if let Some(base) = alertmanager {
+        out.extend(or_unavailable(base, fetch_alertmanager(base, timeout)));
+    }
+    if let Some(path) = webhook {
+        out.extend(or_unavailable(&path.display().to_string(), read_webhook(path)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::path::PathBuf;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/signals/alerts")
+            .join(name);
+        std::fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn api_v2_body_from_a_real_alertmanager() {
+        let alerts = parse_api_v2(&fixture("api_v2_alerts.json"), "http://am:9093").unwrap();
+        assert_eq!(alerts.len(), 2);
+        let kv = &alerts[0];
+        assert_eq!(kv["source"], "http://am:9093");
+        assert_eq!(kv["name"], "VllmKvCacheSaturated");
+        assert_eq!(kv["state"], "active");
+        assert_eq!(kv["severity"], "critical");
+        assert_eq!(kv["labels"]["deployment"], "canary");
+        assert_eq!(kv["annotations"]["runbook_url"], "https://runbooks.example/vllm-kv");
+        assert_eq!(kv["fingerprint"], "7e95fe58579f4105");
+        assert_eq!(kv["startsAt"], "2026-11-22T06:49:10.076Z");
+        assert_eq!(alerts[1]["name"], "VllmQueueBacklog");
+        assert_eq!(alerts[1]["severity"], "warning");
+    }
+
+    #[test]
+    fn webhook_payload_from_a_real_alertmanager() {
+        let alerts = parse_webhook(&fixture("webhook_v4.json"), "hook.json").unwrap();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0]["name"], "VllmKvCacheSaturated");
+        assert_eq!(alerts[0]["state"], "firing");
+        assert_eq!(alerts[0]["endsAt"], "0001-01-01T00:00:00Z");
+        assert_eq!(alerts[0]["fingerprint"], "7e95fe58579f4105");
+        assert_eq!(alerts[0]["labels"]["instance"], "10.0.0.12:8000");
+    }
+
+    #[test]
+    fn wrong_shapes_are_errors_not_panics() {
+        let v3 = br#"{"version": "3", "alerts": []}"#;
+        assert!(parse_webhook(v3, "x").unwrap_err().contains("version `3`"));
+        assert!(parse_webhook(b"\xff\x00garbage", "x").is_err());
+        assert!(parse_api_v2(br#"{"status": "success"}"#, "x").is_err());
+        // An API body is not a webhook and vice versa.
+        assert!(parse_webhook(&fixture("api_v2_alerts.json"), "x").is_err());
+        assert!(parse_api_v2(&fixture("webhook_v4.json"), "x").is_err());
+    }
+
+    #[test]
+    fn an_alert_storm_keeps_the_most_severe() {
+        let mut storm = Vec::new();
+        for i in 0..600 {
+            let severity = if i % 100 == 7 { "critical" } else { "info" };
+            storm.push(json!({"labels": {"alertname": format!("A{i:03}"), "severity": severity}}));
+        }
+        let body = serde_json::to_vec(&storm).unwrap();
+        let alerts = parse_api_v2(&body, "am").unwrap();
+        assert_eq!(alerts.len(), MAX_ALERTS + 1);
+        assert!(alerts[..6].iter().all(|a| a["severity"] == "critical"));
+        let note = alerts.last().unwrap();
+        assert_eq!(note["truncated"]["total"], 600);
+        assert_eq!(note["truncated"]["kept"], MAX_ALERTS);
+        assert!(note.get("name").is_none());
+    }
+
+    #[test]
+    fn secrets_in_annotations_are_redacted() {
+        let body = br#"[{"labels":{"alertname":"X"},"annotations":{"description":"probe failed with Authorization: Bearer abcdefghijklmnopqrstuvwx"}}]"#;
+        let alerts = parse_api_v2(body, "am").unwrap();
+        let text = alerts[0]["annotations"]["description"].as_str().unwrap();
+        assert!(!text.contains("abcdefghijklmnopqrstuvwx"), "{text}");
+    }
+
+    #[test]
+    fn urls_for_base_and_full_paths() {
+        assert_eq!(alerts_url("http://am:9093"), "http://am:9093/api/v2/alerts?active=true");
+        assert_eq!(alerts_url("http://h/am/"), "http://h/am/api/v2/alerts?active=true");
+        assert_eq!(
+            alerts_url("http://am:9093/api/v2/alerts"),
+            "http://am:9093/api/v2/alerts?active=true"
+        );
+    }
+
+    /// A one-connection HTTP server on loopback: reads the request head, answers `response` (or
+    /// nothing, holding the connection open, when `None`), and returns the request line.
+    fn stub(response: Option<Vec<u8>>) -> (String, std::thread::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return String::new();
+            };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+                match stream.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            match response {
+                Some(bytes) => {
+                    let _ = stream.write_all(&bytes);
+                }
+                // Hold the connection until the client gives up.
+                None => {
+                    let _ = stream.read(&mut [0u8; 1]);
+                }
+            }
+            String::from_utf8_lossy(&head).lines().next().unwrap_or("").to_string()
+        });
+        (base, handle)
+    }
+
+    fn http(status: &str, body: &[u8]) -> Vec<u8> {
+        let mut r = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(body);
+        r
+    }
+
+    #[test]
+    fn stub_server_speaking_real_v2_json() {
+        let (base, server) = stub(Some(http("200 OK", &fixture("api_v2_alerts.json"))));
+        let alerts = fetch_alertmanager(&base, DEFAULT_TIMEOUT).unwrap();
+        assert_eq!(server.join().unwrap(), "GET /api/v2/alerts?active=true HTTP/1.1");
+        assert_eq!(alerts.len(), 2);
+        assert_eq!(alerts[0]["source"], base.as_str());
+    }
+
+    #[test]
+    fn http_500_is_unavailable_with_status_and_body() {
+        let (base, server) = stub(Some(http("500 Internal Server Error", b"{\"error\":\"boom\"}")));
+        let out = collect_alerts(Some(&base), None, DEFAULT_TIMEOUT);
+        server.join().unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0]["available"], false);
+        assert_eq!(out[0]["source"], base.as_str());
+        let reason = out[0]["reason"].as_str().unwrap();
+        assert!(reason.contains("HTTP 500") && reason.contains("boom"), "{reason}");
+    }
+
+    #[test]
+    fn garbage_body_is_unavailable() {
+        let (base, server) = stub(Some(http("200 OK", b"<html>not json</html>")));
+        let err = fetch_alertmanager(&base, DEFAULT_TIMEOUT).unwrap_err();
+        server.join().unwrap();
+        assert!(err.contains("not an Alertmanager API v2 alert list"), "{err}");
+    }
+
+    #[test]
+    fn a_silent_server_times_out() {
+        let (base, server) = stub(None);
+        let err = fetch_alertmanager(&base, Duration::from_millis(300)).unwrap_err();
+        assert!(err.contains("timed out"), "{err}");
+        drop(server);
+    }
+
+    #[test]
+    fn connection_refused_is_unavailable() {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let err =
+            fetch_alertmanager(&format!("http://127.0.0.1:{port}"), DEFAULT_TIMEOUT).unwrap_err();
+        assert!(err.contains("connection refused"), "{err}");
+    }
+
+    #[test]
+    fn an_oversized_body_hits_the_cap() {
+        let mut head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n[",
+            MAX_BODY + 1024
+        )
+        .into_bytes();
+        head.extend(std::iter::repeat_n(b' ', (MAX_BODY + 1023) as usize));
+        let (base, server) = stub(Some(head));
+        let err = fetch_alertmanager(&base, DEFAULT_TIMEOUT).unwrap_err();
+        let _ = server.join();
+        assert!(err.contains("cap"), "{err}");
+    }
+
+    #[test]
+    fn webhook_file_missing_or_too_big() {
+        let out = collect_alerts(None, Some(Path::new("/nonexistent/hook.json")), DEFAULT_TIMEOUT);
+        assert_eq!(out[0]["available"], false);
+        assert_eq!(out[0]["source"], "/nonexistent/hook.json");
+        let dir = std::env::temp_dir().join(format!("opsg-alerts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big.json");
+        std::fs::write(&big, vec![b' '; (MAX_BODY + 10) as usize]).unwrap();
+        let err = read_webhook(&big).unwrap_err();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(err.contains("cap"), "{err}");
+    }
+}
