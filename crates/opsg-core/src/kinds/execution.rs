@@ -38,6 +38,10 @@ pub struct ActuatorRequest {
     /// Command argv (each parameter one whole argument; never a shell).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub argv: Vec<String>,
+    /// HTTP headers sent, or environment variables set for a command; values that came from
+    /// the environment (secrets) are shown as `<redacted:NAME>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// One action's run.

@@ -1,0 +1,584 @@
+//! Carrying out one action: render its actuator, capture the prior state, claim its idempotency
+//! key, call, record. `opsg-verify` runs rollbacks through the same [`Executor`].
+
+use crate::actuators::{Actuator, Capture, Config, Context, Escape, scrub};
+use opsg_core::kinds::execution::{ActionOutcome, ActionRun, ActuatorRequest};
+use opsg_core::kinds::plan::ActionType;
+use opsg_core::time::Timestamp;
+use opsg_gate::state::{ActionEvent, Claim, StateDir};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+/// The most response bytes kept in a record.
+const RESPONSE_EXCERPT: usize = 512;
+/// The most response bytes read at all.
+const RESPONSE_CAP: u64 = 1 << 20;
+
+/// One action to carry out.
+#[derive(Debug, Clone)]
+pub struct ActionSpec {
+    /// The plan's action index.
+    pub index: u32,
+    /// The action type.
+    pub action: ActionType,
+    /// The target.
+    pub target: String,
+    /// Typed parameters.
+    pub params: BTreeMap<String, Value>,
+    /// The prior state known at plan time (used when nothing is captured).
+    pub prior_state: BTreeMap<String, Value>,
+}
+
+/// A rendered request: what is sent and what is shown.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The actuator's request as the record shows it (secrets redacted).
+    pub shown: ActuatorRequest,
+    real: RealRequest,
+    secrets: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+enum RealRequest {
+    Http { method: String, url: String, headers: Vec<(String, String)>, body: Option<Vec<u8>> },
+    Command { argv: Vec<String>, env: Vec<(String, String)> },
+    None,
+}
+
+/// What a call returned.
+#[derive(Debug, Clone, Default)]
+pub struct CallResult {
+    /// HTTP status or exit code.
+    pub status: Option<i64>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The first bytes of the answer.
+    pub response: Option<String>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+}
+
+/// Runs actions with one actuators config.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    /// The actuators.
+    pub config: Config,
+    /// `{base_url}`.
+    pub base_url: String,
+    /// Where idempotency keys and history live.
+    pub state: StateDir,
+}
+
+impl Executor {
+    /// The actuator for an action type, if configured.
+    pub fn actuator(&self, action: ActionType) -> Option<&Actuator> {
+        self.config.actuators.get(&action)
+    }
+
+    fn context<'a>(
+        &'a self,
+        spec: &'a ActionSpec,
+        plan_hash: &'a str,
+        key: &'a str,
+    ) -> Context<'a> {
+        Context {
+            base_url: &self.base_url,
+            action: spec.action,
+            target: &spec.target,
+            params: &spec.params,
+            plan_hash,
+            index: spec.index,
+            key,
+        }
+    }
+
+    /// Render the request an action would make.
+    pub fn prepare(
+        &self,
+        spec: &ActionSpec,
+        plan_hash: &str,
+        key: &str,
+    ) -> std::result::Result<Prepared, String> {
+        let ctx = self.context(spec, plan_hash, key);
+        let Some(actuator) = self.actuator(spec.action) else {
+            if matches!(spec.action, ActionType::Noop) {
+                return Ok(Prepared {
+                    shown: ActuatorRequest {
+                        actuator: "none".into(),
+                        method: None,
+                        url: None,
+                        body: None,
+                        argv: vec![],
+                        headers: BTreeMap::new(),
+                    },
+                    real: RealRequest::None,
+                    secrets: vec![],
+                });
+            }
+            return Err(format!("no actuator is configured for `{}`", spec.action));
+        };
+        let mut secrets = Vec::new();
+        match actuator {
+            Actuator::Http { method, url, headers, body, .. } => {
+                let u = ctx.render(url, Escape::Url)?;
+                check_http_url(&u.real)?;
+                secrets.extend(u.secrets.iter().cloned());
+                let mut real_headers = Vec::new();
+                let mut shown_headers = BTreeMap::new();
+                for (k, v) in headers {
+                    let r = ctx.render(v, Escape::Raw)?;
+                    if r.real.contains(['\r', '\n']) {
+                        return Err(format!("header `{k}` would contain a line break"));
+                    }
+                    secrets.extend(r.secrets.iter().cloned());
+                    real_headers.push((k.clone(), r.real));
+                    shown_headers.insert(k.clone(), r.shown);
+                }
+                let with_body = matches!(method.as_str(), "POST" | "PUT" | "PATCH");
+                let template =
+                    body.clone().or_else(|| with_body.then(|| Value::String("{params}".into())));
+                let (real_body, shown_body) = match template {
+                    Some(t) => {
+                        let (real, shown, mut sec) = ctx.render_value(&t)?;
+                        secrets.append(&mut sec);
+                        let bytes = serde_json::to_vec(&real).map_err(|e| e.to_string())?;
+                        (Some(bytes), Some(shown))
+                    }
+                    None => (None, None),
+                };
+                Ok(Prepared {
+                    shown: ActuatorRequest {
+                        actuator: "http".into(),
+                        method: Some(method.clone()),
+                        url: Some(u.shown),
+                        body: shown_body,
+                        argv: vec![],
+                        headers: shown_headers,
+                    },
+                    real: RealRequest::Http {
+                        method: method.clone(),
+                        url: u.real,
+                        headers: real_headers,
+                        body: real_body,
+                    },
+                    secrets,
+                })
+            }
+            Actuator::Command { argv, env, .. } => {
+                let mut real_argv = Vec::new();
+                let mut shown_argv = Vec::new();
+                for a in argv {
+                    let r = ctx.render(a, Escape::Raw)?;
+                    secrets.extend(r.secrets.iter().cloned());
+                    real_argv.push(r.real);
+                    shown_argv.push(r.shown);
+                }
+                let mut real_env = Vec::new();
+                let mut shown_env = BTreeMap::new();
+                for (k, v) in env {
+                    let r = ctx.render(v, Escape::Raw)?;
+                    secrets.extend(r.secrets.iter().cloned());
+                    real_env.push((k.clone(), r.real));
+                    shown_env.insert(k.clone(), r.shown);
+                }
+                Ok(Prepared {
+                    shown: ActuatorRequest {
+                        actuator: "command".into(),
+                        method: None,
+                        url: None,
+                        body: None,
+                        argv: shown_argv,
+                        headers: shown_env,
+                    },
+                    real: RealRequest::Command { argv: real_argv, env: real_env },
+                    secrets,
+                })
+            }
+        }
+    }
+
+    /// Read the prior state the inverse needs (a GET or a command printing JSON).
+    pub fn capture(
+        &self,
+        spec: &ActionSpec,
+        plan_hash: &str,
+        key: &str,
+    ) -> std::result::Result<BTreeMap<String, Value>, String> {
+        let Some(actuator) = self.actuator(spec.action) else {
+            return Ok(spec.prior_state.clone());
+        };
+        let (Actuator::Http { capture, .. } | Actuator::Command { capture, .. }) = actuator;
+        let Some(capture) = capture else { return Ok(spec.prior_state.clone()) };
+        let ctx = self.context(spec, plan_hash, key);
+        let timeout = self.config.timeout(actuator);
+        let answer = fetch_capture(&ctx, capture, timeout)?;
+        let mut out = BTreeMap::new();
+        for (name, pointer) in &capture.pointers {
+            let p = ctx.render(pointer, Escape::Raw)?.real;
+            let v = answer.pointer(&p).ok_or_else(|| {
+                format!("the prior state has nothing at `{p}` (capture `{name}`)")
+            })?;
+            out.insert(name.clone(), v.clone());
+        }
+        Ok(out)
+    }
+
+    /// Call the actuator (with retries for transient failures).
+    pub fn call(&self, action: ActionType, prepared: &Prepared) -> CallResult {
+        let Some(actuator) = self.actuator(action) else {
+            return CallResult { status: None, attempts: 0, response: None, error: None };
+        };
+        let timeout = self.config.timeout(actuator);
+        let retries = self.config.retries(actuator);
+        let mut result = CallResult::default();
+        for attempt in 1..=retries + 1 {
+            result.attempts = attempt;
+            let (r, transient) = match &prepared.real {
+                RealRequest::Http { method, url, headers, body } => {
+                    http_call(method, url, headers, body.as_deref(), timeout)
+                }
+                RealRequest::Command { argv, env } => command_call(argv, env, timeout),
+                RealRequest::None => (Ok((0, String::new())), false),
+            };
+            match r {
+                Ok((status, text)) => {
+                    result.status = Some(status);
+                    result.response = Some(excerpt(&scrub(&text, &prepared.secrets)));
+                    result.error = None;
+                    return result;
+                }
+                Err((status, why)) => {
+                    result.status = status;
+                    result.error = Some(scrub(&why, &prepared.secrets));
+                    if !transient || attempt > retries {
+                        return result;
+                    }
+                    std::thread::sleep(Duration::from_millis(100u64 << (attempt - 1).min(6)));
+                }
+            }
+        }
+        result
+    }
+
+    /// Carry out one action under an idempotency key: dry-run prints; live claims the key
+    /// (`O_EXCL`), captures the prior state, calls, and records the result and the history line.
+    pub fn run_action(
+        &self,
+        spec: &ActionSpec,
+        plan_hash: &str,
+        key: &str,
+        live: bool,
+    ) -> ActionRun {
+        let started = Timestamp::now();
+        let mut run = ActionRun {
+            index: spec.index,
+            idempotency_key: key.to_string(),
+            action: Some(spec.action),
+            target: Some(spec.target.clone()),
+            request: ActuatorRequest {
+                actuator: "none".into(),
+                method: None,
+                url: None,
+                body: None,
+                argv: vec![],
+                headers: BTreeMap::new(),
+            },
+            status: None,
+            duration_ms: 0.0,
+            outcome: ActionOutcome::NotRun,
+            error: None,
+            attempts: 0,
+            response: None,
+            prior_state: spec.prior_state.clone(),
+            started: started.to_rfc3339(),
+        };
+        let prepared = match self.prepare(spec, plan_hash, key) {
+            Ok(p) => p,
+            Err(why) => {
+                run.outcome = if live { ActionOutcome::Failed } else { ActionOutcome::DryRun };
+                run.error = Some(why);
+                return run;
+            }
+        };
+        run.request = prepared.shown.clone();
+        if !live {
+            run.outcome = ActionOutcome::DryRun;
+            return run;
+        }
+        match self.state.claim(key, &format!("pid {} at {}", std::process::id(), started)) {
+            Ok(Claim::Acquired) => {}
+            Ok(Claim::Taken(earlier)) => {
+                run.outcome = ActionOutcome::AlreadyDone;
+                match earlier {
+                    Some(earlier) => {
+                        if let Some(ps) = earlier
+                            .get("prior_state")
+                            .and_then(|v| serde_json::from_value(v.clone()).ok())
+                        {
+                            run.prior_state = ps;
+                        }
+                        let outcome =
+                            earlier.get("outcome").and_then(Value::as_str).unwrap_or("unknown");
+                        run.error = Some(format!(
+                            "already executed under this key (earlier outcome: {outcome})"
+                        ));
+                        if outcome == "failed" {
+                            // An earlier failure stays a failure: the plan must not go on past it.
+                            run.outcome = ActionOutcome::Failed;
+                        }
+                    }
+                    None => {
+                        run.error = Some("claimed by another run that has not recorded a result (still running, or it crashed: a human must look)".into());
+                        run.status = None;
+                    }
+                }
+                return run;
+            }
+            Err(e) => {
+                run.outcome = ActionOutcome::Failed;
+                run.error = Some(format!("cannot claim the idempotency key: {e}"));
+                return run;
+            }
+        }
+        let clock = Instant::now();
+        match self.capture(spec, plan_hash, key) {
+            Ok(prior) => run.prior_state = prior,
+            Err(why) => {
+                run.outcome = ActionOutcome::Failed;
+                run.error = Some(format!(
+                    "not called: cannot capture the prior state the inverse needs: {}",
+                    scrub(&why, &prepared.secrets)
+                ));
+                run.duration_ms = clock.elapsed().as_secs_f64() * 1000.0;
+                self.settle(&run);
+                return run;
+            }
+        }
+        let result = self.call(spec.action, &prepared);
+        run.duration_ms = clock.elapsed().as_secs_f64() * 1000.0;
+        run.status = result.status;
+        run.attempts = result.attempts;
+        run.response = result.response;
+        run.error = result.error;
+        run.outcome =
+            if run.error.is_none() { ActionOutcome::Succeeded } else { ActionOutcome::Failed };
+        self.settle(&run);
+        run
+    }
+
+    /// Record a live attempt's result under its key and in the history.
+    fn settle(&self, run: &ActionRun) {
+        if let Ok(v) = serde_json::to_value(run)
+            && let Err(e) = self.state.finish(&run.idempotency_key, &v)
+        {
+            opsg_core::cli::warn(format!(
+                "cannot record the result of {}: {e}",
+                run.idempotency_key
+            ));
+        }
+        if let (Some(action), Some(target)) = (run.action, run.target.clone()) {
+            let ev = ActionEvent {
+                at: run.started.clone(),
+                action,
+                target,
+                key: run.idempotency_key.clone(),
+            };
+            if let Err(e) = self.state.record_event(&ev) {
+                opsg_core::cli::warn(format!(
+                    "cannot record the history of {}: {e}",
+                    run.idempotency_key
+                ));
+            }
+        }
+    }
+}
+
+fn check_http_url(url: &str) -> std::result::Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("`{url}` is not an http(s) URL"))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(())
+}
+
+fn excerpt(text: &str) -> String {
+    if text.len() <= RESPONSE_EXCERPT {
+        return text.to_string();
+    }
+    let mut end = RESPONSE_EXCERPT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .max_redirects(0)
+        .user_agent(concat!("opsg-exec/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .new_agent()
+}
+
+type CallOutcome = (std::result::Result<(i64, String), (Option<i64>, String)>, bool);
+
+fn http_call(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> CallOutcome {
+    let agent = agent(timeout);
+    let response = match method {
+        "GET" | "DELETE" => {
+            let mut req = if method == "GET" { agent.get(url) } else { agent.delete(url) };
+            for (k, v) in headers {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            req.call()
+        }
+        _ => {
+            let mut req = match method {
+                "PUT" => agent.put(url),
+                "PATCH" => agent.patch(url),
+                _ => agent.post(url),
+            };
+            for (k, v) in headers {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            req.content_type("application/json").send(body.unwrap_or(b"{}"))
+        }
+    };
+    match response {
+        Ok(mut resp) => {
+            let status = i64::from(resp.status().as_u16());
+            let text = resp
+                .body_mut()
+                .with_config()
+                .limit(RESPONSE_CAP)
+                .read_to_vec()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            if (200..300).contains(&status) {
+                (Ok((status, text)), false)
+            } else {
+                let transient = status >= 500 || status == 429;
+                (Err((Some(status), format!("HTTP {status}: {}", excerpt(text.trim())))), transient)
+            }
+        }
+        Err(e) => (Err((None, format!("{method} {url}: {e}"))), true),
+    }
+}
+
+fn command_call(argv: &[String], env: &[(String, String)], timeout: Duration) -> CallOutcome {
+    let Some((program, args)) = argv.split_first() else {
+        return (Err((None, "empty argv".into())), false);
+    };
+    // A clean environment: the command sees PATH, HOME, LANG and what the config gives it, not
+    // whatever secrets the cron job's environment happens to hold.
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args).env_clear();
+    for var in ["PATH", "HOME", "LANG", "TZ"] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return (Err((None, format!("cannot start `{program}`: {e}"))), false),
+    };
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(p) = pipe {
+                let _ = p.take(RESPONSE_CAP).read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = read(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = read(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => break None,
+        }
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    let mut text = String::from_utf8_lossy(&stdout).into_owned();
+    if !stderr.is_empty() {
+        text.push_str(&String::from_utf8_lossy(&stderr));
+    }
+    match status {
+        None => (
+            Err((
+                None,
+                format!(
+                    "`{program}` did not finish within {} ms and was killed",
+                    timeout.as_millis()
+                ),
+            )),
+            true,
+        ),
+        Some(s) if s.success() => (Ok((0, text)), false),
+        Some(s) => {
+            let code = s.code().map(i64::from);
+            (
+                Err((
+                    code,
+                    format!(
+                        "`{program}` exited with {}: {}",
+                        code.map_or("a signal".into(), |c| c.to_string()),
+                        excerpt(text.trim())
+                    ),
+                )),
+                false,
+            )
+        }
+    }
+}
+
+fn fetch_capture(
+    ctx: &Context<'_>,
+    capture: &Capture,
+    timeout: Duration,
+) -> std::result::Result<Value, String> {
+    let text = if let Some(url) = &capture.url {
+        let u = ctx.render(url, Escape::Url)?;
+        check_http_url(&u.real)?;
+        match http_call("GET", &u.real, &[], None, timeout) {
+            (Ok((_, text)), _) => text,
+            (Err((_, why)), _) => return Err(why),
+        }
+    } else {
+        let mut argv = Vec::new();
+        for a in &capture.argv {
+            argv.push(ctx.render(a, Escape::Raw)?.real);
+        }
+        match command_call(&argv, &[], timeout) {
+            (Ok((_, text)), _) => text,
+            (Err((_, why)), _) => return Err(why),
+        }
+    };
+    serde_json::from_str(&text).map_err(|e| format!("the prior state is not JSON: {e}"))
+}
