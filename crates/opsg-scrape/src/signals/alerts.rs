@@ -507,4 +507,134 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
         assert!(err.contains("cap"), "{err}");
     }
+
+    /// Kills the Alertmanager the test started (by its own handle) however the test ends.
+    struct Running(std::process::Child);
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn find_on_path(program: &str) -> Option<PathBuf> {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
+    }
+
+    #[test]
+    fn real_alertmanager_active_and_silenced_alerts() {
+        let Some(binary) = find_on_path("prometheus-alertmanager") else {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "prometheus-alertmanager is required under CI=true (apt-get install prometheus-alertmanager)"
+                );
+            }
+            opsg_core::cli::warn(
+                "SKIPPED real_alertmanager_active_and_silenced_alerts: prometheus-alertmanager not installed \
+                 (apt-get install prometheus-alertmanager)",
+            );
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!("opsg-am-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(
+            dir.join("am.yml"),
+            "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n",
+        )
+        .unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let base = format!("http://127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.join("am.log")).unwrap();
+        let child = std::process::Command::new(binary)
+            .arg(format!("--config.file={}", dir.join("am.yml").display()))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // An empty cluster address turns off the gossip listener (no second port to clash).
+            .arg("--cluster.listen-address=")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut am = Running(child);
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(2)))
+                .http_status_as_error(false)
+                .build(),
+        );
+        let am_log = || std::fs::read_to_string(dir.join("am.log")).unwrap_or_default();
+        let mut ready = false;
+        for _ in 0..150 {
+            if let Ok(Some(status)) = am.0.try_wait() {
+                panic!("alertmanager exited with {status}: {}", am_log());
+            }
+            if agent.get(format!("{base}/-/ready")).call().is_ok_and(|r| r.status() == 200) {
+                ready = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(ready, "alertmanager never became ready: {}", am_log());
+
+        let alerts = json!([
+            {"labels": {"alertname": "VllmKvCacheSaturated", "severity": "critical", "deployment": "canary"},
+             "annotations": {"summary": "KV cache above 98% for 5m"}},
+            {"labels": {"alertname": "VllmQueueBacklog", "severity": "warning", "deployment": "stable"},
+             "annotations": {"summary": "waiting requests > 50"}},
+        ]);
+        let posted = agent
+            .post(format!("{base}/api/v2/alerts"))
+            .header("Content-Type", "application/json")
+            .send(alerts.to_string())
+            .unwrap();
+        assert_eq!(posted.status(), 200);
+        let now = opsg_core::time::Timestamp::now();
+        let silence = json!({
+            "matchers": [{"name": "alertname", "value": "VllmQueueBacklog", "isRegex": false, "isEqual": true}],
+            "startsAt": now.plus_millis(-60_000).to_rfc3339(),
+            "endsAt": now.plus_millis(3_600_000).to_rfc3339(),
+            "createdBy": "opsg-scrape tests",
+            "comment": "known backlog during the test",
+        });
+        let silenced = agent
+            .post(format!("{base}/api/v2/silences"))
+            .header("Content-Type", "application/json")
+            .send(silence.to_string())
+            .unwrap();
+        assert_eq!(silenced.status(), 200);
+
+        // Alertmanager marks alerts asynchronously: poll (bounded) until both carry their state.
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            seen = fetch_alertmanager(&base, DEFAULT_TIMEOUT).unwrap();
+            let state_of = |name: &str| {
+                seen.iter()
+                    .find(|a| a["name"] == name)
+                    .and_then(|a| a["state"].as_str().map(str::to_string))
+            };
+            if state_of("VllmKvCacheSaturated").as_deref() == Some("active")
+                && state_of("VllmQueueBacklog").as_deref() == Some("suppressed")
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        drop(am);
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        let kv = &seen[0];
+        assert_eq!(kv["name"], "VllmKvCacheSaturated");
+        assert_eq!(kv["state"], "active");
+        assert_eq!(kv["severity"], "critical");
+        assert_eq!(kv["labels"]["deployment"], "canary");
+        assert_eq!(kv["annotations"]["summary"], "KV cache above 98% for 5m");
+        let fingerprint = kv["fingerprint"].as_str().unwrap();
+        assert_eq!(fingerprint.len(), 16);
+        assert!(fingerprint.chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(kv["startsAt"].as_str().unwrap().starts_with("20"));
+        assert_eq!(seen[1]["name"], "VllmQueueBacklog");
+        assert_eq!(seen[1]["state"], "suppressed");
+    }
 }
