@@ -1,19 +1,280 @@
-//! opsg-triage (skeleton; its issue builds it out).
+//! `opsg-triage`: observations in, one finding out: anomalies, an incident class and ranked
+//! root-cause hypotheses.
+//!
+//! The stage is pure: the same input records, rules, history and `--now` give the same bytes, so
+//! a recorded incident replays identically. The core is [`triage`] (observation + rules → finding
+//! body), which `opsg-replay` calls in-process; [`run`] adds stdin/stdout, incident continuity and
+//! the optional LLM advisor.
+//!
+//! - [`rules`]: the detection rules (built-in defaults, a rules file with a schema);
+//! - [`signals`]: evaluating a rule on a target's compact series;
+//! - [`correlate`]: from fired rules to ranked hypotheses, and how confidence is computed;
+//! - [`continuity`]: one incident id across cron runs of the same ongoing problem;
+//! - [`history`]: reading (and verifying) an `opsg-audit` ledger;
+//! - [`synth`]: deterministic synthetic observations for tests and the incident corpus.
+
+pub mod continuity;
+pub mod correlate;
+pub mod history;
+pub mod math;
+pub mod rules;
+pub mod signals;
+pub mod synth;
 
 use clap::{CommandFactory, Parser};
+use opsg_core::kinds::finding::{FindingBody, FindingStatus, IncidentClass, Method};
+use opsg_core::kinds::observation::ObservationBody;
+use opsg_core::record::{Kind, Stamp};
+use opsg_core::seal::HashHex;
+use opsg_core::stream::{self, Limits};
+use opsg_core::time::Timestamp;
 use opsg_core::{Error, ExitStatus, Result};
+use std::path::PathBuf;
+
+pub use rules::Rules;
+
+const EXAMPLES: &str = "Examples:
+  opsg-scrape --targets fleet.json --samples 12 --interval 15s | opsg-triage
+  opsg-triage --rules rules.json --state-dir /var/lib/opsg < observation.jsonl
+  opsg-triage --history /var/lib/opsg/ledger.jsonl --now 2026-11-22T06:00:00Z < recorded.jsonl
+  OPSG_LLM_URL=http://127.0.0.1:8000/v1 OPSG_LLM_MODEL=qwen2.5 opsg-triage --llm < obs.jsonl";
+
+const ABOUT: &str =
+    "Detect anomalies in opsg-scrape observations and name one incident with ranked hypotheses";
+
+const LONG_ABOUT: &str = "Reads the record stream on stdin, evaluates detection rules on the last observation \
+record, correlates what fired into one incident (a class, the affected targets, ranked root-cause \
+hypotheses with confidences) and appends a finding record. With nothing wrong, the finding says \
+`no_incident` and later stages do nothing.
+
+Rules need persistence (`for`: N consecutive evaluations, or a duration), so one spike does not page. \
+Confidence is a noisy-OR of the evidence (rule weight x how far past the threshold), scaled by \
+structure (canary vs stable, fleet arrival growth) and telemetry quality (stale or missing targets); \
+see the `correlate` module docs. A missing target never raises an incident, except `replica_down` \
+for a serving replica that stops answering.
+
+Incident continuity: the fingerprint is SHA-256 of the class and the sorted affected targets. With \
+`--state-dir DIR` (a small JSON file, DIR/incidents.json) or `--history LEDGER` (opsg-audit's \
+ledger, verified first), a finding whose fingerprint was seen within `--continue-within` (default \
+30m) continues that incident's id instead of opening a new one; an incident whose report said \
+`resolved` is not continued.";
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
-#[command(name = "opsg-triage", version, about = "opsg-triage", after_help = opsg_core::cli::exit_status_help())]
-pub struct Args {}
+#[command(
+    name = "opsg-triage",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = after_help()
+)]
+pub struct Args {
+    /// Detection rules (JSON, schemas/rules.schema.json); replaces the built-in set.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// The clock, RFC 3339 (default: now). Same input + same --now = same output bytes.
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+    /// opsg-audit ledger: continue incidents it recorded (refused, with a note, if it fails verification).
+    #[arg(long, value_name = "LEDGER")]
+    pub history: Option<PathBuf>,
+    /// Directory for incident continuity state (DIR/incidents.json).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Continue an incident seen with the same fingerprint within this long.
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub continue_within: String,
+    /// The optional LLM advisor.
+    #[command(flatten)]
+    pub llm: opsg_advisor::LlmArgs,
+}
+
+fn after_help() -> String {
+    format!("{EXAMPLES}\n\n{}", opsg_core::cli::exit_status_help())
+}
 
 /// The clap command (for man pages and completions).
 pub fn command() -> clap::Command {
     Args::command()
 }
 
-/// Run the tool.
-pub fn run(_args: Args) -> Result<ExitStatus> {
-    Err(Error::usage("opsg-triage is not built yet"))
+/// The fingerprint of an incident: SHA-256 over the class and the sorted affected targets.
+pub fn fingerprint(class: IncidentClass, targets: &[String]) -> String {
+    let mut sorted: Vec<&str> = targets.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let material = format!("{class}\n{}", sorted.join("\n"));
+    HashHex::of(material.as_bytes()).to_string()
 }
+
+/// The pure core: evaluate `rules` on an observation and correlate into a finding body (method
+/// `rules`). No clock, no I/O.
+pub fn triage(obs: &ObservationBody, rules: &Rules) -> FindingBody {
+    let corr = correlate::correlate(obs, rules);
+    finding_from(obs, rules, corr.hypotheses, corr.fired, corr.telemetry, Method::rules())
+}
+
+/// Assemble a finding from ranked hypotheses (the leading one decides class and targets).
+pub fn finding_from(
+    obs: &ObservationBody,
+    rules: &Rules,
+    hypotheses: Vec<opsg_core::kinds::finding::Hypothesis>,
+    fired: Vec<correlate::Fired>,
+    telemetry: opsg_core::kinds::finding::TelemetryQuality,
+    method: Method,
+) -> FindingBody {
+    let lead = hypotheses.first().filter(|h| h.confidence >= rules.min_confidence).cloned();
+    let anomalies: Vec<_> = fired.iter().map(|f| f.anomaly.clone()).collect();
+    match lead {
+        Some(h) => {
+            let first = fired
+                .iter()
+                .filter(|f| {
+                    h.targets.contains(&f.anomaly.target)
+                        || h.evidence.iter().any(|e| e.ends_with(&format!("@{}", f.anomaly.target)))
+                })
+                .filter_map(|f| f.since_ms)
+                .min();
+            let mut summary = format!(
+                "{} (confidence {:.2}) on {}: {}",
+                h.class,
+                h.confidence,
+                h.targets.join(", "),
+                h.cause
+            );
+            if !telemetry.notes.is_empty() || !telemetry.stale_targets.is_empty() {
+                summary.push_str("; telemetry partial");
+            }
+            FindingBody {
+                status: FindingStatus::Incident,
+                class: h.class,
+                fingerprint: fingerprint(h.class, &h.targets),
+                summary,
+                affected_targets: h.targets.clone(),
+                first_anomalous_at: first.map(|t| Timestamp(t).to_rfc3339()),
+                anomalies,
+                hypotheses,
+                telemetry,
+                method,
+            }
+        }
+        None => {
+            let summary = if obs.targets.is_empty() {
+                "no incident: the observation has no targets, so nothing could be judged"
+                    .to_string()
+            } else if let Some(h) = hypotheses.first() {
+                format!(
+                    "no incident: {} anomal{} below the confidence floor (best: {} at {:.2} < {:.2})",
+                    anomalies.len(),
+                    if anomalies.len() == 1 { "y" } else { "ies" },
+                    h.class,
+                    h.confidence,
+                    rules.min_confidence
+                )
+            } else {
+                format!(
+                    "no incident: {} of {} targets up, no rule fired",
+                    telemetry.targets_up, telemetry.targets_total
+                )
+            };
+            FindingBody {
+                status: FindingStatus::NoIncident,
+                class: IncidentClass::None,
+                fingerprint: fingerprint(IncidentClass::None, &[]),
+                summary,
+                affected_targets: Vec::new(),
+                first_anomalous_at: None,
+                anomalies,
+                hypotheses,
+                telemetry,
+                method,
+            }
+        }
+    }
+}
+
+/// Parse `--now` (or read the system clock).
+pub fn clock(now: Option<&str>) -> Result<Timestamp> {
+    match now {
+        Some(text) => Timestamp::parse_rfc3339(text).map_err(|e| e.at_field("--now")),
+        None => Ok(Timestamp::now()),
+    }
+}
+
+/// Run the tool.
+pub fn run(args: Args) -> Result<ExitStatus> {
+    let now = clock(args.now.as_deref())?;
+    let rules = match &args.rules {
+        Some(path) => Rules::load(path)?,
+        None => Rules::builtin(),
+    };
+    let window_ms = opsg_core::time::parse_duration_ms(&args.continue_within)
+        .map_err(|e| Error::usage(format!("--continue-within: {}", e.message())))?;
+    let advisor = opsg_advisor::Advisor::from_args(&args.llm)?;
+    let chain = stream::read_stdin(&Limits::default())?;
+    let obs_line = chain.last_of(Kind::Observation).ok_or_else(|| {
+        Error::invalid(
+            "no observation record on the input (opsg-triage reads what opsg-scrape writes)",
+        )
+        .in_source("stdin")
+    })?;
+    let obs: ObservationBody = obs_line.body("stdin")?;
+
+    let corr = correlate::correlate(&obs, &rules);
+    let mut method = Method::rules();
+    let mut hypotheses = corr.hypotheses;
+    if let Some(advisor) = &advisor {
+        let outcome = advisor::advise(advisor, &obs, &hypotheses, &corr.fired);
+        method = outcome.method;
+        hypotheses = outcome.hypotheses;
+    }
+    let mut telemetry = corr.telemetry;
+    let mut priors = Vec::new();
+    if let Some(path) = &args.history {
+        match history::read_ledger(path) {
+            Ok(entries) => priors.extend(continuity::from_ledger(&entries)),
+            Err(e) => {
+                let note = format!("history ledger refused, not learned from: {e}");
+                opsg_core::cli::warn(&note);
+                telemetry.notes.push(note);
+            }
+        }
+    }
+    let state = match &args.state_dir {
+        Some(dir) => Some(continuity::State::load(dir)?),
+        None => None,
+    };
+    if let Some(state) = &state {
+        priors.extend(state.priors());
+    }
+    let mut body = finding_from(&obs, &rules, hypotheses, corr.fired, telemetry, method);
+    let incident = if body.status == FindingStatus::Incident {
+        let opened = body
+            .first_anomalous_at
+            .as_deref()
+            .and_then(|t| Timestamp::parse_rfc3339(t).ok())
+            .unwrap_or(now);
+        let (id, continued) =
+            continuity::incident_id(&body.fingerprint, opened, now, window_ms, &priors);
+        if let Some(prior) = &continued {
+            body.summary.push_str(&format!(" (continues {id}, first raised {prior})"));
+        }
+        if let (Some(dir), Some(state)) = (&args.state_dir, state) {
+            state.record(&body.fingerprint, &id, opened, now).save(dir)?;
+        }
+        Some(id)
+    } else {
+        None
+    };
+    let stamp = Stamp { tool: "opsg-triage", version: env!("CARGO_PKG_VERSION"), now };
+    let summary = body.summary.clone();
+    let mut record = chain.next_record(Kind::Finding, &stamp, &[obs_line], body);
+    if incident.is_some() {
+        record.envelope.incident = incident;
+    }
+    stream::emit(&chain, &mut record)?;
+    opsg_core::cli::info(summary);
+    Ok(ExitStatus::Success)
+}
+
+pub mod advisor;

@@ -1,0 +1,480 @@
+//! From fired rules to one incident: a class, affected targets and ranked hypotheses.
+//!
+//! # How confidence is computed
+//!
+//! Each fired rule is one piece of evidence with a *weight* `w` (from the rule: how much that
+//! signal alone says about its class) and a *strength* `s` in [0.6, 1]: 0.6 at the threshold,
+//! rising linearly to 1 when the value is 50% beyond it. A hypothesis' *support* combines its
+//! evidence by noisy-OR, `1 - Π(1 - w·s)`: independent signals that agree raise it, and no single
+//! signal reaches certainty. Symptoms (latency, errors, burn rate) on a target count for every
+//! cause found on that target or its node. Structure then scales the support:
+//!
+//! - canary regression: a config on the canary that differs from stable's (or changed within the
+//!   last 24 h) is one more piece of evidence of weight 0.5; without one the support is ×0.6; load classes seen on the canary alone are scaled ×0.4 (the same
+//!   traffic mix is fine on stable, so load is the less likely cause);
+//! - traffic surge: ×min(1, g − 1), where g is the fleet's arrival rate at the end of the window
+//!   over its start; a surge scales queue and KV hypotheses ×0.5 (they are its symptoms);
+//! - network latency without slow scrapes ×0.7; unexplained symptoms give `unknown` ×0.5;
+//! - telemetry: ×(1 − 0.5·stale/total) for everyone; ×0.7 when an implicated target is stale;
+//!   ×0.5 for `replica_down` when every replica is down (the scraper's own network is then the
+//!   likelier fault).
+//!
+//! Confidences are rounded to three decimals. So 0.95 means "one decisive signal or several that
+//! agree, with clean telemetry"; around 0.5 means "one signal, barely over its threshold".
+
+use crate::rules::{Rule, Rules};
+use crate::signals::{self, is_replica};
+use opsg_core::float::Float;
+use opsg_core::kinds::finding::{Anomaly, Hypothesis, IncidentClass, TelemetryQuality};
+use opsg_core::kinds::observation::{ObservationBody, TargetObservation, TargetStatus};
+use opsg_core::time::Timestamp;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A fired rule with what correlation needs.
+#[derive(Debug, Clone)]
+pub struct Fired {
+    /// The anomaly as the finding reports it.
+    pub anomaly: Anomaly,
+    /// The class the rule points at (`None` for symptoms).
+    pub class: Option<IncidentClass>,
+    /// `w · s`.
+    pub score: f64,
+    /// Index of the target in the observation.
+    pub target: usize,
+    /// Start of the breach (ms).
+    pub since_ms: Option<i64>,
+}
+
+/// What correlation concluded.
+#[derive(Debug, Clone)]
+pub struct Correlation {
+    /// Every fired rule.
+    pub fired: Vec<Fired>,
+    /// Ranked hypotheses, best first.
+    pub hypotheses: Vec<Hypothesis>,
+    /// Telemetry quality.
+    pub telemetry: TelemetryQuality,
+    /// The fleet arrival growth (end of window over start), when measurable.
+    pub arrival_growth: Option<f64>,
+}
+
+fn strength(rule: &Rule, value: f64) -> f64 {
+    let t = rule.threshold;
+    let excess = if t.abs() < 1e-12 {
+        if value.abs() > 0.0 { 1.0 } else { 0.0 }
+    } else if rule.op.is_low() {
+        (t - value) / t.abs()
+    } else {
+        (value - t) / t.abs()
+    };
+    (0.6 + 0.4 * (excess / 0.5)).clamp(0.6, 1.0)
+}
+
+fn noisy_or(scores: impl IntoIterator<Item = f64>) -> f64 {
+    1.0 - scores.into_iter().fold(1.0, |acc, s| acc * (1.0 - s.clamp(0.0, 1.0)))
+}
+
+fn round3(v: f64) -> f64 {
+    (v.clamp(0.0, 1.0) * 1000.0).round() / 1000.0
+}
+
+/// Evaluate every rule on every target.
+pub fn evaluate(obs: &ObservationBody, rules: &Rules) -> (Vec<Fired>, Vec<String>) {
+    let mut fired = Vec::new();
+    let mut notes = Vec::new();
+    for (ti, target) in obs.targets.iter().enumerate() {
+        let replica = is_replica(target);
+        for rule in &rules.rules {
+            if rule.applies_to == crate::rules::Applies::Replicas && !replica {
+                continue;
+            }
+            let ev = signals::evaluate(rule, target);
+            notes.extend(ev.notes);
+            let need = rule.persistence.samples(obs.interval_s);
+            let (n, last, since) = signals::trailing_breach(rule, &ev.points);
+            let Some(value) = last else { continue };
+            let need = if rule.func == crate::rules::Func::Growth { 1 } else { need };
+            if n >= need {
+                fired.push(Fired {
+                    anomaly: Anomaly {
+                        rule: rule.name.clone(),
+                        target: target.name.clone(),
+                        signal: rule.signal_name(),
+                        value: Float((value * 1e6).round() / 1e6),
+                        op: rule.op.as_str().to_string(),
+                        threshold: Float(rule.threshold),
+                        samples_breaching: n,
+                        for_samples: need,
+                        since: since.map(|t| Timestamp(t).to_rfc3339()),
+                    },
+                    class: rule.class,
+                    score: rule.weight() * strength(rule, value),
+                    target: ti,
+                    since_ms: since,
+                });
+            }
+        }
+    }
+    (fired, notes)
+}
+
+fn telemetry(obs: &ObservationBody, mut notes: Vec<String>) -> TelemetryQuality {
+    let mut stale = Vec::new();
+    for t in &obs.targets {
+        if t.samples.iter().any(|s| s.stale) {
+            stale.push(t.name.clone());
+        }
+        if t.status != TargetStatus::Up && !is_replica(t) {
+            notes.push(
+                format!(
+                    "`{}` is {:?} at the last sample: its signals are missing, not judged",
+                    t.name, t.status
+                )
+                .to_lowercase()
+                .replacen(&t.name.to_lowercase(), &t.name, 1),
+            );
+        }
+    }
+    if !stale.is_empty() {
+        notes.push(format!("stale samples from {}: confidence lowered", stale.join(", ")));
+    }
+    if obs.targets.is_empty() {
+        notes.push("the observation has no targets: nothing could be judged".into());
+    }
+    let mut seen = BTreeSet::new();
+    notes.retain(|n| seen.insert(n.clone()));
+    TelemetryQuality {
+        targets_total: obs.targets.len() as u32,
+        targets_up: obs.targets.iter().filter(|t| t.status == TargetStatus::Up).count() as u32,
+        stale_targets: stale,
+        notes,
+    }
+}
+
+/// Fleet arrival growth: (completions + queue growth) per second in the last third of the window
+/// over the first third, summed over replicas that answered throughout.
+pub fn arrival_growth(obs: &ObservationBody) -> Option<f64> {
+    let mut first = 0.0;
+    let mut last = 0.0;
+    let mut used = 0;
+    for t in obs.targets.iter().filter(|t| is_replica(t)) {
+        let Some((a, b)) = arrivals(t) else { continue };
+        first += a;
+        last += b;
+        used += 1;
+    }
+    (used > 0 && first > 0.0).then(|| last / first)
+}
+
+fn arrivals(t: &TargetObservation) -> Option<(f64, f64)> {
+    let mut completions: BTreeMap<i64, f64> = BTreeMap::new();
+    let mut any = false;
+    for s in t.series.iter().filter(|s| s.name == "vllm:request_success_total") {
+        any = true;
+        let pts: Vec<(i64, f64)> = s
+            .points
+            .iter()
+            .filter_map(|p| p.v.map(|v| (p.t, v.0)))
+            .filter(|p| p.1.is_finite())
+            .collect();
+        for w in pts.windows(2) {
+            let inc = crate::math::increase(&[w[0].1, w[1].1]);
+            *completions.entry(w[1].0).or_default() += inc;
+        }
+    }
+    if !any || completions.len() < 6 {
+        return None;
+    }
+    let queue: BTreeMap<i64, f64> = t
+        .series
+        .iter()
+        .filter(|s| s.name == "vllm:num_requests_waiting" || s.name == "vllm:num_requests_running")
+        .flat_map(|s| s.points.iter().filter_map(|p| p.v.map(|v| (p.t, v.0))))
+        .filter(|p| p.1.is_finite())
+        .fold(BTreeMap::new(), |mut m, (t, v)| {
+            *m.entry(t).or_default() += v;
+            m
+        });
+    let times: Vec<i64> = completions.keys().copied().collect();
+    let third = times.len() / 3;
+    let rate = |range: &[i64]| -> Option<f64> {
+        let (a, b) = (*range.first()?, *range.last()?);
+        let done: f64 = range.iter().filter_map(|t| completions.get(t)).sum();
+        let grew = queue.get(&b).copied().unwrap_or(0.0) - queue.get(&a).copied().unwrap_or(0.0);
+        let secs = (b - a) as f64 / 1000.0 + 1.0;
+        Some(((done + grew.max(0.0)) / secs).max(0.0))
+    };
+    Some((rate(&times[..third])?, rate(&times[times.len() - third..])?))
+}
+
+fn label<'a>(t: &'a TargetObservation, k: &str) -> Option<&'a str> {
+    t.labels.get(k).map(String::as_str)
+}
+
+/// Correlate: evaluate the rules, then build and rank hypotheses.
+pub fn correlate(obs: &ObservationBody, rules: &Rules) -> Correlation {
+    let (fired, notes) = evaluate(obs, rules);
+    let tele = telemetry(obs, notes);
+    let growth = arrival_growth(obs);
+    let targets = &obs.targets;
+    let total = targets.len().max(1) as f64;
+    let tele_factor = 1.0 - 0.5 * tele.stale_targets.len() as f64 / total;
+    let node_of = |i: usize| label(&targets[i], "node");
+    let role_of = |i: usize| label(&targets[i], "role");
+    let replicas: Vec<usize> = (0..targets.len()).filter(|i| is_replica(&targets[*i])).collect();
+
+    // Cause evidence per class and target; symptoms per target.
+    let mut causes: BTreeMap<IncidentClass, Vec<&Fired>> = BTreeMap::new();
+    let mut symptoms: BTreeMap<usize, Vec<&Fired>> = BTreeMap::new();
+    for f in &fired {
+        match f.class {
+            Some(c) => causes.entry(c).or_default().push(f),
+            None => symptoms.entry(f.target).or_default().push(f),
+        }
+    }
+    let infra = [
+        IncidentClass::ReplicaDown,
+        IncidentClass::GpuFault,
+        IncidentClass::HostMemoryPressure,
+        IncidentClass::DiskPressure,
+        IncidentClass::MemoryLeak,
+        IncidentClass::NetworkLatency,
+    ];
+    let load = [IncidentClass::KvCacheSaturation, IncidentClass::QueueBacklog];
+    // Targets a cause implicates: where it fired, plus the replicas on the same node.
+    let implicated = |evidence: &[&Fired]| -> BTreeSet<usize> {
+        let mut set: BTreeSet<usize> = evidence.iter().map(|f| f.target).collect();
+        let nodes: BTreeSet<&str> = set.iter().filter_map(|i| node_of(*i)).collect();
+        for r in &replicas {
+            if node_of(*r).is_some_and(|n| nodes.contains(n)) {
+                set.insert(*r);
+            }
+        }
+        set
+    };
+    let mut explained: BTreeSet<usize> = BTreeSet::new();
+    let mut hyps: Vec<(IncidentClass, f64, BTreeSet<usize>, Vec<&Fired>)> = Vec::new();
+    for (class, evidence) in &causes {
+        let set = implicated(evidence);
+        let mut all: Vec<&Fired> = evidence.clone();
+        for t in &set {
+            if let Some(s) = symptoms.get(t) {
+                all.extend(s.iter().copied());
+                explained.insert(*t);
+            }
+        }
+        let mut support = noisy_or(all.iter().map(|f| f.score));
+        if *class == IncidentClass::NetworkLatency && !set.iter().any(|t| symptoms.contains_key(t))
+        {
+            support *= 0.7;
+        }
+        hyps.push((*class, support, set, all));
+    }
+
+    // Canary regression: regression signals on canaries only, stable replicas fine.
+    let regression_on = |i: usize| -> Vec<&Fired> {
+        fired
+            .iter()
+            .filter(|f| {
+                f.target == i && (f.class.is_none() || f.class.is_some_and(|c| load.contains(&c)))
+            })
+            .collect()
+    };
+    let canaries: Vec<usize> =
+        replicas.iter().copied().filter(|i| role_of(*i) == Some("canary")).collect();
+    let stables: Vec<usize> =
+        replicas.iter().copied().filter(|i| role_of(*i) != Some("canary")).collect();
+    let canary_ev: Vec<&Fired> = canaries.iter().flat_map(|i| regression_on(*i)).collect();
+    let stable_regressed = stables.iter().any(|i| !regression_on(*i).is_empty());
+    let mut canary_only = false;
+    if !canary_ev.is_empty() && !stable_regressed && !stables.is_empty() {
+        canary_only = true;
+        let set: BTreeSet<usize> = canary_ev.iter().map(|f| f.target).collect();
+        let stable_cfg: BTreeSet<&str> =
+            stables.iter().filter_map(|i| label(&targets[*i], "config_version")).collect();
+        let end = Timestamp::parse_rfc3339(&obs.window.end).ok();
+        let changed = set.iter().any(|i| {
+            let t = &targets[*i];
+            let differs = label(t, "config_version")
+                .is_some_and(|v| !stable_cfg.is_empty() && !stable_cfg.contains(v));
+            let recent = label(t, "config_changed_at")
+                .and_then(|c| Timestamp::parse_rfc3339(c).ok())
+                .zip(end)
+                .is_some_and(|(c, e)| c <= e && e.millis() - c.millis() <= 86_400_000);
+            differs || recent
+        });
+        // The config change is one more piece of evidence (weight 0.5); without one, the
+        // regression may as well be the canary's hardware or placement.
+        let mut support = if changed {
+            noisy_or(canary_ev.iter().map(|f| f.score).chain([0.5]))
+        } else {
+            noisy_or(canary_ev.iter().map(|f| f.score)) * 0.6
+        };
+        let infra_on_canary =
+            hyps.iter().any(|(c, _, s, _)| infra.contains(c) && s.iter().any(|t| set.contains(t)));
+        if infra_on_canary {
+            support *= 0.5;
+        }
+        for t in &set {
+            explained.insert(*t);
+        }
+        hyps.push((IncidentClass::CanaryRegression, support, set, canary_ev.clone()));
+    }
+
+    // Traffic surge: arrivals grew and load signals show on at least half the replicas.
+    let up_replicas: Vec<usize> =
+        replicas.iter().copied().filter(|i| targets[*i].status == TargetStatus::Up).collect();
+    let loaded: Vec<usize> =
+        up_replicas.iter().copied().filter(|i| !regression_on(*i).is_empty()).collect();
+    let mut surge = false;
+    if let Some(g) = growth
+        && g >= 1.5
+        && !up_replicas.is_empty()
+        && loaded.len() * 2 >= up_replicas.len()
+    {
+        surge = true;
+        let ev: Vec<&Fired> = loaded.iter().flat_map(|i| regression_on(*i)).collect();
+        let support = noisy_or(ev.iter().map(|f| f.score)) * (g - 1.0).min(1.0);
+        for t in &loaded {
+            explained.insert(*t);
+        }
+        hyps.push((IncidentClass::TrafficSurge, support, loaded.iter().copied().collect(), ev));
+    }
+
+    // Unexplained symptoms: one stable replica → network path; otherwise unknown.
+    let unexplained: Vec<usize> =
+        symptoms.keys().copied().filter(|t| !explained.contains(t)).collect();
+    if !unexplained.is_empty() {
+        let ev: Vec<&Fired> =
+            unexplained.iter().flat_map(|t| symptoms[t].iter().copied()).collect();
+        let support = noisy_or(ev.iter().map(|f| f.score));
+        let set: BTreeSet<usize> = unexplained.iter().copied().collect();
+        if unexplained.len() == 1 && !canary_only {
+            if let Some(h) = hyps.iter_mut().find(|h| h.0 == IncidentClass::NetworkLatency) {
+                h.1 = noisy_or([h.1, support]);
+                h.2.extend(set.iter().copied());
+            } else {
+                hyps.push((IncidentClass::NetworkLatency, support * 0.7, set.clone(), ev.clone()));
+            }
+        }
+        hyps.push((IncidentClass::Unknown, support * 0.5, set, ev));
+    }
+
+    // Structural scaling.
+    let all_down =
+        !replicas.is_empty() && replicas.iter().all(|i| targets[*i].status != TargetStatus::Up);
+    let stale: BTreeSet<&str> = tele.stale_targets.iter().map(String::as_str).collect();
+    let mut out: Vec<Hypothesis> = Vec::new();
+    for (class, mut support, set, ev) in hyps {
+        if load.contains(&class) {
+            if surge {
+                support *= 0.5;
+            }
+            if canary_only && set.iter().all(|t| role_of(*t) == Some("canary")) {
+                support *= 0.4;
+            }
+        }
+        if class == IncidentClass::ReplicaDown && all_down {
+            support *= 0.5;
+        }
+        if set.iter().any(|t| stale.contains(targets[*t].name.as_str())) {
+            support *= 0.7;
+        }
+        let confidence = round3(support * tele_factor);
+        if confidence <= 0.0 {
+            continue;
+        }
+        let names: Vec<String> = set.iter().map(|i| targets[*i].name.clone()).collect();
+        let mut evidence: Vec<String> =
+            ev.iter().map(|f| format!("{}@{}", f.anomaly.rule, f.anomaly.target)).collect();
+        evidence.sort();
+        evidence.dedup();
+        for i in &set {
+            if let Some(h) = targets[*i].samples.iter().rev().find_map(|s| s.evidence) {
+                evidence.push(format!("sha256:{h}"));
+            }
+        }
+        evidence.truncate(16);
+        out.push(Hypothesis {
+            class,
+            cause: cause_text(class, obs, &set, &ev, growth, all_down),
+            confidence,
+            targets: names,
+            evidence,
+        });
+    }
+    out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then(a.class.cmp(&b.class)));
+    let mut tele = tele;
+    if all_down {
+        tele.notes.push("every replica is down: the scraper's own network may be at fault".into());
+    }
+    Correlation { fired, hypotheses: out, telemetry: tele, arrival_growth: growth }
+}
+
+fn cause_text(
+    class: IncidentClass,
+    obs: &ObservationBody,
+    set: &BTreeSet<usize>,
+    ev: &[&Fired],
+    growth: Option<f64>,
+    all_down: bool,
+) -> String {
+    let names: Vec<&str> = set.iter().map(|i| obs.targets[*i].name.as_str()).collect();
+    let list = names.join(", ");
+    let nodes: BTreeSet<&str> =
+        set.iter().filter_map(|i| label(&obs.targets[*i], "node")).collect();
+    let nodes = nodes.into_iter().collect::<Vec<_>>().join(", ");
+    let rules: BTreeSet<&str> = ev.iter().map(|f| f.anomaly.rule.as_str()).collect();
+    let rules = rules.into_iter().collect::<Vec<_>>().join(", ");
+    match class {
+        IncidentClass::KvCacheSaturation => {
+            format!("KV cache exhausted on {list}: requests are preempted and re-queued ({rules})")
+        }
+        IncidentClass::QueueBacklog => {
+            format!("requests queue faster than {list} serve them ({rules})")
+        }
+        IncidentClass::CanaryRegression => {
+            let t = set.iter().next().map(|i| &obs.targets[*i]);
+            let cfg = t
+                .map(|t| match (label(t, "previous_config_version"), label(t, "config_version")) {
+                    (Some(a), Some(b)) => format!(" (config {a} -> {b})"),
+                    (None, Some(b)) => format!(" (config {b})"),
+                    _ => String::new(),
+                })
+                .unwrap_or_default();
+            format!(
+                "the canary's config change{cfg} regressed {list} ({rules}); stable replicas under the same traffic are fine"
+            )
+        }
+        IncidentClass::ReplicaDown => {
+            let reason = set
+                .iter()
+                .find_map(|i| obs.targets[*i].reason.as_deref())
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            if all_down {
+                format!("every replica stopped answering{reason}; check the scraper's network too")
+            } else {
+                format!("{list} stopped answering{reason}")
+            }
+        }
+        IncidentClass::GpuFault => format!("GPU fault on {nodes} ({rules}) affecting {list}"),
+        IncidentClass::MemoryLeak => format!("process memory on {list} grows steadily ({rules})"),
+        IncidentClass::TrafficSurge => format!(
+            "arrivals grew {:.1}x across the fleet; {list} are overloaded ({rules})",
+            growth.unwrap_or(0.0)
+        ),
+        IncidentClass::NetworkLatency => {
+            format!(
+                "latency added on the network path of {list}; its load signals are normal ({rules})"
+            )
+        }
+        IncidentClass::DiskPressure => format!("a filesystem on {nodes} is nearly full ({rules})"),
+        IncidentClass::HostMemoryPressure => {
+            format!("host memory on {nodes} is nearly exhausted ({rules})")
+        }
+        IncidentClass::Unknown | IncidentClass::None => {
+            format!("anomalies on {list} fit no known class ({rules})")
+        }
+    }
+}
