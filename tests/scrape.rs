@@ -399,3 +399,41 @@ fn help_has_examples_and_exit_status() {
     assert!(help.contains("Exit status:"), "{help}");
     assert!(help.contains("--samples"), "{help}");
 }
+
+#[test]
+fn signal_flags_reach_the_collectors_and_evidence() {
+    let dir = tempdir("signals");
+    let log = dir.join("vllm.log");
+    std::fs::write(
+        &log,
+        "INFO 11-22 06:00:00 engine.py:1 started\n\
+         ERROR 11-22 06:00:05 worker.py:9 torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n",
+    )
+    .unwrap();
+    let proc_root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/opsg-scrape/tests/fixtures/signals/proc");
+    let evidence = dir.join("evidence");
+    let out = run(
+        &[
+            "--host",
+            "--proc-root",
+            proc_root.to_str().unwrap(),
+            "--log",
+            log.to_str().unwrap(),
+            "--evidence-dir",
+            evidence.to_str().unwrap(),
+            "--now",
+            "2026-11-22T06:00:10Z",
+        ],
+        None,
+    );
+    let (rec, body) = record(&out);
+    assert!(body.targets.is_empty());
+    assert!(body.host.as_ref().is_some_and(|h| h.is_object()), "{:?}", body.host);
+    assert_eq!(body.logs.len(), 1, "{:?}", body.logs);
+    assert_eq!(body.logs[0]["counts"]["cuda_oom"], 1, "{}", body.logs[0]);
+    // The log excerpt is evidence, referenced from the envelope and stored under its hash.
+    let excerpt = rec.envelope.evidence.first().expect("log excerpt evidence");
+    assert!(evidence.join("sha256").join(excerpt.sha256.as_str()).exists());
+    assert_eq!(body.window.start, "2026-11-22T06:00:10.000Z");
+}

@@ -425,8 +425,9 @@ mod tests {
         assert!(!r.is_empty());
         let keep = Keep::default();
         assert!(r.iter().all(|x| keep.keeps(&x.key.name)), "only selected families");
-        let avail = find(&r, "node_memory_MemAvailable_bytes");
-        assert_eq!(avail.len(), 1);
+        let total = find(&r, "node_memory_MemTotal_bytes");
+        assert_eq!(total.len(), 1);
+        assert_eq!(total[0].point.v, Some(Float(3.831959552e+09)));
         assert!(!find(&r, "node_load1").is_empty());
         let all = reduce(
             &fixture("node_exporter_e2e-output.txt"),

@@ -233,6 +233,7 @@ impl Args {
             logs: self.logs.clone(),
             proc_root: self.proc_root.clone(),
             cgroup_root: self.cgroup_root.clone(),
+            timeout: Some(self.timeout),
             ..signals::SignalArgs::default()
         }
     }
