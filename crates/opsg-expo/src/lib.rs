@@ -15,6 +15,8 @@ mod model;
 mod parse;
 mod promql;
 mod selector;
+mod series;
+mod validate;
 
 pub use detect::detect_format;
 pub use error::ParseError;
@@ -27,3 +29,5 @@ pub use parse::{
 };
 pub use promql::{extrapolated_increase, extrapolated_rate, histogram_quantile, increase, rate};
 pub use selector::{MatchOp, Matcher, Pattern, Selector};
+pub use series::{HistogramSeries, SeriesLabels, SummarySeries, histogram_series, summary_series};
+pub use validate::{Problem, ProblemKind, validate};
