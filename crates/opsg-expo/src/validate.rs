@@ -55,10 +55,13 @@ impl fmt::Display for Problem {
     }
 }
 
+/// A series identity: sample name, sorted labels, timestamp.
+type SeriesKey<'e> = (&'e str, Vec<(&'e str, &'e str)>, Option<i64>);
+
 /// Every problem in `expo`, in family order.
 pub fn validate(expo: &Exposition<'_>) -> Vec<Problem> {
     let mut out = Vec::new();
-    let mut seen: HashMap<(&str, Vec<(&str, &str)>, Option<i64>), u32> = HashMap::new();
+    let mut seen: HashMap<SeriesKey<'_>, u32> = HashMap::new();
     for fam in &expo.families {
         for s in &fam.samples {
             let mut labels: Vec<(&str, &str)> =
