@@ -437,3 +437,25 @@ fn signal_flags_reach_the_collectors_and_evidence() {
     assert!(evidence.join("sha256").join(excerpt.sha256.as_str()).exists());
     assert_eq!(body.window.start, "2026-11-22T06:00:10.000Z");
 }
+
+#[test]
+fn an_oversized_record_is_flagged_where_it_can_be_fixed() {
+    let dir = tempdir("oversized");
+    let path = dir.join("wide.prom");
+    let mut text = String::from("# TYPE wide_metric gauge\n");
+    for i in 0..160_000 {
+        text.push_str(&format!("wide_metric{{replica=\"replica-{i:06}\"}} {i}\n"));
+    }
+    std::fs::write(&path, text).unwrap();
+    let p = path.to_str().unwrap();
+    let out = run(&["--file", p, "--keep", "*", "--now", "2026-11-22T06:00:00Z"], None);
+    assert!(out.status.success());
+    assert!(out.stdout.len() > 8 << 20, "{} bytes", out.stdout.len());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("over the 8388608-byte record bound"), "{stderr}");
+    // The default selection leaves the unknown family out: a small record, no warning.
+    let out = run(&["--file", p, "--now", "2026-11-22T06:00:00Z"], None);
+    let (_, body) = record(&out);
+    assert!(body.targets[0].series.is_empty());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("record bound"));
+}

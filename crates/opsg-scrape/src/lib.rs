@@ -402,6 +402,15 @@ pub fn run(args: Args) -> Result<ExitStatus> {
             record.envelope.evidence.push(e);
         }
     }
+    // Downstream stages refuse records over the stream bound: say so here, where it can be fixed.
+    let (line, _) = record.seal(GENESIS)?;
+    let bound = opsg_core::stream::Limits::default().max_record_bytes;
+    if line.len() > bound {
+        opsg_core::cli::warn(format!(
+            "the observation is {} bytes, over the {bound}-byte record bound of the next stages: narrow --keep, or use fewer --samples or targets per run",
+            line.len()
+        ));
+    }
     let stdout = std::io::stdout();
     let mut writer = ChainWriter::new(stdout.lock(), GENESIS);
     writer.append(&mut record)?;
