@@ -47,24 +47,116 @@ fn is_ws(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
+/// Byte classes for the name scanners: one table lookup per byte instead of range compares.
+const NAME_START: u8 = 1; // [a-zA-Z_:]
+const NAME_CHAR: u8 = 2; // [a-zA-Z0-9_:]
+const LABEL_START: u8 = 4; // [a-zA-Z_]
+const LABEL_CHAR: u8 = 8; // [a-zA-Z0-9_]
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let alpha = b.is_ascii_alphabetic();
+        let digit = b.is_ascii_digit();
+        let mut c = 0;
+        if alpha || b == b'_' || b == b':' {
+            c |= NAME_START | NAME_CHAR;
+        }
+        if digit {
+            c |= NAME_CHAR | LABEL_CHAR;
+        }
+        if alpha || b == b'_' {
+            c |= LABEL_START | LABEL_CHAR;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
+
 #[inline]
 fn is_name_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b == b':'
+    CLASS[b as usize] & NAME_START != 0
 }
 
 #[inline]
 fn is_name_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b':'
+    CLASS[b as usize] & NAME_CHAR != 0
 }
 
 #[inline]
 fn is_label_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_'
+    CLASS[b as usize] & LABEL_START != 0
 }
 
 #[inline]
 fn is_label_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
+    CLASS[b as usize] & LABEL_CHAR != 0
+}
+
+/// Label-name equality with the cheap tests first (most names differ in length or first byte),
+/// so the duplicate-label check does not call `memcmp` for every pair.
+#[inline]
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.as_bytes().first() == b.as_bytes().first()
+        && bytes_eq(a.as_bytes(), b.as_bytes())
+}
+
+/// Byte-slice equality inlined eight bytes at a time: names here are short, and a `memcmp` call
+/// per comparison showed up as the parser's single largest cost.
+#[inline]
+pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i + 8 <= a.len() {
+        let mut x = [0u8; 8];
+        let mut y = [0u8; 8];
+        x.copy_from_slice(&a[i..i + 8]);
+        y.copy_from_slice(&b[i..i + 8]);
+        if x != y {
+            return false;
+        }
+        i += 8;
+    }
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Position of the first `"` or `\\` in `b`, eight bytes at a time (label values are scanned
+/// with this; most contain neither until their closing quote).
+#[inline]
+fn find_quote_or_backslash(b: &[u8]) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const QUOTE: u64 = LO * b'"' as u64;
+    const BACKSLASH: u64 = LO * b'\\' as u64;
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        let v = u64::from_le_bytes(w);
+        let q = v ^ QUOTE;
+        let s = v ^ BACKSLASH;
+        let found = (q.wrapping_sub(LO) & !q | s.wrapping_sub(LO) & !s) & HI;
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
+        i += 1;
+    }
+    i
 }
 
 /// A cursor over one line.
@@ -138,9 +230,7 @@ impl<'a> Cur<'a> {
         self.i += 1;
         let start = self.i;
         let b = self.b;
-        while self.i < b.len() && b[self.i] != b'"' && b[self.i] != b'\\' {
-            self.i += 1;
-        }
+        self.i += find_quote_or_backslash(&b[self.i..]);
         if self.i >= b.len() {
             return err(open, format!("unterminated {what} (missing closing `\"`)"));
         }
@@ -269,10 +359,10 @@ impl<'a> Cur<'a> {
                 return err(self.i, format!("expected `\"` at start of value of label `{lname}`"));
             }
             let value = self.quoted("label value")?;
-            if lname == "__name__" {
+            if lname.starts_with("__") && lname == "__name__" {
                 return err(item_at, "label name `__name__` is reserved");
             }
-            if labels.iter().any(|(n, _)| *n == lname) {
+            if labels.iter().any(|(n, _)| same_name(n, &lname)) {
                 return err(item_at, format!("duplicate label name `{lname}`"));
             }
             labels.push((lname, value));

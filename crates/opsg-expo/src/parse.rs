@@ -13,7 +13,7 @@ use std::hash::{Hash, Hasher};
 use std::io::{self, Read};
 
 use crate::error::ParseError;
-use crate::line::{Line, parse_float, parse_line};
+use crate::line::{Line, bytes_eq, parse_float, parse_line};
 use crate::model::{Exposition, Format, MetricFamily, MetricKind, ParseOptions, Sample};
 
 /// A family as seen by a streaming callback: its metadata so far and its index.
@@ -358,9 +358,16 @@ fn om_lenient_suffixes(kind: MetricKind) -> &'static [&'static str] {
 
 #[inline]
 fn owns(family: &str, suffixes: &[&str], sample: &str) -> bool {
-    sample.len() >= family.len()
-        && sample.as_bytes()[..family.len()] == *family.as_bytes()
-        && suffixes.contains(&&sample[family.len()..])
+    let (f, s) = (family.as_bytes(), sample.as_bytes());
+    s.len() >= f.len()
+        && bytes_eq(&s[..f.len()], f)
+        && suffixes.iter().any(|suffix| bytes_eq(&s[f.len()..], suffix.as_bytes()))
+}
+
+/// The value of label `name` (the hot-path version of `Sample::label`).
+#[inline]
+fn label_of<'s>(s: &'s Sample<'_>, name: &str) -> Option<&'s str> {
+    s.labels.iter().find(|(n, _)| bytes_eq(n.as_bytes(), name.as_bytes())).map(|(_, v)| v.as_ref())
 }
 
 fn is_integer(v: f64) -> bool {
@@ -813,7 +820,7 @@ impl Assembler {
         match f.kind {
             MetricKind::Histogram | MetricKind::GaugeHistogram => {
                 if suffix == "_bucket" {
-                    match s.label("le") {
+                    match label_of(s, "le") {
                         None => msgs.push(format!(
                             "histogram bucket of `{}` without an `le` label",
                             f.name
@@ -833,7 +840,7 @@ impl Assembler {
                 }
             }
             MetricKind::Summary if suffix.is_empty() => {
-                if let Some(q) = s.label("quantile")
+                if let Some(q) = label_of(s, "quantile")
                     && parse_float(q).is_none()
                 {
                     msgs.push(format!("expected float as value for `quantile` label, got `{q}`"));
