@@ -240,8 +240,8 @@ fn bad_targets_are_recorded_with_reasons_never_a_hang() {
     check("500", TargetStatus::Error, "HTTP 500: engine dead");
     check("loop", TargetStatus::Error, "redirect loop");
     check("binary", TargetStatus::Error, "UTF-8");
-    check("dup", TargetStatus::Error, "duplicate series");
-    check("hist", TargetStatus::Error, "non-monotonic");
+    check("dup", TargetStatus::Error, "duplicate_series");
+    check("hist", TargetStatus::Error, "not cumulative");
     check("refused", TargetStatus::Down, "connection refused");
     assert_eq!(target(&body, "ok").status, TargetStatus::Up);
     // The cap stopped the 1 GiB stream long before its end.

@@ -44,7 +44,7 @@ pub struct Reading {
 /// Reduce a parsed exposition to the kept readings; `at` is the sample time (ms), used for points
 /// without their own timestamp. Errors are reasons for the record.
 pub fn readings(expo: &Exposition<'_>, at: i64, keep: &Keep) -> Result<Vec<Reading>, String> {
-    check_duplicates(expo)?;
+    check(expo)?;
     let exposed: HashSet<&str> = expo
         .families
         .iter()
@@ -201,13 +201,6 @@ fn histogram_readings(
                     hi.1, lo.3, hi.3
                 ));
             }
-            // NaN counts fail this comparison too, as they should.
-            if hi.2 < lo.2 || hi.2.is_nan() {
-                return Err(format!(
-                    "histogram `{shown}` has non-monotonic buckets: le=\"{}\" counts {} but le=\"{}\" counts {} (line {})",
-                    hi.1, hi.2, lo.1, lo.2, hi.3
-                ));
-            }
         }
         let last = h.buckets[h.buckets.len() - 1].clone();
         if last.0 != f64::INFINITY {
@@ -258,35 +251,21 @@ fn series_text(name: &str, labels: &BTreeMap<String, String>) -> String {
     format!("{name}{{{}}}", inner.join(","))
 }
 
-/// A sample's name and sorted labels, borrowed from the parse.
-type SeriesId<'e> = (&'e str, Vec<(&'e str, &'e str)>);
-
-/// A series exposed twice in one payload has no single value: refuse the sample.
-fn check_duplicates(expo: &Exposition<'_>) -> Result<(), String> {
-    let mut seen: HashMap<SeriesId<'_>, u32> = HashMap::new();
-    for sample in expo.samples() {
-        let mut labels: Vec<(&str, &str)> = sample
-            .labels
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(n, v)| (n.as_ref(), v.as_ref()))
-            .collect();
-        labels.sort_unstable();
-        if let Some(first) = seen.insert((sample.name.as_ref(), labels), sample.line) {
-            let labels: BTreeMap<String, String> = sample
-                .labels
-                .iter()
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect();
-            return Err(format!(
-                "duplicate series `{}` (lines {first} and {})",
-                series_text(&sample.name, &labels),
-                sample.line
-            ));
-        }
-    }
-    Ok(())
+/// Refuse a payload whose values cannot be trusted: a series exposed twice (which value is it?),
+/// a histogram without `+Inf` (no total) or whose buckets are not cumulative. A `_count` that
+/// differs from the `+Inf` bucket is tolerated (client libraries read them at slightly different
+/// moments under load); the exposed `_count` is kept.
+fn check(expo: &Exposition<'_>) -> Result<(), String> {
+    let problems: Vec<opsg_expo::Problem> = opsg_expo::validate(expo)
+        .into_iter()
+        .filter(|p| p.kind != opsg_expo::ProblemKind::HistogramCountMismatch)
+        .collect();
+    let Some(first) = problems.first() else { return Ok(()) };
+    let more = match problems.len() {
+        1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    Err(format!("untrustworthy exposition: {first}{more}"))
 }
 
 /// Merges readings of successive samples into series, in first-seen order.
@@ -474,13 +453,16 @@ mod tests {
             &Keep::default(),
         );
         let err = red.readings.unwrap_err();
-        assert!(err.contains("+Inf") || err.contains("line"), "{err}");
+        assert!(err.contains("+Inf"), "{err}");
     }
 
     #[test]
     fn duplicate_series_is_refused() {
         let err = reduce_text("# TYPE a gauge\na{x=\"1\"} 1\na{x=\"1\"} 2\n").unwrap_err();
-        assert!(err.contains("duplicate series `a{x=\"1\"}`"), "{err}");
+        assert!(
+            err.contains("series `a{x=\"1\"}` repeats the one on line 2") && err.contains("line 3"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -492,7 +474,17 @@ mod tests {
             vllm:e2e_request_latency_seconds_count 9\n\
             vllm:e2e_request_latency_seconds_sum 4.5\n";
         let err = reduce_text(text).unwrap_err();
-        assert!(err.contains("non-monotonic") || err.contains("line 3"), "{err}");
+        assert!(err.contains("not cumulative") && err.contains("histogram_non_monotonic"), "{err}");
+    }
+
+    #[test]
+    fn count_mismatch_is_tolerated_and_the_exposed_count_kept() {
+        let text = "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 5\nh_count 6\nh_sum 3\n";
+        let r =
+            reduce(text.as_bytes(), None, 0, &Keep::with_extra(&["h".into()])).readings.unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].point.count, Some(Float(6.0)));
+        assert_eq!(r[0].point.buckets, vec![Float(2.0), Float(5.0)]);
     }
 
     #[test]
