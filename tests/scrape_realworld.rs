@@ -219,34 +219,21 @@ fn start_sim() -> (Reaper, String, String) {
         .spawn()
         .expect("start opsg-sim");
     let stdout = child.stdout.take().expect("sim stdout");
+    let reaper = Reaper(child);
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).expect("sim prints its address");
     let hello: serde_json::Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("sim said `{line}`: {e}"));
-    let addr = hello
-        .get("listen")
-        .or_else(|| hello.get("addr"))
-        .or_else(|| hello.get("address"))
-        .and_then(|v| v.as_str())
-        .unwrap_or_else(|| panic!("no address in `{line}`"))
-        .trim_start_matches("http://")
-        .to_string();
+    let addr =
+        hello["listen"].as_str().unwrap_or_else(|| panic!("no `listen` in `{line}`")).to_string();
     let state: serde_json::Value = serde_json::from_str(&http_get(&format!("http://{addr}/state")))
         .expect("GET /state is JSON");
-    let url = find_metrics_url(&state)
-        .unwrap_or_else(|| panic!("no replica metrics URL in /state: {state}"));
-    (Reaper(child), addr, url)
-}
-
-fn find_metrics_url(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) if s.starts_with("http") && s.ends_with("/metrics") => {
-            Some(s.clone())
-        }
-        serde_json::Value::Array(a) => a.iter().find_map(find_metrics_url),
-        serde_json::Value::Object(o) => o.values().find_map(find_metrics_url),
-        _ => None,
-    }
+    let url = state["replicas"]
+        .as_object()
+        .and_then(|r| r.values().find_map(|v| v["metrics_url"].as_str()))
+        .unwrap_or_else(|| panic!("no replica metrics_url in /state: {state}"))
+        .to_string();
+    (reaper, addr, url)
 }
 
 #[test]
