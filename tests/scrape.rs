@@ -459,3 +459,96 @@ fn an_oversized_record_is_flagged_where_it_can_be_fixed() {
     assert!(body.targets[0].series.is_empty());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("record bound"));
 }
+
+#[test]
+fn asks_for_openmetrics_first_and_reads_what_comes_back() {
+    // An OpenMetrics answer: counter family without `_total`, a `_created` sample, `# EOF`.
+    let om = "# TYPE vllm:num_preemptions counter\n\
+# HELP vllm:num_preemptions Cumulative number of preemption from the engine.\n\
+vllm:num_preemptions_total{engine=\"0\",model_name=\"m\"} 17.0\n\
+vllm:num_preemptions_created{engine=\"0\",model_name=\"m\"} 1.7636e+09\n\
+# TYPE vllm:num_requests_running gauge\n\
+vllm:num_requests_running{engine=\"0\",model_name=\"m\"} 4.0\n\
+# EOF\n";
+    let server = Server::start(vec![(
+        "/metrics",
+        Reply::Fixed {
+            status: 200,
+            headers: vec![(
+                "Content-Type".into(),
+                "application/openmetrics-text; version=1.0.0; charset=utf-8".into(),
+            )],
+            body: om.as_bytes().to_vec(),
+        },
+    )]);
+    let out = run(&["--target", &server.url("/metrics")], None);
+    let (_, body) = record(&out);
+    let t = &body.targets[0];
+    assert_eq!(t.status, TargetStatus::Up, "{:?}", t.reason);
+    let accept = server.header("/metrics", "accept").expect("an Accept header");
+    assert!(accept.starts_with("application/openmetrics-text;version=1.0.0"), "{accept}");
+    let om_at = accept.find("openmetrics").unwrap();
+    let text_at = accept.find("text/plain;version=0.0.4").expect("text 0.0.4 accepted too");
+    assert!(om_at < text_at, "OpenMetrics preferred: {accept}");
+    let encoding = server.header("/metrics", "accept-encoding").unwrap_or_default();
+    assert!(encoding.contains("gzip"), "{encoding}");
+    let pre = t.series.iter().find(|s| s.name == "vllm:num_preemptions_total").expect("counter");
+    assert_eq!(pre.metric_type, MetricType::Counter);
+    assert_eq!(pre.points[0].v, Some(Float(17.0)));
+    assert_eq!(t.series.len(), 2, "no `_created` series: {:?}", t.series);
+}
+
+#[test]
+fn transient_failures_are_retried_with_backoff() {
+    let server = Server::start(vec![
+        ("/flaky", Reply::FailFirst { failures: 2, then: Box::new(Reply::text(vllm_v1(1, 0.3))) }),
+        (
+            "/down-for-good",
+            Reply::FailFirst { failures: 100, then: Box::new(Reply::text(vllm_v1(1, 0.3))) },
+        ),
+        ("/404", Reply::Fixed { status: 404, headers: vec![], body: b"no such page\n".to_vec() }),
+    ]);
+    let out = run(
+        &[
+            "--target",
+            &server.url("/flaky"),
+            "--target",
+            &server.url("/down-for-good"),
+            "--target",
+            &server.url("/404"),
+            "--retries",
+            "2",
+            "--backoff",
+            "20ms",
+        ],
+        None,
+    );
+    let (_, body) = record(&out);
+    let flaky = &body.targets[0];
+    assert_eq!(flaky.status, TargetStatus::Up, "{:?}", flaky.reason);
+    assert_eq!(server.hits("/flaky"), 3, "two 503s, then the answer");
+    let down = &body.targets[1];
+    assert_eq!(down.status, TargetStatus::Error);
+    assert_eq!(down.reason.as_deref(), Some("HTTP 503: warming up (after 3 attempts)"));
+    assert_eq!(server.hits("/down-for-good"), 3);
+    // A 404 will not fix itself: no retry.
+    assert_eq!(server.hits("/404"), 1);
+    assert_eq!(body.targets[2].reason.as_deref(), Some("HTTP 404: no such page"));
+}
+
+#[test]
+fn an_unwritable_evidence_dir_is_an_io_error() {
+    let dir = tempdir("unwritable");
+    let file = dir.join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let server = Server::start(vec![("/metrics", Reply::text(vllm_v1(1, 0.3)))]);
+    let evidence = file.join("evidence");
+    let out = run(
+        &["--target", &server.url("/metrics"), "--evidence-dir", evidence.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "nothing partial on stdout");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("opsg-scrape: error: "), "{stderr}");
+}

@@ -27,6 +27,8 @@ pub enum Reply {
     Hang,
     /// Redirect to `to`.
     Redirect { to: String },
+    /// `failures` answers of HTTP 503, then `then`.
+    FailFirst { failures: u64, then: Box<Reply> },
 }
 
 impl Reply {
@@ -51,6 +53,8 @@ pub struct Server {
     pub streamed: Arc<AtomicU64>,
     /// Requests seen per path.
     pub hits: Arc<Mutex<HashMap<String, u64>>>,
+    /// The headers of the last request per path (names lower-cased).
+    pub headers: Arc<Mutex<HashMap<String, HashMap<String, String>>>>,
 }
 
 impl Server {
@@ -62,22 +66,29 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let streamed = Arc::new(AtomicU64::new(0));
         let hits = Arc::new(Mutex::new(HashMap::new()));
-        let (s, b, h) = (stop.clone(), streamed.clone(), hits.clone());
+        let headers = Arc::new(Mutex::new(HashMap::new()));
+        let (s, b, h, hd) = (stop.clone(), streamed.clone(), hits.clone(), headers.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (routes, s, b, h) = (routes.clone(), s.clone(), b.clone(), h.clone());
-                std::thread::spawn(move || serve(conn, &routes, &s, &b, &h));
+                let (routes, s, b, h, hd) =
+                    (routes.clone(), s.clone(), b.clone(), h.clone(), hd.clone());
+                std::thread::spawn(move || serve(conn, &routes, &s, &b, &h, &hd));
             }
         });
-        Server { addr, stop, streamed, hits }
+        Server { addr, stop, streamed, hits, headers }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A header of the last request to `path`.
+    pub fn header(&self, path: &str, name: &str) -> Option<String> {
+        self.headers.lock().ok()?.get(path)?.get(name).cloned()
     }
 
     pub fn hits(&self, path: &str) -> u64 {
@@ -99,6 +110,7 @@ fn serve(
     stop: &AtomicBool,
     streamed: &AtomicU64,
     hits: &Mutex<HashMap<String, u64>>,
+    seen_headers: &Mutex<HashMap<String, HashMap<String, String>>>,
 ) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
     let mut reader = BufReader::new(match conn.try_clone() {
@@ -111,6 +123,7 @@ fn serve(
         if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
             return;
         }
+        let mut headers = HashMap::new();
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -118,6 +131,9 @@ fn serve(
             }
             if line == "\r\n" || line == "\n" {
                 break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
             }
         }
         let target = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
@@ -128,12 +144,23 @@ fn serve(
             *n += 1;
             *n
         };
-        let reply = routes.get(&path).cloned().unwrap_or(Reply::Fixed {
+        if let Ok(mut seen) = seen_headers.lock() {
+            seen.insert(path.clone(), headers);
+        }
+        let mut reply = routes.get(&path).cloned().unwrap_or(Reply::Fixed {
             status: 404,
             headers: vec![],
             body: b"not found\n".to_vec(),
         });
+        if let Reply::FailFirst { failures, then } = reply {
+            reply = if count <= failures {
+                Reply::Fixed { status: 503, headers: vec![], body: b"warming up\n".to_vec() }
+            } else {
+                *then
+            };
+        }
         let ok = match reply {
+            Reply::FailFirst { .. } => false,
             Reply::Fixed { status, headers, body } => respond(&mut conn, status, &headers, &body),
             Reply::Counting(f) => respond(
                 &mut conn,
