@@ -62,9 +62,11 @@ fn gate_then_exec(
 
 fn sim_like() -> Recorder {
     Recorder::start(|req| match (req.method.as_str(), req.path.as_str()) {
-        ("GET", "/state") => {
-            (200, json!({"traffic": {"weights": {"stable": 1.0, "canary": 1.0}}}).to_string())
-        }
+        ("GET", "/state") => (
+            200,
+            json!({"deployments": {"stable": {"weight": 1.0}, "canary": {"weight": 1.0}}})
+                .to_string(),
+        ),
         _ => (200, json!({"ok": true}).to_string()),
     })
 }
@@ -177,7 +179,7 @@ fn racing_runs_execute_each_action_once() {
 fn a_failed_action_stops_the_plan_and_hands_what_ran_to_rollback() {
     let dir = TempDir::new("exec-fail");
     let sim = Recorder::start(|req| match req.path.as_str() {
-        "/state" => (200, json!({"traffic": {"weights": {"stable": 1.0}}}).to_string()),
+        "/state" => (200, json!({"deployments": {"stable": {"weight": 1.0}}}).to_string()),
         p if p.contains("/restart") => (500, json!({"error": "replica is wedged"}).to_string()),
         _ => (200, "{}".into()),
     });
@@ -201,7 +203,7 @@ fn a_failed_action_stops_the_plan_and_hands_what_ran_to_rollback() {
         .iter()
         .map(|a| a["outcome"].as_str().unwrap())
         .collect();
-    assert_eq!(outcomes, vec!["succeeded", "failed", "not_run"]);
+    assert_eq!(outcomes, vec!["succeeded", "failed", "not_run"], "{body}");
     assert_eq!(body["handed_to_rollback"], json!([0]));
     assert_eq!(body["actions"][1]["status"], 500);
     assert_eq!(body["actions"][1]["attempts"], 3, "5xx is retried twice");

@@ -34,17 +34,17 @@ pub const DEFAULT_ACTUATORS: &str = r#"{
     "shift_traffic": {
       "type": "http", "method": "POST", "url": "{base_url}/admin/traffic",
       "body": {"weights": "{params.weights}"},
-      "capture": {"url": "{base_url}/state", "pointers": {"weights": "/traffic/weights"}}
+      "capture": {"url": "{base_url}/state", "pointers": {"weights": "/deployments/*/weight"}}
     },
     "set_deployment_status": {
       "type": "http", "method": "POST", "url": "{base_url}/admin/deployments/{target}/status",
-      "body": "{params}",
+      "body": {"status": "{params.status}"},
       "capture": {"url": "{base_url}/state", "pointers": {"status": "/deployments/{target}/status"}}
     },
     "rollback_config": {
       "type": "http", "method": "POST", "url": "{base_url}/admin/deployments/{target}/rollback",
-      "body": "{params}",
-      "capture": {"url": "{base_url}/state", "pointers": {"config": "/deployments/{target}/config"}}
+      "body": {"to_version": "{params.to_version}"},
+      "capture": {"url": "{base_url}/state", "pointers": {"to_version": "/deployments/{target}/config_version"}}
     },
     "restart_replica": {
       "type": "http", "method": "POST", "url": "{base_url}/admin/replicas/{target}/restart",
@@ -52,8 +52,17 @@ pub const DEFAULT_ACTUATORS: &str = r#"{
     },
     "scale_replicas": {
       "type": "http", "method": "POST", "url": "{base_url}/admin/deployments/{target}/scale",
-      "body": "{params}",
-      "capture": {"url": "{base_url}/state", "pointers": {"replicas": "/deployments/{target}/replicas"}}
+      "body": {"replicas": "{params.replicas}"}
+    },
+    "drain_node": {
+      "type": "http", "method": "POST", "url": "{base_url}/admin/nodes/{target}/drain",
+      "body": {}
+    }
+  },
+  "inverses": {
+    "drain_node": {
+      "type": "http", "method": "POST", "url": "{base_url}/admin/nodes/{target}/uncordon",
+      "body": {}
     }
   }
 }
@@ -96,7 +105,8 @@ pub struct Capture {
     /// argv template of a command printing JSON on stdout.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub argv: Vec<String>,
-    /// Name → JSON pointer (templated) into the answer.
+    /// Name → JSON pointer (templated) into the answer. A `*` segment maps over an object's
+    /// members: `/deployments/*/weight` gives `{"stable": 1.0, "canary": 1.0}`.
     pub pointers: BTreeMap<String, String>,
 }
 
@@ -157,6 +167,10 @@ pub struct Config {
     pub defaults: Defaults,
     /// One actuator per action type; an action without one fails (nothing is guessed).
     pub actuators: BTreeMap<ActionType, Actuator>,
+    /// Actuators for inverses that are a different call than the action itself (the inverse of
+    /// `drain_node` is an uncordon); rollbacks use these first, then `actuators`.
+    #[serde(default)]
+    pub inverses: BTreeMap<ActionType, Actuator>,
 }
 
 fn validator() -> Result<&'static jsonschema::Validator> {
@@ -210,8 +224,13 @@ impl Config {
     fn check(&self) -> Result<()> {
         parse_duration_ms(&self.defaults.timeout)
             .map_err(|e| Error::invalid(e.message().to_string()).at_field("defaults.timeout"))?;
-        for (action, actuator) in &self.actuators {
-            let at = |f: &str| format!("actuators.{action}.{f}");
+        let all = self
+            .actuators
+            .iter()
+            .map(|(a, x)| ("actuators", a, x))
+            .chain(self.inverses.iter().map(|(a, x)| ("inverses", a, x)));
+        for (section, action, actuator) in all {
+            let at = |f: &str| format!("{section}.{action}.{f}");
             let check = |t: &str, f: &str| {
                 parse_template(t).map(|_| ()).map_err(|e| Error::invalid(e).at_field(at(f)))
             };
@@ -514,6 +533,19 @@ impl Context<'_> {
     }
 }
 
+/// Resolve a JSON pointer where a `*` segment maps over an object's members.
+pub fn pointer(value: &Value, pointer: &str) -> Option<Value> {
+    let Some((head, rest)) = pointer.split_once("/*") else {
+        return value.pointer(pointer).cloned();
+    };
+    let obj = value.pointer(head)?.as_object()?;
+    let mut out = serde_json::Map::new();
+    for (k, v) in obj {
+        out.insert(k.clone(), self::pointer(v, rest)?);
+    }
+    Some(Value::Object(out))
+}
+
 /// Percent-encode everything but RFC 3986 unreserved characters.
 pub fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -602,6 +634,18 @@ mod tests {
         assert_eq!(r.shown, "Bearer <redacted:CARGO_PKG_NAME>");
         assert_eq!(scrub(&format!("echo {secret} back"), &r.secrets), "echo <redacted> back");
         assert!(ctx(&params).render("${env:OPSG_EXEC_TEST_UNSET_VAR}", Escape::Raw).is_err());
+    }
+
+    #[test]
+    fn wildcard_pointers_map_over_members() {
+        let state = json!({"deployments": {"stable": {"weight": 1.0}, "canary": {"weight": 0.5}}});
+        assert_eq!(
+            pointer(&state, "/deployments/*/weight"),
+            Some(json!({"stable": 1.0, "canary": 0.5}))
+        );
+        assert_eq!(pointer(&state, "/deployments/canary/weight"), Some(json!(0.5)));
+        assert_eq!(pointer(&state, "/deployments/*/nope"), None);
+        assert_eq!(pointer(&state, "/nope/*/weight"), None);
     }
 
     #[test]

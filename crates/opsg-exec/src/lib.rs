@@ -85,6 +85,7 @@ pub fn spec_of(action: &Action) -> ActionSpec {
         target: action.target.clone(),
         params: action.params.clone(),
         prior_state: action.prior_state.clone(),
+        inverse: false,
     }
 }
 

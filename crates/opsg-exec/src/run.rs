@@ -29,6 +29,8 @@ pub struct ActionSpec {
     pub params: BTreeMap<String, Value>,
     /// The prior state known at plan time (used when nothing is captured).
     pub prior_state: BTreeMap<String, Value>,
+    /// True for a rollback's inverse: the config's `inverses` are used first.
+    pub inverse: bool,
 }
 
 /// A rendered request: what is sent and what is shown.
@@ -72,9 +74,12 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// The actuator for an action type, if configured.
-    pub fn actuator(&self, action: ActionType) -> Option<&Actuator> {
-        self.config.actuators.get(&action)
+    /// The actuator for an action type (or its inverse), if configured.
+    pub fn actuator(&self, action: ActionType, inverse: bool) -> Option<&Actuator> {
+        inverse
+            .then(|| self.config.inverses.get(&action))
+            .flatten()
+            .or_else(|| self.config.actuators.get(&action))
     }
 
     fn context<'a>(
@@ -102,7 +107,7 @@ impl Executor {
         key: &str,
     ) -> std::result::Result<Prepared, String> {
         let ctx = self.context(spec, plan_hash, key);
-        let Some(actuator) = self.actuator(spec.action) else {
+        let Some(actuator) = self.actuator(spec.action, spec.inverse) else {
             if matches!(spec.action, ActionType::Noop) {
                 return Ok(Prepared {
                     shown: ActuatorRequest {
@@ -206,7 +211,7 @@ impl Executor {
         plan_hash: &str,
         key: &str,
     ) -> std::result::Result<BTreeMap<String, Value>, String> {
-        let Some(actuator) = self.actuator(spec.action) else {
+        let Some(actuator) = self.actuator(spec.action, spec.inverse) else {
             return Ok(spec.prior_state.clone());
         };
         let (Actuator::Http { capture, .. } | Actuator::Command { capture, .. }) = actuator;
@@ -217,17 +222,17 @@ impl Executor {
         let mut out = BTreeMap::new();
         for (name, pointer) in &capture.pointers {
             let p = ctx.render(pointer, Escape::Raw)?.real;
-            let v = answer.pointer(&p).ok_or_else(|| {
+            let v = crate::actuators::pointer(&answer, &p).ok_or_else(|| {
                 format!("the prior state has nothing at `{p}` (capture `{name}`)")
             })?;
-            out.insert(name.clone(), v.clone());
+            out.insert(name.clone(), v);
         }
         Ok(out)
     }
 
     /// Call the actuator (with retries for transient failures).
-    pub fn call(&self, action: ActionType, prepared: &Prepared) -> CallResult {
-        let Some(actuator) = self.actuator(action) else {
+    pub fn call(&self, spec: &ActionSpec, prepared: &Prepared) -> CallResult {
+        let Some(actuator) = self.actuator(spec.action, spec.inverse) else {
             return CallResult { status: None, attempts: 0, response: None, error: None };
         };
         let timeout = self.config.timeout(actuator);
@@ -356,7 +361,7 @@ impl Executor {
                 return run;
             }
         }
-        let result = self.call(spec.action, &prepared);
+        let result = self.call(spec, &prepared);
         run.duration_ms = clock.elapsed().as_secs_f64() * 1000.0;
         run.status = result.status;
         run.attempts = result.attempts;

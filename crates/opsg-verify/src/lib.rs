@@ -510,11 +510,14 @@ fn rollback(
             rb.actions.push(no_inverse(action, &key));
             continue;
         };
-        // The inverse's parameters, refreshed from the state captured just before acting.
+        // The inverse's parameters, refreshed from the state captured just before acting (only
+        // the parameters the inverse has: a capture never adds a member the API would refuse).
         let mut params = inverse.params.clone();
         if let Some(ran) = ran {
             for (k, v) in &ran.prior_state {
-                params.insert(k.clone(), v.clone());
+                if let Some(slot) = params.get_mut(k) {
+                    *slot = v.clone();
+                }
             }
         }
         let spec = ActionSpec {
@@ -523,6 +526,7 @@ fn rollback(
             target: action.target.clone(),
             params,
             prior_state: BTreeMap::new(),
+            inverse: true,
         };
         let run = ctx.exec.run_action(&spec, plan_hash, &key, true);
         opsg_core::cli::info(format!(
