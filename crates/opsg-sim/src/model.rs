@@ -1,0 +1,2156 @@
+//! The simulated fleet: a router over deployments of vLLM replicas on GPU nodes, a discrete-event
+//! model of vLLM V1's scheduler per replica, faults, and the admin operations that fix them.
+//!
+//! Each replica runs *engine steps* like vLLM V1's scheduler: a token budget per step
+//! (`max_num_batched_tokens`) is spent first on one decode token per running request, then on
+//! prefill chunks, then on admitting waiting requests while `max_num_seqs` and the KV cache allow.
+//! When the KV cache cannot hold the next decode tokens, the most recently admitted request is
+//! preempted (recompute mode: its KV is freed and it goes back to the front of the queue). Latency
+//! histograms are observed from the simulated step times, so queueing, KV pressure and faults
+//! show up in TTFT/ITL/e2e the way they do on a real server.
+
+use crate::hist::{self, Histogram};
+use crate::logs::Logs;
+use crate::rng::Rng;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, VecDeque};
+
+/// The served model (same on every deployment: canaries differ by config, not by model).
+pub const MODEL_NAME: &str = "meta-llama/Llama-3.1-8B-Instruct";
+/// `--max-model-len` of every replica; the token-count histogram buckets derive from it.
+pub const MAX_MODEL_LEN: u64 = 8192;
+/// vLLM version the replicas pretend to be (log lines).
+pub const VLLM_VERSION: &str = "0.11.0";
+/// GPUs per node.
+pub const GPUS_PER_NODE: u32 = 8;
+/// GPU model (DCGM `modelName`).
+pub const GPU_MODEL: &str = "NVIDIA H100 80GB HBM3";
+/// GPU framebuffer in MiB.
+pub const GPU_FB_MIB: f64 = 81559.0;
+/// Upper bound of replicas in a deployment (bounded memory; the nodes cannot host more anyway).
+pub const MAX_REPLICAS: u32 = 16;
+/// A replica's waiting queue beyond which the router rejects new requests (bounded memory).
+pub const MAX_WAITING: usize = 2048;
+/// Entries kept in the admin log.
+pub const ADMIN_LOG_CAP: usize = 1000;
+/// Host RSS at which the container's memory limit kills the engine.
+pub const RSS_LIMIT_BYTES: f64 = 24.0 * GIB;
+/// Baseline RSS of a vLLM process serving an 8B model.
+pub const RSS_BASE_BYTES: f64 = 3.1 * GIB;
+/// Clients give up on a request still queued after this many seconds.
+pub const CLIENT_TIMEOUT_S: f64 = 120.0;
+/// Sim-time granularity of one fleet step (routing decisions, fault progression).
+const CHUNK_S: f64 = 0.25;
+/// vLLM prints its stats line every 10 s (`VLLM_LOG_STATS_INTERVAL`).
+const LOG_INTERVAL_S: f64 = 10.0;
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// Engine step cost model (H100, 8B model): fixed launch cost, per decoding sequence, per prefill
+/// token. With CUDA graphs off (`enforce_eager`), the fixed cost triples.
+const STEP_BASE_S: f64 = 0.010;
+const STEP_PER_SEQ_S: f64 = 0.00035;
+const STEP_PER_PREFILL_TOKEN_S: f64 = 1.0 / 25_000.0;
+const EAGER_FACTOR: f64 = 3.0;
+/// KV cache tokens at `gpu_memory_utilization = 0.9`.
+const KV_TOKENS_AT_090: f64 = 40_960.0;
+
+/// An error from an API operation: an HTTP status and a one-line message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// HTTP status (400, 404, 409, …).
+    pub status: u16,
+    /// What was wrong, for people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// 400 Bad Request.
+    pub fn bad(message: impl Into<String>) -> ApiError {
+        ApiError { status: 400, message: message.into() }
+    }
+    /// 404 Not Found.
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError { status: 404, message: message.into() }
+    }
+    /// 409 Conflict: the request is valid but the fleet's state does not allow it.
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError { status: 409, message: message.into() }
+    }
+}
+
+/// Result of an API operation: the JSON to return, or an error.
+pub type ApiResult = std::result::Result<Value, ApiError>;
+
+/// Fixed inputs of a fleet: what `/reset` returns to.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// PRNG seed.
+    pub seed: u64,
+    /// Fleet-wide request arrival rate (requests/s) before faults.
+    pub rate: f64,
+    /// Unix time of sim time 0 (process start times and log timestamps derive from it).
+    pub epoch: f64,
+    /// Initial replicas of `stable`.
+    pub stable_replicas: u32,
+    /// Initial replicas of `canary`.
+    pub canary_replicas: u32,
+    /// Number of GPU nodes.
+    pub nodes: u32,
+}
+
+/// A deployment's engine configuration (the keys a config change may set).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Maximum running requests per engine step batch.
+    pub max_num_seqs: u32,
+    /// Token budget of one engine step (decode tokens + prefill chunks).
+    pub max_num_batched_tokens: u32,
+    /// Fraction of GPU memory vLLM may use (weights + KV cache).
+    pub gpu_memory_utilization: f64,
+    /// Disable CUDA graphs (slower steps).
+    pub enforce_eager: bool,
+    /// Reuse KV blocks of shared prompt prefixes.
+    pub enable_prefix_caching: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            max_num_seqs: 48,
+            max_num_batched_tokens: 8192,
+            gpu_memory_utilization: 0.9,
+            enforce_eager: false,
+            enable_prefix_caching: true,
+        }
+    }
+}
+
+/// A partial config change, as `POST /admin/deployments/<d>/config` takes it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigPatch {
+    max_num_seqs: Option<u32>,
+    max_num_batched_tokens: Option<u32>,
+    gpu_memory_utilization: Option<f64>,
+    enforce_eager: Option<bool>,
+    enable_prefix_caching: Option<bool>,
+}
+
+impl EngineConfig {
+    fn apply(&self, patch: &ConfigPatch) -> Result<EngineConfig, ApiError> {
+        let mut next = self.clone();
+        if let Some(v) = patch.max_num_seqs {
+            if !(1..=1024).contains(&v) {
+                return Err(ApiError::bad("`max_num_seqs` must be in 1..=1024"));
+            }
+            next.max_num_seqs = v;
+        }
+        if let Some(v) = patch.max_num_batched_tokens {
+            if !(16..=65536).contains(&v) {
+                return Err(ApiError::bad("`max_num_batched_tokens` must be in 16..=65536"));
+            }
+            next.max_num_batched_tokens = v;
+        }
+        if let Some(v) = patch.gpu_memory_utilization {
+            if !(0.55..=1.0).contains(&v) {
+                return Err(ApiError::bad("`gpu_memory_utilization` must be in 0.55..=1.0"));
+            }
+            next.gpu_memory_utilization = v;
+        }
+        if let Some(v) = patch.enforce_eager {
+            next.enforce_eager = v;
+        }
+        if let Some(v) = patch.enable_prefix_caching {
+            next.enable_prefix_caching = v;
+        }
+        Ok(next)
+    }
+
+    /// KV cache capacity in tokens for this config (weights take a fixed share of the GPU).
+    pub fn kv_tokens(&self) -> f64 {
+        KV_TOKENS_AT_090 * (self.gpu_memory_utilization - 0.5).max(0.01) / 0.4
+    }
+}
+
+/// Whether a deployment takes traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentStatus {
+    /// Receives its weighted share of traffic.
+    Active,
+    /// Receives no new traffic; queued work finishes.
+    Drain,
+}
+
+impl DeploymentStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeploymentStatus::Active => "active",
+            DeploymentStatus::Drain => "drain",
+        }
+    }
+}
+
+/// A deployment: a set of replicas sharing a config, with a router weight.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// Name (`stable`, `canary`).
+    pub name: String,
+    /// Router weight (relative; shares are normalized over eligible deployments).
+    pub weight: f64,
+    /// Traffic status.
+    pub status: DeploymentStatus,
+    /// Config history: version N is `versions[N-1]`.
+    pub versions: Vec<EngineConfig>,
+    /// The version replicas run.
+    pub config_version: u32,
+    /// Next replica ordinal (names are never reused within a run).
+    next_ordinal: u32,
+}
+
+impl Deployment {
+    /// The active engine config.
+    pub fn config(&self) -> &EngineConfig {
+        &self.versions
+            [(self.config_version as usize).saturating_sub(1).min(self.versions.len() - 1)]
+    }
+}
+
+/// One in-flight request.
+#[derive(Debug, Clone)]
+struct Request {
+    arrival: f64,
+    prompt: u32,
+    cached: u32,
+    max_tokens: u32,
+    target_output: u32,
+    /// Tokens whose KV must be computed before decoding (prompt, plus output after a preemption).
+    prefill_target: u32,
+    computed: u32,
+    generated: u32,
+    first_scheduled: Option<f64>,
+    first_token: Option<f64>,
+    preemptions: u32,
+}
+
+impl Request {
+    fn kv_tokens(&self) -> u32 {
+        // Before a preemption, generated tokens are appended to the prompt's KV; after one, they
+        // are part of `prefill_target` until recomputed.
+        let recomputed = self.prefill_target.saturating_sub(self.prompt);
+        self.computed + self.generated.saturating_sub(recomputed)
+    }
+    fn prefilling(&self) -> bool {
+        self.computed < self.prefill_target
+    }
+}
+
+/// The counters and histograms one vLLM engine exposes (reset when the process restarts).
+#[derive(Debug, Clone)]
+pub struct EngineMetrics {
+    /// `vllm:prompt_tokens_total`.
+    pub prompt_tokens: u64,
+    /// `vllm:generation_tokens_total`.
+    pub generation_tokens: u64,
+    /// `vllm:num_preemptions_total`.
+    pub preemptions: u64,
+    /// `vllm:prefix_cache_queries_total`.
+    pub prefix_queries: u64,
+    /// `vllm:prefix_cache_hits_total`.
+    pub prefix_hits: u64,
+    /// `vllm:request_success_total` by `finished_reason` (see [`FINISHED_REASONS`]).
+    pub finished: [u64; 5],
+    /// Process CPU seconds.
+    pub cpu_seconds: f64,
+    /// Histograms, in exposition order (see [`HISTOGRAMS`]).
+    pub hists: Vec<Histogram>,
+}
+
+/// `finished_reason` label values, as vLLM 0.20+ pre-creates them.
+pub const FINISHED_REASONS: [&str; 5] = ["stop", "length", "abort", "error", "repetition"];
+
+/// Indices into [`EngineMetrics::hists`].
+pub mod h {
+    /// `vllm:request_prompt_tokens`.
+    pub const PROMPT_TOKENS: usize = 0;
+    /// `vllm:request_generation_tokens`.
+    pub const GENERATION_TOKENS: usize = 1;
+    /// `vllm:iteration_tokens_total`.
+    pub const ITERATION_TOKENS: usize = 2;
+    /// `vllm:request_max_num_generation_tokens`.
+    pub const MAX_NUM_GENERATION_TOKENS: usize = 3;
+    /// `vllm:request_params_n`.
+    pub const PARAMS_N: usize = 4;
+    /// `vllm:request_params_max_tokens`.
+    pub const PARAMS_MAX_TOKENS: usize = 5;
+    /// `vllm:time_to_first_token_seconds`.
+    pub const TTFT: usize = 6;
+    /// `vllm:inter_token_latency_seconds`.
+    pub const ITL: usize = 7;
+    /// `vllm:request_time_per_output_token_seconds`.
+    pub const TPOT: usize = 8;
+    /// `vllm:e2e_request_latency_seconds`.
+    pub const E2E: usize = 9;
+    /// `vllm:request_queue_time_seconds`.
+    pub const QUEUE: usize = 10;
+    /// `vllm:request_inference_time_seconds`.
+    pub const INFERENCE: usize = 11;
+    /// `vllm:request_prefill_time_seconds`.
+    pub const PREFILL: usize = 12;
+    /// `vllm:request_decode_time_seconds`.
+    pub const DECODE: usize = 13;
+}
+
+/// Histogram families: (name, HELP text from vLLM 0.33.0 `loggers.py`).
+pub const HISTOGRAMS: [(&str, &str); 14] = [
+    ("vllm:request_prompt_tokens", "Number of prefill tokens processed."),
+    ("vllm:request_generation_tokens", "Number of generation tokens processed."),
+    ("vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step."),
+    (
+        "vllm:request_max_num_generation_tokens",
+        "Histogram of maximum number of requested generation tokens.",
+    ),
+    ("vllm:request_params_n", "Histogram of the n request parameter."),
+    ("vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter."),
+    ("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds."),
+    ("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds."),
+    (
+        "vllm:request_time_per_output_token_seconds",
+        "Histogram of time_per_output_token_seconds per request.",
+    ),
+    ("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds."),
+    ("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request."),
+    (
+        "vllm:request_inference_time_seconds",
+        "Histogram of time spent in RUNNING phase for request.",
+    ),
+    ("vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request."),
+    ("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request."),
+];
+
+impl EngineMetrics {
+    fn new() -> EngineMetrics {
+        let tokens = hist::one_two_five(MAX_MODEL_LEN);
+        let bounds: [&[f64]; 14] = [
+            &tokens,
+            &tokens,
+            hist::ITERATION_TOKENS,
+            &tokens,
+            hist::PARAMS_N,
+            &tokens,
+            hist::TTFT,
+            hist::ITL,
+            hist::ITL,
+            hist::REQUEST_LATENCY,
+            hist::REQUEST_LATENCY,
+            hist::REQUEST_LATENCY,
+            hist::REQUEST_LATENCY,
+            hist::REQUEST_LATENCY,
+        ];
+        EngineMetrics {
+            prompt_tokens: 0,
+            generation_tokens: 0,
+            preemptions: 0,
+            prefix_queries: 0,
+            prefix_hits: 0,
+            finished: [0; 5],
+            cpu_seconds: 0.0,
+            hists: bounds.iter().map(|b| Histogram::new(b)).collect(),
+        }
+    }
+}
+
+/// Why a replica is not serving.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DownReason {
+    /// The engine process died (fault name and detail).
+    Crashed(String),
+    /// Evicted from a drained node with no free GPU elsewhere.
+    Unschedulable,
+    /// Failed to start (detail).
+    StartFailed(String),
+}
+
+impl DownReason {
+    fn describe(&self) -> String {
+        match self {
+            DownReason::Crashed(why) => format!("crashed: {why}"),
+            DownReason::Unschedulable => "pending: no schedulable GPU".into(),
+            DownReason::StartFailed(why) => format!("start failed: {why}"),
+        }
+    }
+}
+
+/// One vLLM server process on one GPU.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    /// Name (`stable-0`).
+    pub name: String,
+    /// Deployment it belongs to.
+    pub deployment: String,
+    /// Node index.
+    pub node: usize,
+    /// GPU index on the node.
+    pub gpu: u32,
+    /// `None` while serving; why not otherwise.
+    pub down: Option<DownReason>,
+    /// Times the process was (re)started after the first start.
+    pub restarts: u32,
+    /// Sim time of the current process start.
+    pub started_at: f64,
+    /// Port of its `/metrics` listener (kept across restarts).
+    pub port: Option<u16>,
+    /// Config version the process runs.
+    pub config_version: u32,
+    /// Process id shown in logs.
+    pub pid: u32,
+    /// Host resident memory.
+    pub rss_bytes: f64,
+    /// Counters and histograms.
+    pub metrics: EngineMetrics,
+    clock: f64,
+    waiting: VecDeque<Request>,
+    running: Vec<Request>,
+    rng: Rng,
+    busy_s: f64,
+    utilization: f64,
+    window_prompt: u64,
+    window_generation: u64,
+    window_queries: u64,
+    window_hits: u64,
+    last_log: f64,
+    last_fault_log: f64,
+}
+
+impl Replica {
+    /// Requests running on the GPU.
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+    /// Requests queued.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+    /// True while the process serves.
+    pub fn is_up(&self) -> bool {
+        self.down.is_none()
+    }
+    /// GPU busy fraction over the last sim chunk.
+    pub fn gpu_utilization(&self) -> f64 {
+        self.utilization
+    }
+    /// KV tokens in use.
+    fn kv_used(&self) -> f64 {
+        self.running.iter().map(|r| f64::from(r.kv_tokens())).sum()
+    }
+}
+
+/// One GPU as DCGM sees it.
+#[derive(Debug, Clone)]
+pub struct Gpu {
+    /// Index on the node.
+    pub index: u32,
+    /// `GPU-…` UUID.
+    pub uuid: String,
+    /// PCI bus id.
+    pub pci_bus_id: String,
+    /// Last XID error (0 = none).
+    pub xid: u32,
+    /// Single-bit volatile ECC errors.
+    pub ecc_sbe: f64,
+    /// Double-bit volatile ECC errors.
+    pub ecc_dbe: f64,
+    /// Rows remapped for correctable errors.
+    pub remapped_correctable: f64,
+    /// Rows remapped for uncorrectable errors.
+    pub remapped_uncorrectable: f64,
+    /// Row remapping failed.
+    pub remap_failure: bool,
+    /// The GPU has fallen off the bus (Xid 79): nothing can run on it.
+    pub lost: bool,
+    /// Energy since boot, mJ.
+    pub energy_mj: f64,
+    /// PCIe replays.
+    pub pcie_replays: f64,
+}
+
+/// A GPU node with its root filesystem and memory.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Hostname.
+    pub name: String,
+    /// Cordoned: no new replicas are placed here.
+    pub cordoned: bool,
+    /// Its GPUs.
+    pub gpus: Vec<Gpu>,
+    /// Root filesystem size.
+    pub fs_size: f64,
+    /// Bytes used by the OS, images and model cache.
+    pub fs_base_used: f64,
+    /// Extra bytes written by a disk-pressure fault (logs, core dumps).
+    pub fs_extra_used: f64,
+    /// Total memory.
+    pub mem_total: f64,
+    /// Ports of its exporters (set by the server).
+    pub dcgm_port: Option<u16>,
+    /// Port of its node_exporter endpoint.
+    pub node_exporter_port: Option<u16>,
+    /// Boot time (sim seconds; negative = before sim start).
+    pub boot_time: f64,
+}
+
+impl Node {
+    /// Available bytes on `/`.
+    pub fn fs_avail(&self) -> f64 {
+        (self.fs_size - self.fs_base_used - self.fs_extra_used).max(0.0)
+    }
+}
+
+/// The faults that can be injected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FaultKind {
+    /// A deployment's KV cache fills (long-context burst, smaller cache): preemption storm.
+    KvCacheSaturation,
+    /// Fleet-wide arrival rate jumps: queue backlog.
+    TrafficSurge,
+    /// A canary config change regresses TTFT.
+    CanaryRegression,
+    /// A replica's engine dies.
+    ReplicaCrash,
+    /// A GPU reports XID/ECC errors.
+    GpuFault,
+    /// A replica's RSS grows until the memory limit kills it.
+    MemoryLeak,
+    /// A replica's node network slows its collective ops and its /metrics.
+    NetworkLatency,
+    /// A node's root filesystem fills.
+    DiskPressure,
+}
+
+impl FaultKind {
+    /// Every fault, in documentation order.
+    pub const ALL: [FaultKind; 8] = [
+        FaultKind::KvCacheSaturation,
+        FaultKind::TrafficSurge,
+        FaultKind::CanaryRegression,
+        FaultKind::ReplicaCrash,
+        FaultKind::GpuFault,
+        FaultKind::MemoryLeak,
+        FaultKind::NetworkLatency,
+        FaultKind::DiskPressure,
+    ];
+
+    /// The URL name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::KvCacheSaturation => "kv_cache_saturation",
+            FaultKind::TrafficSurge => "traffic_surge",
+            FaultKind::CanaryRegression => "canary_regression",
+            FaultKind::ReplicaCrash => "replica_crash",
+            FaultKind::GpuFault => "gpu_fault",
+            FaultKind::MemoryLeak => "memory_leak",
+            FaultKind::NetworkLatency => "network_latency",
+            FaultKind::DiskPressure => "disk_pressure",
+        }
+    }
+
+    /// Parse a URL name.
+    pub fn parse(name: &str) -> Option<FaultKind> {
+        FaultKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// What the target names.
+    fn target_kind(self) -> &'static str {
+        match self {
+            FaultKind::KvCacheSaturation | FaultKind::CanaryRegression => "deployment",
+            FaultKind::TrafficSurge => "fleet",
+            FaultKind::ReplicaCrash
+            | FaultKind::GpuFault
+            | FaultKind::MemoryLeak
+            | FaultKind::NetworkLatency => "replica",
+            FaultKind::DiskPressure => "node",
+        }
+    }
+
+    /// What an SRE does about it (documented in /chaos and the README).
+    fn remediation(self) -> &'static str {
+        match self {
+            FaultKind::KvCacheSaturation => {
+                "shift traffic away (POST /admin/traffic) or scale the deployment up"
+            }
+            FaultKind::TrafficSurge => "scale up (POST /admin/deployments/<d>/scale)",
+            FaultKind::CanaryRegression => {
+                "roll the canary config back (POST /admin/deployments/<d>/rollback) or drain it"
+            }
+            FaultKind::ReplicaCrash => "restart the replica (POST /admin/replicas/<r>/restart)",
+            FaultKind::GpuFault => {
+                "drain the node (POST /admin/nodes/<n>/drain): the replica moves to a healthy GPU"
+            }
+            FaultKind::MemoryLeak => "restart the replica (POST /admin/replicas/<r>/restart)",
+            FaultKind::NetworkLatency => {
+                "drain the node (POST /admin/nodes/<n>/drain): the replica moves off the bad link"
+            }
+            FaultKind::DiskPressure => "clean the node up (POST /admin/nodes/<n>/cleanup)",
+        }
+    }
+}
+
+/// An active fault.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    /// Which fault.
+    pub kind: FaultKind,
+    /// Target name (deployment, replica, node, or `fleet`).
+    pub target: String,
+    /// Intensity in [0, 1].
+    pub intensity: f64,
+    /// Sim time it started.
+    pub started_at: f64,
+    /// Node the fault is bound to (GPU, network and disk faults stay with the hardware).
+    pub node: Option<usize>,
+    /// GPU the fault is bound to.
+    pub gpu: Option<u32>,
+    /// Config version that was active before a canary regression.
+    pub previous_version: Option<u32>,
+    /// Config version the regression introduced.
+    pub bad_version: Option<u32>,
+}
+
+/// What faults do to one replica during one chunk.
+#[derive(Debug, Clone, Default)]
+struct Effects {
+    kv_factor: f64,
+    step_penalty_s: f64,
+    error_prob: f64,
+    leak_bytes_per_s: f64,
+}
+
+/// One entry of the admin log.
+#[derive(Debug, Clone)]
+pub struct AdminEntry {
+    /// Sequence number (increasing across resets).
+    pub seq: u64,
+    /// Sim time of the call.
+    pub sim_time: f64,
+    /// HTTP method.
+    pub method: String,
+    /// Path (with query).
+    pub path: String,
+    /// Parsed JSON body, if any.
+    pub body: Value,
+    /// Response status.
+    pub status: u16,
+}
+
+/// The whole simulated fleet.
+#[derive(Debug)]
+pub struct Fleet {
+    /// Inputs.
+    pub cfg: FleetConfig,
+    /// Sim seconds since start.
+    pub time: f64,
+    /// Deployments by name.
+    pub deployments: BTreeMap<String, Deployment>,
+    /// Replicas by name.
+    pub replicas: BTreeMap<String, Replica>,
+    /// Nodes.
+    pub nodes: Vec<Node>,
+    /// Active faults.
+    pub faults: Vec<Fault>,
+    /// Recent admin calls.
+    pub admin_log: VecDeque<AdminEntry>,
+    /// Total admin calls (the log keeps the last [`ADMIN_LOG_CAP`]).
+    pub admin_seq: u64,
+    /// Requests that arrived at the router.
+    pub router_requests: u64,
+    /// Requests rejected by the router (no eligible deployment or queue full).
+    pub router_rejected: u64,
+    /// Requests lost when a replica died or was removed.
+    pub router_failed: u64,
+    /// Log writer.
+    pub logs: Logs,
+    rng: Rng,
+    next_arrival: f64,
+    next_pid: u32,
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+impl Fleet {
+    /// A fleet in its seeded initial state.
+    pub fn new(cfg: FleetConfig, logs: Logs) -> Fleet {
+        let mut rng = Rng::new(cfg.seed, "router");
+        let nodes = (0..cfg.nodes.max(1))
+            .map(|n| {
+                let name = format!("gpu-node-{}", (b'a' + (n % 26) as u8) as char);
+                let mut hw = Rng::new(cfg.seed, &name);
+                let gpus = (0..GPUS_PER_NODE)
+                    .map(|g| Gpu {
+                        index: g,
+                        uuid: format!(
+                            "GPU-{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+                            hw.next_u64() as u32,
+                            hw.next_u64() as u16,
+                            hw.next_u64() as u16,
+                            hw.next_u64() as u16,
+                            hw.next_u64() & 0xffff_ffff_ffff
+                        ),
+                        pci_bus_id: format!(
+                            "00000000:{:02X}:00.0",
+                            [0x18, 0x2a, 0x3a, 0x5d, 0x9a, 0xab, 0xba, 0xdb][g as usize % 8]
+                        ),
+                        xid: 0,
+                        ecc_sbe: 0.0,
+                        ecc_dbe: 0.0,
+                        remapped_correctable: 0.0,
+                        remapped_uncorrectable: 0.0,
+                        remap_failure: false,
+                        lost: false,
+                        energy_mj: 1.0e9 + hw.range(0, 1_000_000) as f64 * 1000.0,
+                        pcie_replays: 0.0,
+                    })
+                    .collect();
+                Node {
+                    name,
+                    cordoned: false,
+                    gpus,
+                    fs_size: 1_919_366_217_728.0,
+                    fs_base_used: 412_316_860_416.0 + hw.range(0, 1 << 30) as f64,
+                    fs_extra_used: 0.0,
+                    mem_total: 2_163_688_394_752.0,
+                    dcgm_port: None,
+                    node_exporter_port: None,
+                    boot_time: -(86_400.0 * 3.0) - hw.range(0, 3600) as f64,
+                }
+            })
+            .collect();
+        let mut fleet = Fleet {
+            time: 0.0,
+            deployments: BTreeMap::new(),
+            replicas: BTreeMap::new(),
+            nodes,
+            faults: Vec::new(),
+            admin_log: VecDeque::new(),
+            admin_seq: 0,
+            router_requests: 0,
+            router_rejected: 0,
+            router_failed: 0,
+            logs,
+            next_arrival: 0.0,
+            next_pid: 4100,
+            rng: rng.clone(),
+            cfg: cfg.clone(),
+        };
+        fleet.next_arrival = rng.exponential(1.0 / cfg.rate.max(1e-6));
+        fleet.rng = rng;
+        for (name, weight, replicas) in
+            [("stable", 0.9, cfg.stable_replicas), ("canary", 0.1, cfg.canary_replicas)]
+        {
+            fleet.deployments.insert(
+                name.to_string(),
+                Deployment {
+                    name: name.to_string(),
+                    weight,
+                    status: DeploymentStatus::Active,
+                    versions: vec![EngineConfig::default()],
+                    config_version: 1,
+                    next_ordinal: 0,
+                },
+            );
+            for _ in 0..replicas {
+                // Placement cannot fail at start-up: replicas are capped below the GPU count.
+                let _ = fleet.add_replica(name);
+            }
+        }
+        fleet
+    }
+
+    /// Back to the seeded initial state, keeping the listeners' ports and the admin sequence.
+    pub fn reset(&mut self) {
+        let ports: Vec<(String, Option<u16>)> =
+            self.replicas.values().map(|r| (r.name.clone(), r.port)).collect();
+        let node_ports: Vec<(Option<u16>, Option<u16>)> =
+            self.nodes.iter().map(|n| (n.dcgm_port, n.node_exporter_port)).collect();
+        let logs = std::mem::take(&mut self.logs);
+        let seq = self.admin_seq;
+        *self = Fleet::new(self.cfg.clone(), logs);
+        self.admin_seq = seq;
+        for (name, port) in ports {
+            if let Some(r) = self.replicas.get_mut(&name) {
+                r.port = port;
+            }
+        }
+        for (node, (dcgm, exporter)) in self.nodes.iter_mut().zip(node_ports) {
+            node.dcgm_port = dcgm;
+            node.node_exporter_port = exporter;
+        }
+    }
+
+    /// Unix time of sim time `t`.
+    pub fn unix(&self, t: f64) -> f64 {
+        self.cfg.epoch + t
+    }
+
+    /// Find a free GPU on an uncordoned node (spread: the node with fewest replicas first).
+    fn free_gpu(&self, exclude_node: Option<usize>) -> Option<(usize, u32)> {
+        let mut best: Option<(usize, usize, u32)> = None;
+        for (ni, node) in self.nodes.iter().enumerate() {
+            if node.cordoned || Some(ni) == exclude_node {
+                continue;
+            }
+            let used: Vec<u32> = self
+                .replicas
+                .values()
+                .filter(|r| r.node == ni && r.down != Some(DownReason::Unschedulable))
+                .map(|r| r.gpu)
+                .collect();
+            let free = node.gpus.iter().find(|g| !g.lost && !used.contains(&g.index));
+            if let Some(g) = free
+                && best.is_none_or(|(_, n, _)| used.len() < n)
+            {
+                best = Some((ni, used.len(), g.index));
+            }
+        }
+        best.map(|(ni, _, g)| (ni, g))
+    }
+
+    fn add_replica(&mut self, deployment: &str) -> Result<String, ApiError> {
+        let (node, gpu) = self
+            .free_gpu(None)
+            .ok_or_else(|| ApiError::conflict("no free GPU on any schedulable node"))?;
+        let dep = self
+            .deployments
+            .get_mut(deployment)
+            .ok_or_else(|| ApiError::not_found(format!("no deployment `{deployment}`")))?;
+        let name = format!("{deployment}-{}", dep.next_ordinal);
+        dep.next_ordinal += 1;
+        let config_version = dep.config_version;
+        let rng = Rng::new(self.cfg.seed, &name);
+        let replica = Replica {
+            name: name.clone(),
+            deployment: deployment.to_string(),
+            node,
+            gpu,
+            down: None,
+            restarts: 0,
+            started_at: self.time,
+            port: None,
+            config_version,
+            pid: 0,
+            rss_bytes: RSS_BASE_BYTES,
+            metrics: EngineMetrics::new(),
+            clock: self.time,
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            rng,
+            busy_s: 0.0,
+            utilization: 0.0,
+            window_prompt: 0,
+            window_generation: 0,
+            window_queries: 0,
+            window_hits: 0,
+            last_log: self.time,
+            last_fault_log: f64::NEG_INFINITY,
+        };
+        self.replicas.insert(name.clone(), replica);
+        self.start_process(&name);
+        Ok(name)
+    }
+
+    /// (Re)start a replica's process on its current GPU: fresh counters, new start time.
+    fn start_process(&mut self, name: &str) {
+        let pid = self.next_pid;
+        self.next_pid += 7;
+        let time = self.time;
+        let (config, node_name) = {
+            let Some(r) = self.replicas.get(name) else { return };
+            let dep = &self.deployments[&r.deployment];
+            (dep.config().clone(), self.nodes[r.node].name.clone())
+        };
+        let epoch = self.cfg.epoch;
+        let version = self.deployments[&self.replicas[name].deployment].config_version;
+        if let Some(r) = self.replicas.get_mut(name) {
+            r.down = None;
+            r.started_at = time;
+            r.pid = pid;
+            r.config_version = version;
+            r.metrics = EngineMetrics::new();
+            r.rss_bytes = RSS_BASE_BYTES;
+            r.clock = time;
+            r.busy_s = 0.0;
+            r.utilization = 0.0;
+            r.last_log = time;
+            r.window_prompt = 0;
+            r.window_generation = 0;
+            r.window_queries = 0;
+            r.window_hits = 0;
+            self.logs.startup(name, epoch + time, pid, &config, &node_name);
+        }
+    }
+
+    fn lose_inflight(&mut self, name: &str) {
+        if let Some(r) = self.replicas.get_mut(name) {
+            let lost = (r.waiting.len() + r.running.len()) as u64;
+            r.waiting.clear();
+            r.running.clear();
+            self.router_failed += lost;
+        }
+    }
+
+    /// Kill a replica's engine (crash, OOM, Xid 79): its listener closes, in-flight work is lost.
+    fn crash(&mut self, name: &str, why: &str, cause: crate::logs::Crash) {
+        let epoch = self.cfg.epoch;
+        let time = self.time;
+        self.lose_inflight(name);
+        if let Some(r) = self.replicas.get_mut(name) {
+            if r.down.is_some() {
+                return;
+            }
+            r.down = Some(DownReason::Crashed(why.to_string()));
+            r.utilization = 0.0;
+            let pid = r.pid;
+            self.logs.crash(name, epoch + time, pid, cause);
+        }
+    }
+
+    // ----- simulation -------------------------------------------------------------------------
+
+    /// Advance the simulation by `seconds` of sim time.
+    pub fn advance(&mut self, seconds: f64) {
+        let end = self.time + seconds.max(0.0);
+        while self.time < end - 1e-9 {
+            let chunk_end = (self.time + CHUNK_S).min(end);
+            self.step_chunk(chunk_end);
+            self.time = chunk_end;
+        }
+    }
+
+    fn surge_factor(&self) -> f64 {
+        self.faults
+            .iter()
+            .filter(|f| f.kind == FaultKind::TrafficSurge)
+            .map(|f| 1.0 + 3.0 * f.intensity)
+            .fold(1.0, f64::max)
+    }
+
+    /// A KV-saturation fault's long-context, long-generation burst on a deployment: the
+    /// intensity of the strongest one (0 without).
+    fn long_context(&self, deployment: &str) -> f64 {
+        self.faults
+            .iter()
+            .filter(|f| f.kind == FaultKind::KvCacheSaturation && f.target == deployment)
+            .map(|f| f.intensity)
+            .fold(0.0, f64::max)
+    }
+
+    /// Traffic shares the router uses now: weights normalized over active deployments that have
+    /// a serving replica (the router health-checks its backends).
+    pub fn traffic_shares(&self) -> BTreeMap<String, f64> {
+        let eligible: Vec<(&String, f64)> = self
+            .deployments
+            .values()
+            .filter(|d| d.status == DeploymentStatus::Active && d.weight > 0.0)
+            .filter(|d| self.replicas.values().any(|r| r.deployment == d.name && r.is_up()))
+            .map(|d| (&d.name, d.weight))
+            .collect();
+        let total: f64 = eligible.iter().map(|(_, w)| w).sum();
+        self.deployments
+            .keys()
+            .map(|name| {
+                let share = eligible
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, w)| if total > 0.0 { w / total } else { 0.0 })
+                    .unwrap_or(0.0);
+                (name.clone(), share)
+            })
+            .collect()
+    }
+
+    fn generate_arrivals(&mut self, until: f64) {
+        let rate = self.cfg.rate * self.surge_factor();
+        if rate <= 0.0 {
+            self.next_arrival = until;
+            return;
+        }
+        let shares = self.traffic_shares();
+        while self.next_arrival < until {
+            let at = self.next_arrival;
+            self.next_arrival += self.rng.exponential(1.0 / rate);
+            self.router_requests += 1;
+            let pick = self.rng.uniform();
+            let mut acc = 0.0;
+            let mut chosen = None;
+            for (name, share) in &shares {
+                acc += share;
+                if *share > 0.0 && pick < acc {
+                    chosen = Some(name.clone());
+                    break;
+                }
+            }
+            // Rounding can leave `pick` just above the last share: take the last eligible one.
+            let chosen = chosen
+                .or_else(|| shares.iter().rev().find(|(_, s)| **s > 0.0).map(|(n, _)| n.clone()));
+            let Some(dep) = chosen else {
+                self.router_rejected += 1;
+                continue;
+            };
+            let long = self.long_context(&dep);
+            let prefix_caching = self.deployments[&dep].config().enable_prefix_caching;
+            let target = self
+                .replicas
+                .values()
+                .filter(|r| r.deployment == dep && r.is_up())
+                .min_by_key(|r| r.waiting.len() + r.running.len())
+                .map(|r| r.name.clone());
+            let Some(target) = target else {
+                self.router_rejected += 1;
+                continue;
+            };
+            let max_tokens = [256u32, 512, 1024, 2048][self.rng.range(0, 3) as usize];
+            let prompt = (self.rng.lognormal(600.0, 0.8) * (1.0 + 2.0 * long))
+                .clamp(16.0, (MAX_MODEL_LEN - u64::from(max_tokens)) as f64)
+                as u32;
+            let output = (self.rng.lognormal(150.0, 0.9) * (1.0 + 4.0 * long))
+                .clamp(1.0, f64::from(max_tokens)) as u32;
+            // A shared system prompt: the first quarter of most prompts hits the prefix cache.
+            let cached =
+                if prefix_caching && self.rng.chance(0.8) { (prompt / 4) / 16 * 16 } else { 0 };
+            let r = self.replicas.get_mut(&target).expect("target exists");
+            if r.waiting.len() >= MAX_WAITING {
+                self.router_rejected += 1;
+                continue;
+            }
+            r.waiting.push_back(Request {
+                arrival: at,
+                prompt,
+                cached,
+                max_tokens,
+                target_output: output,
+                prefill_target: prompt,
+                computed: 0,
+                generated: 0,
+                first_scheduled: None,
+                first_token: None,
+                preemptions: 0,
+            });
+        }
+    }
+
+    fn effects_for(&self, r: &Replica) -> Effects {
+        let mut fx = Effects { kv_factor: 1.0, ..Effects::default() };
+        for f in &self.faults {
+            match f.kind {
+                FaultKind::KvCacheSaturation if f.target == r.deployment => {
+                    fx.kv_factor = fx.kv_factor.min(1.0 - 0.85 * f.intensity);
+                }
+                FaultKind::GpuFault if f.node == Some(r.node) && f.gpu == Some(r.gpu) => {
+                    fx.error_prob = fx.error_prob.max(0.5 * f.intensity);
+                }
+                FaultKind::MemoryLeak if f.target == r.name => {
+                    fx.leak_bytes_per_s += f.intensity * 64.0 * 1024.0 * 1024.0;
+                }
+                FaultKind::NetworkLatency if f.target == r.name && f.node == Some(r.node) => {
+                    fx.step_penalty_s += 0.08 * f.intensity;
+                }
+                _ => {}
+            }
+        }
+        fx
+    }
+
+    fn step_chunk(&mut self, chunk_end: f64) {
+        self.generate_arrivals(chunk_end);
+        let dt = chunk_end - self.time;
+        let names: Vec<String> = self.replicas.keys().cloned().collect();
+        let mut oom = Vec::new();
+        for name in &names {
+            let fx = self.effects_for(&self.replicas[name]);
+            let dep_name = self.replicas[name].deployment.clone();
+            let config = self.deployments[&dep_name].config().clone();
+            let r = self.replicas.get_mut(name).expect("replica exists");
+            if r.down.is_some() {
+                r.clock = chunk_end;
+                continue;
+            }
+            let busy_before = r.busy_s;
+            advance_replica(r, chunk_end, &config, &fx);
+            r.utilization = ((r.busy_s - busy_before) / dt.max(1e-9)).clamp(0.0, 1.0);
+            r.metrics.cpu_seconds += dt * (0.15 + 0.85 * r.utilization);
+            r.rss_bytes += fx.leak_bytes_per_s * dt;
+            if r.rss_bytes >= RSS_LIMIT_BYTES {
+                oom.push(name.clone());
+            }
+        }
+        for name in oom {
+            self.crash(&name, "memory_leak: out of memory", crate::logs::Crash::OutOfMemory);
+        }
+        self.progress_hardware(dt, chunk_end);
+        self.periodic_logs(chunk_end);
+    }
+
+    fn progress_hardware(&mut self, dt: f64, now: f64) {
+        // GPU energy and fault counters.
+        let busy: Vec<(usize, u32, f64)> = self
+            .replicas
+            .values()
+            .filter(|r| r.is_up())
+            .map(|r| (r.node, r.gpu, r.utilization))
+            .collect();
+        for (ni, node) in self.nodes.iter_mut().enumerate() {
+            for gpu in &mut node.gpus {
+                let util = busy
+                    .iter()
+                    .find(|(n, g, _)| *n == ni && *g == gpu.index)
+                    .map(|(_, _, u)| *u)
+                    .unwrap_or(0.0);
+                gpu.energy_mj += gpu_power(util, gpu.lost) * dt * 1000.0;
+            }
+        }
+        for f in &self.faults {
+            match f.kind {
+                FaultKind::GpuFault => {
+                    if let (Some(ni), Some(g)) = (f.node, f.gpu)
+                        && let Some(gpu) = self.nodes[ni].gpus.get_mut(g as usize)
+                    {
+                        gpu.ecc_sbe += 12.0 * f.intensity * dt;
+                        gpu.pcie_replays += 2.0 * f.intensity * dt;
+                    }
+                }
+                FaultKind::DiskPressure => {
+                    if let Some(ni) = f.node {
+                        let node = &mut self.nodes[ni];
+                        // Fills to (90% + 10% * intensity) of the disk over about a minute.
+                        let goal = node.fs_size * (0.9 + 0.1 * f.intensity) - node.fs_base_used;
+                        let rate = node.fs_size * 0.02 * dt;
+                        if node.fs_extra_used < goal {
+                            node.fs_extra_used =
+                                (node.fs_extra_used + rate.max(goal / 60.0 * dt)).min(goal);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let _ = now;
+    }
+
+    fn periodic_logs(&mut self, now: f64) {
+        let epoch = self.cfg.epoch;
+        let full_nodes: Vec<usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.fs_avail() < n.fs_size * 0.01)
+            .map(|(i, _)| i)
+            .collect();
+        let faults = self.faults.clone();
+        for r in self.replicas.values_mut() {
+            if r.down.is_some() {
+                continue;
+            }
+            if now - r.last_log >= LOG_INTERVAL_S {
+                let interval = now - r.last_log;
+                let kv = r.kv_used();
+                let cap = self.deployments[&r.deployment].config().kv_tokens()
+                    * kv_factor(&faults, &r.deployment);
+                let hit_rate = if r.window_queries > 0 {
+                    r.window_hits as f64 / r.window_queries as f64 * 100.0
+                } else {
+                    0.0
+                };
+                self.logs.stats(
+                    &r.name,
+                    epoch + now,
+                    r.pid,
+                    r.window_prompt as f64 / interval,
+                    r.window_generation as f64 / interval,
+                    r.running.len(),
+                    r.waiting.len(),
+                    (kv / cap * 100.0).min(100.0),
+                    hit_rate,
+                );
+                r.window_prompt = 0;
+                r.window_generation = 0;
+                r.window_queries = 0;
+                r.window_hits = 0;
+                r.last_log = now;
+            }
+            if now - r.last_fault_log >= 30.0 {
+                let mut wrote = false;
+                for f in &faults {
+                    match f.kind {
+                        FaultKind::NetworkLatency
+                            if f.target == r.name
+                                && f.node == Some(r.node)
+                                && f.intensity >= 0.5 =>
+                        {
+                            self.logs.nccl_timeout(&r.name, epoch + now, r.pid);
+                            wrote = true;
+                        }
+                        FaultKind::KvCacheSaturation
+                            if f.target == r.deployment && r.metrics.preemptions > 0 =>
+                        {
+                            self.logs.preemption_warning(
+                                &r.name,
+                                epoch + now,
+                                r.pid,
+                                r.metrics.preemptions,
+                            );
+                            wrote = true;
+                        }
+                        FaultKind::MemoryLeak if f.target == r.name => {
+                            self.logs.memory_warning(&r.name, epoch + now, r.pid, r.rss_bytes);
+                            wrote = true;
+                        }
+                        _ => {}
+                    }
+                }
+                if full_nodes.contains(&r.node) {
+                    self.logs.disk_full(&r.name, epoch + now, r.pid);
+                    wrote = true;
+                }
+                if wrote {
+                    r.last_fault_log = now;
+                }
+            }
+        }
+    }
+
+    /// KV cache usage of a replica as vLLM reports it (fraction 0..1).
+    pub fn kv_usage(&self, r: &Replica) -> f64 {
+        let cap = self.deployments[&r.deployment].config().kv_tokens()
+            * kv_factor(&self.faults, &r.deployment);
+        (r.kv_used() / cap).clamp(0.0, 1.0)
+    }
+
+    /// GPU utilization of the replica on (node, gpu), if any, and its name.
+    pub fn gpu_tenant(&self, node: usize, gpu: u32) -> Option<&Replica> {
+        self.replicas.values().find(|r| r.node == node && r.gpu == gpu && r.is_up())
+    }
+
+    /// Real-time delay before a replica's `/metrics` answers (network_latency fault).
+    pub fn metrics_delay_ms(&self, replica: &str) -> u64 {
+        let Some(r) = self.replicas.get(replica) else { return 0 };
+        self.faults
+            .iter()
+            .filter(|f| {
+                f.kind == FaultKind::NetworkLatency && f.target == r.name && f.node == Some(r.node)
+            })
+            .map(|f| (f.intensity * 2000.0) as u64)
+            .max()
+            .unwrap_or(0)
+    }
+
+    // ----- faults -----------------------------------------------------------------------------
+
+    /// `POST /chaos/<fault>`: start (or re-tune) a fault.
+    pub fn inject(&mut self, kind: FaultKind, target: Option<&str>, intensity: f64) -> ApiResult {
+        if !(0.0..=1.0).contains(&intensity) || !intensity.is_finite() {
+            return Err(ApiError::bad("`intensity` must be a number in 0..=1"));
+        }
+        let target = match (kind.target_kind(), target) {
+            ("fleet", None | Some("fleet")) => "fleet".to_string(),
+            ("fleet", Some(other)) => {
+                return Err(ApiError::bad(format!(
+                    "`{}` targets the whole fleet; `target` must be `fleet`, not `{other}`",
+                    kind.as_str()
+                )));
+            }
+            ("deployment", None) => "canary".to_string(),
+            (_, Some(t)) => t.to_string(),
+            (what, None) => {
+                return Err(ApiError::bad(format!(
+                    "`{}` needs a `target` ({what} name)",
+                    kind.as_str()
+                )));
+            }
+        };
+        match kind.target_kind() {
+            "deployment" if !self.deployments.contains_key(&target) => {
+                return Err(ApiError::not_found(format!("no deployment `{target}`")));
+            }
+            "replica" if !self.replicas.contains_key(&target) => {
+                return Err(ApiError::not_found(format!("no replica `{target}`")));
+            }
+            "node" if !self.nodes.iter().any(|n| n.name == target) => {
+                return Err(ApiError::not_found(format!("no node `{target}`")));
+            }
+            _ => {}
+        }
+        if let Some(existing) =
+            self.faults.iter_mut().find(|f| f.kind == kind && f.target == target)
+        {
+            existing.intensity = intensity;
+            let out = fault_json(existing, self.cfg.epoch);
+            return Ok(json!({"updated": true, "fault": out}));
+        }
+        let mut fault = Fault {
+            kind,
+            target: target.clone(),
+            intensity,
+            started_at: self.time,
+            node: None,
+            gpu: None,
+            previous_version: None,
+            bad_version: None,
+        };
+        let epoch = self.cfg.epoch;
+        let now = self.time;
+        match kind {
+            FaultKind::ReplicaCrash => {
+                if !self.replicas[&target].is_up() {
+                    return Err(ApiError::conflict(format!("replica `{target}` is already down")));
+                }
+                self.crash(&target, "replica_crash", crate::logs::Crash::IllegalMemoryAccess);
+            }
+            FaultKind::GpuFault | FaultKind::NetworkLatency => {
+                let r = &self.replicas[&target];
+                fault.node = Some(r.node);
+                fault.gpu = Some(r.gpu);
+                if kind == FaultKind::GpuFault {
+                    let (node, gpu, pid) = (r.node, r.gpu, r.pid);
+                    let xid = if intensity >= 0.9 {
+                        79
+                    } else if intensity >= 0.5 {
+                        48
+                    } else {
+                        63
+                    };
+                    let node_name = self.nodes[node].name.clone();
+                    let g = &mut self.nodes[node].gpus[gpu as usize];
+                    g.xid = xid;
+                    match xid {
+                        79 => {
+                            g.lost = true;
+                            g.ecc_dbe += 1.0;
+                            g.remapped_uncorrectable += 1.0;
+                            g.remap_failure = true;
+                        }
+                        48 => {
+                            g.ecc_dbe += 1.0;
+                            g.remapped_uncorrectable += 1.0;
+                        }
+                        _ => g.remapped_correctable += 1.0,
+                    }
+                    let bus = g.pci_bus_id.clone();
+                    self.logs.xid(&node_name, epoch + now, &bus, xid, pid);
+                    if xid == 79 {
+                        self.crash(&target, "gpu_fault: Xid 79", crate::logs::Crash::GpuLost);
+                    } else if xid == 48 {
+                        self.logs.ecc_error(&target, epoch + now, pid);
+                    }
+                }
+            }
+            FaultKind::MemoryLeak => {}
+            FaultKind::DiskPressure => {
+                fault.node = self.nodes.iter().position(|n| n.name == target);
+            }
+            FaultKind::CanaryRegression => {
+                let dep = self.deployments.get_mut(&target).expect("checked above");
+                let previous = dep.config_version;
+                // The "tuning" change: CUDA graphs off and a tiny step budget; the harder the
+                // intensity, the smaller the budget, so prompts need many chunked-prefill steps.
+                let budget = (8192.0 * (1.0 - intensity).powi(3)).max(32.0) as u32 / 16 * 16;
+                let patch = ConfigPatch {
+                    enforce_eager: Some(true),
+                    max_num_batched_tokens: Some(budget.max(32)),
+                    ..ConfigPatch::default()
+                };
+                let next = dep.config().apply(&patch)?;
+                dep.versions.push(next);
+                dep.config_version = dep.versions.len() as u32;
+                fault.previous_version = Some(previous);
+                fault.bad_version = Some(dep.config_version);
+                self.rollout(&target);
+            }
+            FaultKind::KvCacheSaturation | FaultKind::TrafficSurge => {}
+        }
+        let out = fault_json(&fault, self.cfg.epoch);
+        self.faults.push(fault);
+        Ok(json!({"updated": false, "fault": out}))
+    }
+
+    /// `DELETE /chaos/<fault>`: end the fault and undo its direct effects (the test harness's
+    /// undo, not a remediation): crashed or leaking replicas restart, a regressed config is rolled
+    /// back, a GPU is replaced, a filled disk is cleaned.
+    pub fn clear(&mut self, kind: FaultKind, target: Option<&str>) -> ApiResult {
+        let (gone, kept): (Vec<Fault>, Vec<Fault>) = std::mem::take(&mut self.faults)
+            .into_iter()
+            .partition(|f| f.kind == kind && target.is_none_or(|t| t == f.target));
+        self.faults = kept;
+        if gone.is_empty() {
+            return Err(ApiError::not_found(format!(
+                "no active `{}` fault{}",
+                kind.as_str(),
+                target.map(|t| format!(" on `{t}`")).unwrap_or_default()
+            )));
+        }
+        for f in &gone {
+            match f.kind {
+                FaultKind::ReplicaCrash | FaultKind::MemoryLeak
+                    if self.replicas.contains_key(&f.target) =>
+                {
+                    let _ = self.restart_in_place(&f.target);
+                }
+                FaultKind::GpuFault => {
+                    if let (Some(ni), Some(g)) = (f.node, f.gpu) {
+                        let gpu = &mut self.nodes[ni].gpus[g as usize];
+                        gpu.xid = 0;
+                        gpu.lost = false;
+                        gpu.remap_failure = false;
+                        let crashed = self
+                            .replicas
+                            .values()
+                            .filter(|r| r.node == ni && r.gpu == g && r.down.is_some())
+                            .map(|r| r.name.clone())
+                            .collect::<Vec<_>>();
+                        for name in crashed {
+                            let _ = self.restart_in_place(&name);
+                        }
+                    }
+                }
+                FaultKind::DiskPressure => {
+                    if let Some(ni) = f.node {
+                        self.nodes[ni].fs_extra_used = 0.0;
+                    }
+                }
+                FaultKind::CanaryRegression => {
+                    if let (Some(prev), Some(bad)) = (f.previous_version, f.bad_version)
+                        && let Some(dep) = self.deployments.get_mut(&f.target)
+                        && dep.config_version == bad
+                    {
+                        dep.config_version = prev;
+                        self.rollout(&f.target.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+        let epoch = self.cfg.epoch;
+        Ok(json!({"cleared": gone.iter().map(|f| fault_json(f, epoch)).collect::<Vec<_>>()}))
+    }
+
+    /// Drop faults whose condition a remediation has ended (the replica moved off the bad
+    /// hardware, the config was rolled back, the crashed replica restarted).
+    fn settle_faults(&mut self) {
+        let replicas = &self.replicas;
+        let deployments = &self.deployments;
+        self.faults.retain(|f| match f.kind {
+            FaultKind::ReplicaCrash => replicas.get(&f.target).is_some_and(|r| r.down.is_some()),
+            FaultKind::MemoryLeak => replicas.contains_key(&f.target),
+            FaultKind::NetworkLatency => {
+                replicas.get(&f.target).is_some_and(|r| Some(r.node) == f.node)
+            }
+            FaultKind::CanaryRegression => {
+                deployments.get(&f.target).is_some_and(|d| Some(d.config_version) == f.bad_version)
+            }
+            _ => true,
+        });
+    }
+
+    // ----- admin ------------------------------------------------------------------------------
+
+    /// `POST /admin/traffic`.
+    pub fn set_weights(&mut self, weights: &BTreeMap<String, f64>) -> ApiResult {
+        if weights.is_empty() {
+            return Err(ApiError::bad("`weights` must name at least one deployment"));
+        }
+        for (name, w) in weights {
+            if !self.deployments.contains_key(name) {
+                return Err(ApiError::not_found(format!("no deployment `{name}`")));
+            }
+            if !w.is_finite() || *w < 0.0 || *w > 1000.0 {
+                return Err(ApiError::bad(format!(
+                    "weight of `{name}` must be a number in 0..=1000, got {w}"
+                )));
+            }
+        }
+        let total: f64 = self
+            .deployments
+            .values()
+            .map(|d| weights.get(&d.name).copied().unwrap_or(d.weight))
+            .sum();
+        if total <= 0.0 {
+            return Err(ApiError::bad("weights must not all be zero"));
+        }
+        for (name, w) in weights {
+            if let Some(d) = self.deployments.get_mut(name) {
+                d.weight = *w;
+            }
+        }
+        Ok(json!({
+            "weights": self.deployments.values().map(|d| (d.name.clone(), json!(d.weight))).collect::<serde_json::Map<_, _>>(),
+            "traffic_shares": self.traffic_shares(),
+        }))
+    }
+
+    fn deployment_mut(&mut self, name: &str) -> Result<&mut Deployment, ApiError> {
+        self.deployments
+            .get_mut(name)
+            .ok_or_else(|| ApiError::not_found(format!("no deployment `{name}`")))
+    }
+
+    /// `POST /admin/deployments/<d>/status`.
+    pub fn set_status(&mut self, name: &str, status: &str) -> ApiResult {
+        let status = match status {
+            "active" => DeploymentStatus::Active,
+            "drain" => DeploymentStatus::Drain,
+            other => {
+                return Err(ApiError::bad(format!(
+                    "`status` must be `active` or `drain`, not `{other}`"
+                )));
+            }
+        };
+        self.deployment_mut(name)?.status = status;
+        Ok(self.deployment_json(name))
+    }
+
+    /// Restart every replica of a deployment on its current config (a rolling update).
+    fn rollout(&mut self, deployment: &str) {
+        let names: Vec<String> = self
+            .replicas
+            .values()
+            .filter(|r| r.deployment == deployment && r.down != Some(DownReason::Unschedulable))
+            .map(|r| r.name.clone())
+            .collect();
+        for name in names {
+            let _ = self.restart_in_place(&name);
+        }
+    }
+
+    /// `POST /admin/deployments/<d>/config`: a new config version, rolled out to its replicas.
+    pub fn change_config(&mut self, name: &str, patch: &ConfigPatch) -> ApiResult {
+        let dep = self.deployment_mut(name)?;
+        let next = dep.config().apply(patch)?;
+        if dep.versions.len() >= 1000 {
+            return Err(ApiError::conflict("config history is full (1000 versions)"));
+        }
+        dep.versions.push(next);
+        dep.config_version = dep.versions.len() as u32;
+        self.rollout(name);
+        self.settle_faults();
+        Ok(self.deployment_json(name))
+    }
+
+    /// `POST /admin/deployments/<d>/rollback`: run an earlier config version (default: the one
+    /// before the current).
+    pub fn rollback(&mut self, name: &str, to_version: Option<u32>) -> ApiResult {
+        let dep = self.deployment_mut(name)?;
+        let target = match to_version {
+            Some(v) => v,
+            None if dep.config_version > 1 => dep.config_version - 1,
+            None => return Err(ApiError::conflict(format!("`{name}` is at version 1"))),
+        };
+        if target == 0 || target as usize > dep.versions.len() {
+            return Err(ApiError::bad(format!(
+                "`to_version` {target} does not exist; `{name}` has versions 1..={}",
+                dep.versions.len()
+            )));
+        }
+        dep.config_version = target;
+        self.rollout(name);
+        self.settle_faults();
+        Ok(self.deployment_json(name))
+    }
+
+    /// `POST /admin/deployments/<d>/scale`.
+    pub fn scale(&mut self, name: &str, replicas: u32) -> ApiResult {
+        if !self.deployments.contains_key(name) {
+            return Err(ApiError::not_found(format!("no deployment `{name}`")));
+        }
+        if replicas > MAX_REPLICAS {
+            return Err(ApiError::bad(format!("`replicas` must be in 0..={MAX_REPLICAS}")));
+        }
+        let current: Vec<String> = self
+            .replicas
+            .values()
+            .filter(|r| r.deployment == name)
+            .map(|r| r.name.clone())
+            .collect();
+        let n = current.len() as u32;
+        if replicas > n {
+            let mut free = 0;
+            let mut probe = self.clone_placement();
+            while free < replicas - n {
+                match probe.free_gpu(None) {
+                    Some((node, gpu)) => {
+                        probe
+                            .replicas
+                            .insert(format!("probe-{free}"), placeholder_replica(node, gpu));
+                        free += 1;
+                    }
+                    None => {
+                        return Err(ApiError::conflict(format!(
+                            "only {free} free GPU(s) on schedulable nodes; cannot add {}",
+                            replicas - n
+                        )));
+                    }
+                }
+            }
+            for _ in n..replicas {
+                self.add_replica(name)?;
+            }
+        } else {
+            // Remove the newest replicas first (highest ordinal), as a ReplicaSet scale-down would.
+            let mut ordered = current;
+            ordered.sort_by_key(|r| {
+                r.rsplit('-').next().and_then(|n| n.parse::<u32>().ok()).unwrap_or(0)
+            });
+            for victim in ordered.iter().rev().take((n - replicas) as usize) {
+                self.lose_inflight(victim);
+                self.replicas.remove(victim);
+            }
+            self.settle_faults();
+        }
+        Ok(self.deployment_json(name))
+    }
+
+    fn clone_placement(&self) -> Fleet {
+        Fleet {
+            cfg: self.cfg.clone(),
+            time: self.time,
+            deployments: BTreeMap::new(),
+            replicas: self
+                .replicas
+                .iter()
+                .map(|(k, r)| (k.clone(), placeholder_replica_from(r)))
+                .collect(),
+            nodes: self.nodes.clone(),
+            faults: Vec::new(),
+            admin_log: VecDeque::new(),
+            admin_seq: 0,
+            router_requests: 0,
+            router_rejected: 0,
+            router_failed: 0,
+            logs: Logs::default(),
+            rng: self.rng.clone(),
+            next_arrival: 0.0,
+            next_pid: 0,
+        }
+    }
+
+    /// Restart a replica where it is. Fails when its GPU is lost or its node's disk is full.
+    fn restart_in_place(&mut self, name: &str) -> Result<(), ApiError> {
+        let Some(r) = self.replicas.get(name) else {
+            return Err(ApiError::not_found(format!("no replica `{name}`")));
+        };
+        if r.down == Some(DownReason::Unschedulable) {
+            // Pending pods get scheduled when a GPU frees up.
+            let Some((node, gpu)) = self.free_gpu(None) else {
+                return Err(ApiError::conflict(format!(
+                    "replica `{name}` is pending: no free GPU on a schedulable node"
+                )));
+            };
+            let r = self.replicas.get_mut(name).expect("exists");
+            r.node = node;
+            r.gpu = gpu;
+        }
+        let r = &self.replicas[name];
+        let node = &self.nodes[r.node];
+        let epoch = self.cfg.epoch;
+        let now = self.time;
+        if node.gpus[r.gpu as usize].lost {
+            let why = format!(
+                "GPU {} on `{}` has fallen off the bus (Xid 79); drain the node",
+                r.gpu, node.name
+            );
+            self.lose_inflight(name);
+            let r = self.replicas.get_mut(name).expect("exists");
+            r.restarts += 1;
+            r.down = Some(DownReason::StartFailed(why.clone()));
+            self.logs.start_failed(name, epoch + now, r.pid, crate::logs::Crash::GpuLost);
+            return Err(ApiError::conflict(format!("replica `{name}` failed to start: {why}")));
+        }
+        if node.fs_avail() < 1.0e9 {
+            let why = format!("no space left on `{}` (/ is full); clean the node up", node.name);
+            self.lose_inflight(name);
+            let r = self.replicas.get_mut(name).expect("exists");
+            r.restarts += 1;
+            r.down = Some(DownReason::StartFailed(why.clone()));
+            self.logs.start_failed(name, epoch + now, r.pid, crate::logs::Crash::DiskFull);
+            return Err(ApiError::conflict(format!("replica `{name}` failed to start: {why}")));
+        }
+        let was_running = self.replicas[name].down.is_none();
+        self.lose_inflight(name);
+        if was_running {
+            self.logs.shutdown(name, epoch + now, self.replicas[name].pid);
+        }
+        let r = self.replicas.get_mut(name).expect("exists");
+        r.restarts += 1;
+        self.start_process(name);
+        Ok(())
+    }
+
+    /// `POST /admin/replicas/<r>/restart`.
+    pub fn restart(&mut self, name: &str) -> ApiResult {
+        self.restart_in_place(name)?;
+        self.settle_faults();
+        Ok(self.replica_json(name))
+    }
+
+    fn node_index(&self, name: &str) -> Result<usize, ApiError> {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .ok_or_else(|| ApiError::not_found(format!("no node `{name}`")))
+    }
+
+    /// `POST /admin/nodes/<n>/drain`: cordon the node and move its replicas to free GPUs on
+    /// other nodes (they restart there); with no room they stay pending (down).
+    pub fn drain_node(&mut self, name: &str) -> ApiResult {
+        let ni = self.node_index(name)?;
+        self.nodes[ni].cordoned = true;
+        let victims: Vec<String> =
+            self.replicas.values().filter(|r| r.node == ni).map(|r| r.name.clone()).collect();
+        let mut moved = Vec::new();
+        let mut pending = Vec::new();
+        let epoch = self.cfg.epoch;
+        let now = self.time;
+        for victim in victims {
+            let was_up = self.replicas[&victim].is_up();
+            self.lose_inflight(&victim);
+            if was_up {
+                self.logs.shutdown(&victim, epoch + now, self.replicas[&victim].pid);
+            }
+            match self.free_gpu(Some(ni)) {
+                Some((node, gpu)) => {
+                    let r = self.replicas.get_mut(&victim).expect("exists");
+                    r.node = node;
+                    r.gpu = gpu;
+                    r.restarts += 1;
+                    self.start_process(&victim);
+                    moved.push(
+                        json!({"replica": victim, "node": self.nodes[node].name, "gpu": gpu}),
+                    );
+                }
+                None => {
+                    let r = self.replicas.get_mut(&victim).expect("exists");
+                    r.down = Some(DownReason::Unschedulable);
+                    r.utilization = 0.0;
+                    pending.push(victim);
+                }
+            }
+        }
+        self.settle_faults();
+        let mut out = self.node_json(ni);
+        out["moved"] = json!(moved);
+        out["pending"] = json!(pending);
+        Ok(out)
+    }
+
+    /// `POST /admin/nodes/<n>/uncordon`.
+    pub fn uncordon_node(&mut self, name: &str) -> ApiResult {
+        let ni = self.node_index(name)?;
+        self.nodes[ni].cordoned = false;
+        Ok(self.node_json(ni))
+    }
+
+    /// `POST /admin/nodes/<n>/cleanup`: delete what filled the root filesystem (rotated logs,
+    /// core dumps, stale images); ends a disk-pressure fault on it.
+    pub fn cleanup_node(&mut self, name: &str) -> ApiResult {
+        let ni = self.node_index(name)?;
+        let freed = self.nodes[ni].fs_extra_used;
+        self.nodes[ni].fs_extra_used = 0.0;
+        self.faults.retain(|f| !(f.kind == FaultKind::DiskPressure && f.node == Some(ni)));
+        let mut out = self.node_json(ni);
+        out["freed_bytes"] = json!(freed);
+        Ok(out)
+    }
+
+    /// Record an admin call (bounded).
+    pub fn log_admin(&mut self, method: &str, path: &str, body: Value, status: u16) {
+        self.admin_seq += 1;
+        if self.admin_log.len() >= ADMIN_LOG_CAP {
+            self.admin_log.pop_front();
+        }
+        self.admin_log.push_back(AdminEntry {
+            seq: self.admin_seq,
+            sim_time: round3(self.time),
+            method: method.to_string(),
+            path: path.to_string(),
+            body,
+            status,
+        });
+    }
+
+    // ----- JSON views -------------------------------------------------------------------------
+
+    /// One deployment as JSON.
+    pub fn deployment_json(&self, name: &str) -> Value {
+        let Some(d) = self.deployments.get(name) else { return Value::Null };
+        let shares = self.traffic_shares();
+        json!({
+            "name": d.name,
+            "weight": d.weight,
+            "traffic_share": round3(shares.get(name).copied().unwrap_or(0.0)),
+            "status": d.status.as_str(),
+            "config_version": d.config_version,
+            "config": d.config(),
+            "config_history": d.versions.iter().enumerate().map(|(i, c)| json!({"version": i + 1, "config": c})).collect::<Vec<_>>(),
+            "replicas": self.replicas.values().filter(|r| r.deployment == name).map(|r| r.name.clone()).collect::<Vec<_>>(),
+            "model_name": MODEL_NAME,
+        })
+    }
+
+    /// One replica as JSON (`metrics_url` needs the listener's host, filled by the server).
+    pub fn replica_json(&self, name: &str) -> Value {
+        let Some(r) = self.replicas.get(name) else { return Value::Null };
+        let ttft = &r.metrics.hists[h::TTFT];
+        json!({
+            "name": r.name,
+            "deployment": r.deployment,
+            "node": self.nodes[r.node].name,
+            "gpu": r.gpu,
+            "port": r.port,
+            "up": r.is_up(),
+            "down_reason": r.down.as_ref().map(DownReason::describe),
+            "restarts": r.restarts,
+            "started_at": self.unix(r.started_at),
+            "config_version": r.config_version,
+            "pid": r.pid,
+            "kv_cache_usage": round3(self.kv_usage(r)) + 0.0,
+            "waiting": r.waiting.len(),
+            "running": r.running.len(),
+            "rss_bytes": r.rss_bytes.round(),
+            "num_preemptions": r.metrics.preemptions,
+            "requests_finished": r.metrics.finished.iter().sum::<u64>(),
+            "ttft_p50_s": ttft.quantile(0.5).map(round3),
+            "ttft_p90_s": ttft.quantile(0.9).map(round3),
+            "log_path": self.logs.path_of(&r.name),
+        })
+    }
+
+    /// One node as JSON.
+    pub fn node_json(&self, ni: usize) -> Value {
+        let n = &self.nodes[ni];
+        let used: f64 =
+            self.replicas.values().filter(|r| r.node == ni && r.is_up()).map(|r| r.rss_bytes).sum();
+        json!({
+            "name": n.name,
+            "cordoned": n.cordoned,
+            "dcgm_port": n.dcgm_port,
+            "node_exporter_port": n.node_exporter_port,
+            "filesystem_size_bytes": n.fs_size,
+            "filesystem_avail_bytes": n.fs_avail(),
+            "mem_available_bytes": (n.mem_total - 96.0 * GIB - used).max(0.0).round(),
+            "replicas": self.replicas.values().filter(|r| r.node == ni).map(|r| r.name.clone()).collect::<Vec<_>>(),
+            "gpus": n.gpus.iter().map(|g| json!({
+                "index": g.index, "uuid": g.uuid, "xid": g.xid, "lost": g.lost,
+                "ecc_dbe": g.ecc_dbe, "remap_failure": g.remap_failure,
+                "replica": self.gpu_tenant(ni, g.index).map(|r| r.name.clone()),
+            })).collect::<Vec<_>>(),
+            "kern_log_path": self.logs.path_of(&format!("{}-kern", n.name)),
+        })
+    }
+
+    /// Active faults as JSON.
+    pub fn faults_json(&self) -> Value {
+        json!(self.faults.iter().map(|f| fault_json(f, self.cfg.epoch)).collect::<Vec<_>>())
+    }
+
+    /// The admin log as JSON.
+    pub fn admin_log_json(&self) -> Value {
+        json!(self
+            .admin_log
+            .iter()
+            .map(|e| json!({"seq": e.seq, "sim_time": e.sim_time, "method": e.method, "path": e.path, "body": e.body, "status": e.status}))
+            .collect::<Vec<_>>())
+    }
+}
+
+fn kv_factor(faults: &[Fault], deployment: &str) -> f64 {
+    faults
+        .iter()
+        .filter(|f| f.kind == FaultKind::KvCacheSaturation && f.target == deployment)
+        .map(|f| 1.0 - 0.85 * f.intensity)
+        .fold(1.0, f64::min)
+}
+
+fn fault_json(f: &Fault, epoch: f64) -> Value {
+    json!({
+        "fault": f.kind.as_str(),
+        "target": f.target,
+        "target_kind": f.kind.target_kind(),
+        "intensity": f.intensity,
+        "started_at": epoch + f.started_at,
+        "started_sim_time": round3(f.started_at),
+        "remediation": f.kind.remediation(),
+        "bad_config_version": f.bad_version,
+        "previous_config_version": f.previous_version,
+    })
+}
+
+fn placeholder_replica(node: usize, gpu: u32) -> Replica {
+    Replica {
+        name: String::new(),
+        deployment: String::new(),
+        node,
+        gpu,
+        down: None,
+        restarts: 0,
+        started_at: 0.0,
+        port: None,
+        config_version: 0,
+        pid: 0,
+        rss_bytes: 0.0,
+        metrics: EngineMetrics::new(),
+        clock: 0.0,
+        waiting: VecDeque::new(),
+        running: Vec::new(),
+        rng: Rng::new(0, ""),
+        busy_s: 0.0,
+        utilization: 0.0,
+        window_prompt: 0,
+        window_generation: 0,
+        window_queries: 0,
+        window_hits: 0,
+        last_log: 0.0,
+        last_fault_log: 0.0,
+    }
+}
+
+fn placeholder_replica_from(r: &Replica) -> Replica {
+    let mut p = placeholder_replica(r.node, r.gpu);
+    p.down = r.down.clone();
+    p
+}
+
+/// GPU board power (W) at a utilization; an H100 SXM idles near 70 W and peaks near 700 W.
+pub fn gpu_power(util: f64, lost: bool) -> f64 {
+    if lost { 0.0 } else { 72.0 + 560.0 * util }
+}
+
+/// Run one replica's engine steps until its clock reaches `until`.
+fn advance_replica(r: &mut Replica, until: f64, config: &EngineConfig, fx: &Effects) {
+    // Clients give up on requests that never got scheduled.
+    let clock = r.clock;
+    let before = r.waiting.len();
+    r.waiting.retain(|q| q.first_scheduled.is_some() || clock - q.arrival < CLIENT_TIMEOUT_S);
+    r.metrics.finished[2] += (before - r.waiting.len()) as u64;
+
+    let kv_cap = config.kv_tokens() * fx.kv_factor;
+    while r.clock < until {
+        let admissible = r.waiting.front().is_some_and(|q| q.arrival <= r.clock);
+        if r.running.is_empty() && !admissible {
+            let next = r.waiting.iter().map(|q| q.arrival).fold(f64::INFINITY, f64::min);
+            r.clock = next.min(until).max(r.clock);
+            if r.clock >= until {
+                break;
+            }
+            continue;
+        }
+        engine_step(r, config, fx, kv_cap);
+    }
+}
+
+fn engine_step(r: &mut Replica, config: &EngineConfig, fx: &Effects, kv_cap: f64) {
+    let now = r.clock;
+    let mut budget = i64::from(config.max_num_batched_tokens);
+    let mut kv_used = r.kv_used();
+
+    // 1. Running requests, in order: one decode token each, or the next prefill chunk. When the
+    //    KV cache cannot hold the new tokens, preempt the lowest-priority (last) running request,
+    //    as V1's scheduler does; if that is the request itself, stop scheduling running ones.
+    let mut decode_tokens = 0u64;
+    let mut prefill_tokens = 0u64;
+    let mut finished_prefill = Vec::new();
+    let mut preempted = false;
+    let mut i = 0;
+    while i < r.running.len() && budget > 0 {
+        let q = &r.running[i];
+        let need =
+            if q.prefilling() { i64::from(q.prefill_target - q.computed).min(budget) } else { 1 };
+        let mut scheduled = true;
+        while kv_used + need as f64 > kv_cap {
+            let victim_idx = r.running.len() - 1;
+            let mut victim = r.running.pop().expect("non-empty");
+            kv_used -= f64::from(victim.kv_tokens());
+            // Recompute preemption: everything generated so far must be prefilled again.
+            victim.prefill_target = victim.prompt + victim.generated;
+            victim.computed = 0;
+            victim.preemptions += 1;
+            r.metrics.preemptions += 1;
+            r.waiting.push_front(victim);
+            preempted = true;
+            if victim_idx == i {
+                scheduled = false;
+                break;
+            }
+        }
+        if !scheduled {
+            break;
+        }
+        let q = &mut r.running[i];
+        if q.prefilling() {
+            q.computed += need as u32;
+            prefill_tokens += need as u64;
+            if !q.prefilling() {
+                finished_prefill.push(i);
+            }
+        } else {
+            q.generated += 1;
+            decode_tokens += 1;
+        }
+        budget -= need;
+        kv_used += need as f64;
+        i += 1;
+    }
+
+    // 2. Admit waiting requests (FCFS) while the step budget, max_num_seqs and the KV cache
+    //    allow; V1 admits nothing new in a step that had to preempt.
+    while !preempted && budget > 0 && r.running.len() < config.max_num_seqs as usize {
+        let Some(front) = r.waiting.front() else { break };
+        if front.arrival > now {
+            break;
+        }
+        let start = if front.first_scheduled.is_none() { front.cached } else { front.computed };
+        let chunk = i64::from(front.prefill_target.saturating_sub(start)).min(budget);
+        if kv_used + f64::from(start) + chunk as f64 > kv_cap {
+            break;
+        }
+        let mut q = r.waiting.pop_front().expect("front exists");
+        if q.first_scheduled.is_none() {
+            q.first_scheduled = Some(now);
+            r.metrics.hists[h::QUEUE].observe(now - q.arrival);
+            r.metrics.prefix_queries += u64::from(q.prompt);
+            r.metrics.prefix_hits += u64::from(q.cached);
+            r.window_queries += u64::from(q.prompt);
+            r.window_hits += u64::from(q.cached);
+        }
+        // Prefix-cache hits need no compute.
+        q.computed = start;
+        q.computed += chunk as u32;
+        budget -= chunk;
+        prefill_tokens += chunk as u64;
+        kv_used += f64::from(start) + chunk as f64;
+        if !q.prefilling() {
+            finished_prefill.push(r.running.len());
+        }
+        r.running.push(q);
+    }
+
+    // 3. The step's duration.
+    let base = STEP_BASE_S * if config.enforce_eager { EAGER_FACTOR } else { 1.0 };
+    if decode_tokens + prefill_tokens == 0 {
+        // Nothing fits (a prompt larger than the free KV cache): idle until something changes.
+        r.clock = now + base;
+        return;
+    }
+    let duration = base
+        + STEP_PER_SEQ_S * decode_tokens as f64
+        + STEP_PER_PREFILL_TOKEN_S * prefill_tokens as f64
+        + fx.step_penalty_s;
+    let end = now + duration;
+    r.busy_s += duration;
+    r.clock = end;
+    let m = &mut r.metrics;
+    m.hists[h::ITERATION_TOKENS].observe((decode_tokens + prefill_tokens) as f64);
+    m.hists[h::ITL].observe_n(duration, decode_tokens);
+    m.generation_tokens += decode_tokens;
+    r.window_generation += decode_tokens;
+
+    // 4. Requests whose prefill completed emit a token (the first one, unless resumed).
+    for i in finished_prefill {
+        let q = &mut r.running[i];
+        q.generated += 1;
+        m.generation_tokens += 1;
+        r.window_generation += 1;
+        if q.first_token.is_none() {
+            q.first_token = Some(end);
+            m.hists[h::TTFT].observe(end - q.arrival);
+            m.prompt_tokens += u64::from(q.prompt);
+            r.window_prompt += u64::from(q.prompt);
+        }
+    }
+
+    // 5. Finished requests.
+    let mut i = 0;
+    while i < r.running.len() {
+        let q = &r.running[i];
+        let errored = fx.error_prob > 0.0 && !q.prefilling() && r.rng.chance(fx.error_prob * 0.02);
+        if q.generated >= q.target_output || errored {
+            let q = r.running.remove(i);
+            let reason = if errored {
+                3
+            } else if q.target_output >= q.max_tokens {
+                1
+            } else {
+                0
+            };
+            m.finished[reason] += 1;
+            if !errored {
+                let first_token = q.first_token.unwrap_or(end);
+                let scheduled = q.first_scheduled.unwrap_or(q.arrival);
+                m.hists[h::E2E].observe(end - q.arrival);
+                m.hists[h::INFERENCE].observe(end - scheduled);
+                m.hists[h::PREFILL].observe(first_token - scheduled);
+                m.hists[h::DECODE].observe(end - first_token);
+                if q.generated > 1 {
+                    m.hists[h::TPOT].observe((end - first_token) / f64::from(q.generated - 1));
+                }
+                m.hists[h::PROMPT_TOKENS].observe(f64::from(q.prompt));
+                m.hists[h::GENERATION_TOKENS].observe(f64::from(q.generated));
+                m.hists[h::PARAMS_N].observe(1.0);
+                m.hists[h::PARAMS_MAX_TOKENS].observe(f64::from(q.max_tokens));
+                m.hists[h::MAX_NUM_GENERATION_TOKENS].observe(f64::from(q.max_tokens));
+            }
+            let _ = q.preemptions;
+        } else {
+            i += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fleet(seed: u64) -> Fleet {
+        Fleet::new(
+            FleetConfig {
+                seed,
+                rate: 12.0,
+                epoch: 1_767_225_600.0,
+                stable_replicas: 3,
+                canary_replicas: 1,
+                nodes: 2,
+            },
+            Logs::default(),
+        )
+    }
+
+    #[allow(clippy::print_stderr)]
+    fn dump(f: &Fleet, tag: &str) {
+        for r in f.replicas.values() {
+            let t = &r.metrics.hists[h::TTFT];
+            eprintln!(
+                "{tag} {} up={} kv={:.3} w={} r={} pre={} fin={:?} ttft50={:?} ttft90={:?}",
+                r.name,
+                r.is_up(),
+                f.kv_usage(r),
+                r.waiting(),
+                r.running(),
+                r.metrics.preemptions,
+                r.metrics.finished,
+                t.quantile(0.5),
+                t.quantile(0.9)
+            );
+        }
+    }
+
+    #[test]
+    #[ignore = "calibration printout"]
+    fn calibrate() {
+        let mut f = fleet(42);
+        f.advance(60.0);
+        dump(&f, "base");
+        f.inject(FaultKind::KvCacheSaturation, Some("canary"), 0.8).unwrap();
+        f.advance(60.0);
+        dump(&f, "sat");
+        f.advance(60.0);
+        dump(&f, "sat2");
+    }
+}
