@@ -134,8 +134,8 @@ pub struct GpuSnapshot {
     pub xid_window_ms: u64,
 }
 
-/// Where GPU state comes from.
-pub trait GpuSource {
+/// Where GPU state comes from. `Sync` so the collector can run it beside the other sources.
+pub trait GpuSource: Sync {
     /// Take a snapshot, watching for XID events for up to `xid_window`. `Err` says why there is
     /// nothing to report (no library, no driver, no GPU).
     fn snapshot(&self, xid_window: Duration) -> Result<GpuSnapshot, String>;

@@ -340,7 +340,7 @@ fn disks_section(first: &str, second: Option<&str>, elapsed: Option<Duration>) -
                 (before, elapsed.filter(|e| !e.is_zero()), disk.as_object_mut())
             {
                 let secs = elapsed.as_secs_f64();
-                let rate = |a: u64, b: u64| json!(round4(b.saturating_sub(a) as f64 / secs));
+                let rate = |a: u64, b: u64| json!((b.saturating_sub(a) as f64 / secs).round());
                 obj.insert(
                     "read_bytes_per_s".into(),
                     rate(before.sectors_read * DISKSTATS_SECTOR, d.sectors_read * DISKSTATS_SECTOR),

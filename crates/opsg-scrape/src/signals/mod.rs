@@ -1,6 +1,41 @@
 //! Non-exposition signals: host (procfs), GPUs (NVML), cgroup v2 services, Alertmanager alerts,
 //! and bounded log tails. Each source reports "unavailable" with a reason instead of failing the
 //! scrape: partial telemetry is data.
+//!
+//! Every part that could not be read is `{"available": false, "reason": "…"}` in place of its
+//! value; a single metric a device or kernel does not offer is `null` (with the reason under
+//! `unsupported` for GPUs, or the file under `missing` for cgroups). The shapes, in brief:
+//!
+//! - `host` ([`host`]): `{available, hostname, cpu: {cpus, jiffies{user,nice,system,idle,iowait,
+//!   irq,softirq,steal}, procs_running, procs_blocked, context_switches, interval_ms?,
+//!   utilization?, iowait?, steal?}, memory: {total_bytes, available_bytes, free_bytes,
+//!   cached_bytes, dirty_bytes, used_fraction, swap_total_bytes, swap_free_bytes,
+//!   swap_used_bytes}, load: {load1, load5, load15, runnable, threads}, pressure: {cpu, memory,
+//!   io: {some: {avg10, avg60, avg300, total_us}, full?: {…}}}, disks: [{device, reads, writes,
+//!   read_bytes, written_bytes, read_ms, write_ms, in_flight, io_ms, read_bytes_per_s?,
+//!   write_bytes_per_s?, utilization?}], filesystems: unavailable, vm: {oom_kill, pgmajfault,
+//!   pswpin, pswpout}, processes?: [{name, matched, processes: [{pid, comm, cmdline (redacted),
+//!   state, rss_bytes, rss_peak_bytes, vm_size_bytes, swap_bytes, threads, cpu_ticks, oom_score,
+//!   fd_limit, fds, fds_reason?}]}]}`.
+//! - `gpus` ([`gpu`]): `{available, driver_version, cuda_driver_version, count, devices: [{index,
+//!   name, uuid, pci_bus_id, utilization: {gpu_pct, memory_pct}, memory: {total_bytes,
+//!   used_bytes, used_fraction}, temperature_c, power: {draw_w, limit_w}, clocks: {sm_mhz,
+//!   memory_mhz, sm_max_mhz}, throttle_reasons: [..], ecc: {enabled, volatile: {corrected,
+//!   uncorrected}, aggregate: {…}}, retired_pages: {single_bit, double_bit, pending},
+//!   remapped_rows: {corrected, uncorrected, pending, failure}, unsupported: {path: reason}}],
+//!   xid_events: {available, window_ms, events: [{gpu_index, uuid, xid}]}}`.
+//! - `cgroups[]` ([`cgroup`]): `{service, path, available, memory: {current_bytes, max_bytes,
+//!   high_bytes, peak_bytes, swap_current_bytes, events: {low, high, max, oom, oom_kill,
+//!   oom_group_kill}, anon_bytes, file_bytes, kernel_bytes, shmem_bytes, sock_bytes,
+//!   used_fraction_of_max}, cpu: {usage_usec, user_usec, system_usec, nr_periods, nr_throttled,
+//!   throttled_usec, throttled_fraction, quota_usec, period_usec, quota_cpus}, pids: {current,
+//!   max}, pressure: {cpu, memory, io}, missing: [file]}` (`null` limits mean `max`).
+//! - `alerts[]` ([`alerts`]): `{source, name, state, severity, labels, annotations, startsAt,
+//!   endsAt, fingerprint}`; a source that failed is `{source, available: false, reason}`.
+//! - `logs[]` ([`logs`]): `{path, available, format: text|journald-export, file_bytes,
+//!   read_bytes, truncated, lines, counts: {signature: n}, matches: {signature: {first_line,
+//!   last_line, example}}, xid_codes?: {code: n}, evidence?: sha256, evidence_error?}`; the
+//!   stored excerpt's [`EvidenceRef`] also goes to [`Signals::evidence`].
 
 pub mod alerts;
 pub mod cgroup;
@@ -75,40 +110,59 @@ pub fn collect(args: &SignalArgs, evidence: Option<&EvidenceStore>) -> Signals {
 }
 
 /// [`collect`] with the GPU source given (a [`gpu::FixtureSource`] in tests and replays).
+///
+/// The slow sources (the CPU/disk sampling interval, the XID watch, the Alertmanager request)
+/// run on their own threads, so the whole collection takes about as long as the slowest one.
 pub fn collect_with_gpu(
     args: &SignalArgs,
     evidence: Option<&EvidenceStore>,
     gpu_source: &dyn gpu::GpuSource,
 ) -> Signals {
     let mut signals = Signals::default();
-    if args.gpu {
-        let window = args.xid_window.unwrap_or(gpu::DEFAULT_XID_WINDOW);
-        signals.gpus = Some(gpu::collect_gpus(gpu_source, window));
-    }
-    if args.host {
-        let interval = args.cpu_interval.unwrap_or(host::DEFAULT_CPU_INTERVAL);
-        signals.host = Some(host::collect_host(&args.proc_root, interval));
-    }
-    if !args.processes.is_empty() {
-        // Per-process signals live in the host object (`host.processes`), with or without
-        // the rest of `--host`.
-        let processes = process::collect_processes(&args.proc_root, &args.processes);
-        let host = signals.host.get_or_insert_with(|| serde_json::json!({}));
-        if let Some(obj) = host.as_object_mut() {
-            obj.insert("processes".into(), serde_json::Value::Array(processes));
+    std::thread::scope(|scope| {
+        let host = args.host.then(|| {
+            let interval = args.cpu_interval.unwrap_or(host::DEFAULT_CPU_INTERVAL);
+            scope.spawn(move || host::collect_host(&args.proc_root, interval))
+        });
+        let gpus = args.gpu.then(|| {
+            let window = args.xid_window.unwrap_or(gpu::DEFAULT_XID_WINDOW);
+            scope.spawn(move || gpu::collect_gpus(gpu_source, window))
+        });
+        let alerts = scope.spawn(|| {
+            alerts::collect_alerts(
+                args.alertmanager.as_deref(),
+                args.alerts_file.as_deref(),
+                args.timeout.unwrap_or(alerts::DEFAULT_TIMEOUT),
+            )
+        });
+
+        // The quick, file-only sources run here meanwhile.
+        let processes = (!args.processes.is_empty())
+            .then(|| process::collect_processes(&args.proc_root, &args.processes));
+        signals.cgroups = cgroup::collect_cgroups(&args.cgroup_root, &args.cgroups);
+        for path in &args.logs {
+            let (entry, stored) = logs::collect_log(path, evidence);
+            signals.logs.push(entry);
+            signals.evidence.extend(stored);
         }
-    }
-    signals.cgroups = cgroup::collect_cgroups(&args.cgroup_root, &args.cgroups);
-    signals.alerts = alerts::collect_alerts(
-        args.alertmanager.as_deref(),
-        args.alerts_file.as_deref(),
-        args.timeout.unwrap_or(alerts::DEFAULT_TIMEOUT),
-    );
-    for path in &args.logs {
-        let (entry, stored) = logs::collect_log(path, evidence);
-        signals.logs.push(entry);
-        signals.evidence.extend(stored);
-    }
+
+        // A collector that panicked (a bug) is reported like any other unavailable source.
+        let joined = |what: &str| format!("the {what} collector failed unexpectedly");
+        signals.host =
+            host.map(|h| h.join().unwrap_or_else(|_| procfile::unavailable(joined("host"))));
+        signals.gpus =
+            gpus.map(|g| g.join().unwrap_or_else(|_| procfile::unavailable(joined("GPU"))));
+        signals.alerts =
+            alerts.join().unwrap_or_else(|_| vec![procfile::unavailable(joined("alerts"))]);
+        if let Some(processes) = processes {
+            // Per-process signals live in the host object (`host.processes`), with or without
+            // the rest of `--host`.
+            let host = signals.host.get_or_insert_with(|| serde_json::json!({}));
+            if let Some(obj) = host.as_object_mut() {
+                obj.insert("processes".into(), serde_json::Value::Array(processes));
+            }
+        }
+    });
     signals
 }
 
