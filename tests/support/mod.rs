@@ -314,7 +314,12 @@ pub fn lines(bytes: &[u8]) -> Vec<Vec<u8>> {
 
 /// Join lines back, each with its newline.
 pub fn join(lines: &[Vec<u8>]) -> Vec<u8> {
-    lines.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect()
+    let mut out = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for line in lines {
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    out
 }
 
 /// stderr as text.

@@ -448,6 +448,16 @@ impl Checker {
                         k + 1
                     ),
                 )
+            } else if s > k && next.is_some_and(|n| n.seq == k && n.prev == prev_hash) {
+                (
+                    k,
+                    ProblemKind::OutOfPlace,
+                    format!(
+                        "inserted: line {k} carries seq {s} (a copy of line {s}, or moved here \
+                         from there); line {} is the original line {k}",
+                        k + 1
+                    ),
+                )
             } else if s > k && cur.prev != prev_hash {
                 let what = if s == k + 1 {
                     format!("line {k} was deleted")
