@@ -242,10 +242,10 @@ fn queries_prometheus_for_a_series_it_scraped_from_the_sim() {
     let (_sim, _addr, metrics_url) = start_sim();
     let host_port =
         metrics_url.trim_start_matches("http://").split('/').next().unwrap_or("").to_string();
-    let path = metrics_url.trim_start_matches("http://").splitn(2, '/').nth(1).unwrap_or("metrics");
+    let path = metrics_url.trim_start_matches("http://").split_once('/').map_or("metrics", |x| x.1);
     assert_eq!(path, "metrics", "Prometheus scrapes /metrics by default");
     let dir = tempdir("prom-sim");
-    let (_prom, port) = start_prometheus(&bin, &dir, &[host_port.clone()]);
+    let (_prom, port) = start_prometheus(&bin, &dir, std::slice::from_ref(&host_port));
     let base = format!("http://127.0.0.1:{port}");
     // Wait (bounded) for Prometheus to have scraped the replica once.
     let query = format!("{base}/api/v1/query?query=up%7Bjob%3D%22sim%22%7D");
