@@ -265,19 +265,24 @@ pub fn fetch_alertmanager(base: &str, timeout: Duration) -> Result<Vec<Value>, S
 
 /// Read a webhook payload from `path` (`-` for stdin), at most [`MAX_BODY`] bytes.
 pub fn read_webhook(path: &Path) -> Result<Vec<Value>, String> {
-    let shown = path.display().to_string();
-    let mut bytes = Vec::new();
-    let read = if shown == "-" {
-        std::io::stdin().lock().take(MAX_BODY + 1).read_to_end(&mut bytes)
-    } else {
-        std::fs::File::open(path).and_then(|f| f.take(MAX_BODY + 1).read_to_end(&mut bytes))
-    };
-    read.map_err(|e| super::procfile::describe_io(path, &e))?;
-    if bytes.len() as u64 > MAX_BODY {
-        return Err(format!("`{shown}`: payload over the {MAX_BODY}-byte cap"));
+    if path == Path::new("-") {
+        return read_webhook_from(std::io::stdin().lock(), "stdin");
     }
-    let source = if shown == "-" { "stdin" } else { shown.as_str() };
-    parse_webhook(&bytes, source).map_err(|e| format!("`{shown}`: {e}"))
+    match std::fs::File::open(path) {
+        Ok(file) => read_webhook_from(file, &path.display().to_string()),
+        Err(e) => Err(super::procfile::describe_io(path, &e)),
+    }
+}
+
+/// Read a webhook payload from `reader` (named `source` in records and errors), at most
+/// [`MAX_BODY`] bytes.
+pub fn read_webhook_from(reader: impl Read, source: &str) -> Result<Vec<Value>, String> {
+    let mut bytes = Vec::new();
+    reader.take(MAX_BODY + 1).read_to_end(&mut bytes).map_err(|e| format!("`{source}`: {e}"))?;
+    if bytes.len() as u64 > MAX_BODY {
+        return Err(format!("`{source}`: payload over the {MAX_BODY}-byte cap"));
+    }
+    parse_webhook(&bytes, source).map_err(|e| format!("`{source}`: {e}"))
 }
 
 fn or_unavailable(source: &str, result: Result<Vec<Value>, String>) -> Vec<Value> {
@@ -492,6 +497,24 @@ mod tests {
         let err = fetch_alertmanager(&base, DEFAULT_TIMEOUT).unwrap_err();
         let _ = server.join();
         assert!(err.contains("cap"), "{err}");
+    }
+
+    #[test]
+    fn webhook_from_a_stream_and_a_failing_stream() {
+        let alerts = read_webhook_from(&fixture("webhook_v4.json")[..], "stdin").unwrap();
+        assert_eq!(alerts[0]["source"], "stdin");
+        assert_eq!(alerts[0]["name"], "VllmKvCacheSaturated");
+
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("stream reset"))
+            }
+        }
+        let err = read_webhook_from(Broken, "stdin").unwrap_err();
+        assert!(err.contains("stream reset"), "{err}");
+        let err = read_webhook_from(&b""[..], "stdin").unwrap_err();
+        assert!(err.contains("not an Alertmanager webhook payload"), "{err}");
     }
 
     #[test]

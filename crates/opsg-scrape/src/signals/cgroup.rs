@@ -88,18 +88,20 @@ pub fn collect_cgroup(cgroup_root: &Path, service: &str) -> Value {
         Ok(p) => p,
         Err(reason) => return with_name(unavailable(reason)),
     };
-    let dir = cgroup_root.join(&relative);
+    // A hybrid (v1 + v2) host mounts the v2 tree at `<root>/unified`: use it when the root
+    // itself is not v2.
+    let hybrid = !cgroup_root.join("cgroup.controllers").exists()
+        && cgroup_root.join("unified/cgroup.controllers").exists();
+    let root = if hybrid { cgroup_root.join("unified") } else { cgroup_root.to_path_buf() };
+    let dir = root.join(&relative);
     if !dir.is_dir() {
         let mut reason = format!("cgroup `{}` not found", dir.display());
-        if !cgroup_root.join("cgroup.controllers").exists() {
+        if hybrid {
+            reason.push_str(" (hybrid v1/v2 host: looked in its v2 tree)");
+        } else if !root.join("cgroup.controllers").exists() {
             reason.push_str(&format!(
-                "; `{}` is not a cgroup v2 hierarchy (no cgroup.controllers){}",
-                cgroup_root.display(),
-                if cgroup_root.join("unified/cgroup.controllers").exists() {
-                    ": this is a hybrid host, its v2 tree is the `unified` subdirectory"
-                } else {
-                    ""
-                }
+                "; `{}` is not a cgroup v2 hierarchy (no cgroup.controllers)",
+                root.display()
             ));
         }
         return with_name(unavailable(reason));
@@ -178,6 +180,7 @@ pub fn collect_cgroup(cgroup_root: &Path, service: &str) -> Value {
     json!({
         "service": service,
         "path": relative.display().to_string(),
+        "root": root.display().to_string(),
         "available": true,
         "memory": memory,
         "cpu": cpu,
@@ -263,13 +266,31 @@ mod tests {
         assert_eq!(v["service"], "nginx");
         assert!(v["reason"].as_str().unwrap().contains("system.slice/nginx.service"));
 
-        let dir = std::env::temp_dir().join(format!("opsg-cg-hybrid-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("unified")).unwrap();
-        std::fs::write(dir.join("unified/cgroup.controllers"), "hugetlb\n").unwrap();
-        let v = collect_cgroup(&dir, "vllm");
-        std::fs::remove_dir_all(&dir).ok();
+        let plain = std::env::temp_dir().join(format!("opsg-cg-v1-{}", std::process::id()));
+        std::fs::create_dir_all(plain.join("memory")).unwrap();
+        let v = collect_cgroup(&plain, "vllm");
+        std::fs::remove_dir_all(&plain).ok();
         let reason = v["reason"].as_str().unwrap();
         assert!(reason.contains("not a cgroup v2 hierarchy"), "{reason}");
-        assert!(reason.contains("unified"), "{reason}");
+    }
+
+    #[test]
+    fn hybrid_host_reads_the_unified_tree() {
+        let dir = std::env::temp_dir().join(format!("opsg-cg-hybrid-{}", std::process::id()));
+        let service = dir.join("unified/system.slice/vllm.service");
+        std::fs::create_dir_all(&service).unwrap();
+        std::fs::write(dir.join("unified/cgroup.controllers"), "hugetlb\n").unwrap();
+        std::fs::write(
+            service.join("cpu.stat"),
+            "usage_usec 1234\nuser_usec 1000\nsystem_usec 234\n",
+        )
+        .unwrap();
+        let v = collect_cgroup(&dir, "vllm");
+        let missing = collect_cgroup(&dir, "nginx");
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(v["available"], true, "{v}");
+        assert_eq!(v["cpu"]["usage_usec"], 1234);
+        assert!(v["root"].as_str().unwrap().ends_with("unified"));
+        assert!(missing["reason"].as_str().unwrap().contains("hybrid"));
     }
 }
