@@ -441,3 +441,59 @@ mod tests {
         assert!(parse_size("99999999999999G").is_err());
     }
 }
+
+#[cfg(test)]
+mod cli_tests {
+    use super::*;
+
+    fn parse(argv: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("opsg-scrape").chain(argv.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn stdin_is_read_once() {
+        let e = parse(&["--file", "-", "--file", "-"]).collect_targets().unwrap_err();
+        assert_eq!(e.status().code(), 2);
+        let e = parse(&["--file", "-", "--alerts-file", "-"]).collect_targets().unwrap_err();
+        assert!(e.to_string().contains("stdin"), "{e}");
+    }
+
+    #[test]
+    fn flags_map_onto_targets_and_signals() {
+        let args = parse(&[
+            "--target",
+            "http://h:1/metrics",
+            "--file",
+            "cap.prom",
+            "--host",
+            "--process",
+            "vllm",
+            "--cgroup",
+            "vllm.service",
+            "--log",
+            "/var/log/vllm.log",
+            "--timeout",
+            "2s",
+        ]);
+        let targets = args.collect_targets().unwrap();
+        assert_eq!(targets.len(), 2);
+        assert_eq!(targets[0].source, Source::Http("http://h:1/metrics".into()));
+        assert_eq!(targets[1].source, Source::File("cap.prom".into()));
+        let s = args.signal_args();
+        assert!(s.host && !s.gpu);
+        assert_eq!(s.processes, ["vllm"]);
+        assert_eq!(s.cgroups, ["vllm.service"]);
+        assert_eq!(s.proc_root, PathBuf::from("/proc"));
+        assert_eq!(s.cgroup_root, PathBuf::from("/sys/fs/cgroup"));
+        assert_eq!(s.timeout, Some(Duration::from_secs(2)));
+        assert!(args.wants_signals());
+    }
+
+    #[test]
+    fn query_flags_need_prometheus() {
+        let argv = ["opsg-scrape", "--query", "up"];
+        assert!(Args::try_parse_from(argv).is_err());
+        let argv = ["opsg-scrape", "--prometheus", "http://p:9090", "--step", "1s"];
+        assert!(Args::try_parse_from(argv).is_err(), "--step needs --range");
+    }
+}

@@ -278,3 +278,74 @@ fn sample_one(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn capture(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("opsg-scrape-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn frozen_clock_spaces_samples_by_the_interval() {
+        let path = capture(
+            "a.prom",
+            "# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting 2\n",
+        );
+        let opts = ScrapeOptions {
+            samples: 3,
+            interval: Duration::from_secs(15),
+            clock: Clock::Frozen(Timestamp(1_000_000)),
+            ..ScrapeOptions::default()
+        };
+        let scraped = scrape(&[Target::file(&path)], &opts).unwrap();
+        assert_eq!(scraped.window.start, Timestamp(1_000_000).to_rfc3339());
+        assert_eq!(scraped.window.end, Timestamp(1_030_000).to_rfc3339());
+        let t = &scraped.targets[0];
+        assert_eq!(t.samples.len(), 3);
+        assert!(t.samples.iter().all(|s| s.stale && s.duration_ms == 0.0));
+        let times: Vec<i64> = t.series[0].points.iter().map(|p| p.t).collect();
+        assert_eq!(times, [1_000_000, 1_015_000, 1_030_000]);
+        assert!(scraped.evidence.is_empty(), "no evidence dir, no evidence");
+    }
+
+    #[test]
+    fn evidence_is_deduplicated_across_samples() {
+        let path = capture("b.prom", "# TYPE up gauge\nup 1\n");
+        let dir = std::env::temp_dir().join(format!("opsg-scrape-unit-ev-{}", std::process::id()));
+        let opts = ScrapeOptions {
+            samples: 2,
+            interval: Duration::ZERO,
+            clock: Clock::Frozen(Timestamp(0)),
+            evidence: Some(EvidenceStore::new(&dir)),
+            ..ScrapeOptions::default()
+        };
+        let scraped = scrape(&[Target::file(&path)], &opts).unwrap();
+        assert_eq!(scraped.evidence.len(), 1, "same bytes twice, one reference");
+        let t = &scraped.targets[0];
+        assert_eq!(t.samples[0].evidence, t.samples[1].evidence);
+        assert_eq!(t.samples[0].evidence, Some(scraped.evidence[0].sha256));
+        assert_eq!(
+            EvidenceStore::new(&dir).get(&scraped.evidence[0].sha256).unwrap(),
+            b"# TYPE up gauge\nup 1\n"
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_missing_capture_is_an_io_error_not_a_target_status() {
+        let err = scrape_targets(
+            &[Target::file(Path::new("/nonexistent/x.prom"))],
+            &ScrapeOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.status().code(), 4);
+        assert!(err.to_string().contains("/nonexistent/x.prom"), "{err}");
+    }
+}
