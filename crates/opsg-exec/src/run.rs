@@ -204,18 +204,19 @@ impl Executor {
         }
     }
 
-    /// Read the prior state the inverse needs (a GET or a command printing JSON).
+    /// Read the prior state the inverse needs (a GET or a command printing JSON); `None` when
+    /// the actuator captures nothing (the plan's prior state then stands).
     pub fn capture(
         &self,
         spec: &ActionSpec,
         plan_hash: &str,
         key: &str,
-    ) -> std::result::Result<BTreeMap<String, Value>, String> {
+    ) -> std::result::Result<Option<BTreeMap<String, Value>>, String> {
         let Some(actuator) = self.actuator(spec.action, spec.inverse) else {
-            return Ok(spec.prior_state.clone());
+            return Ok(None);
         };
         let (Actuator::Http { capture, .. } | Actuator::Command { capture, .. }) = actuator;
-        let Some(capture) = capture else { return Ok(spec.prior_state.clone()) };
+        let Some(capture) = capture else { return Ok(None) };
         let ctx = self.context(spec, plan_hash, key);
         let timeout = self.config.timeout(actuator);
         let answer = fetch_capture(&ctx, capture, timeout)?;
@@ -227,7 +228,7 @@ impl Executor {
             })?;
             out.insert(name.clone(), v);
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// Call the actuator (with retries for transient failures).
@@ -349,7 +350,8 @@ impl Executor {
         }
         let clock = Instant::now();
         match self.capture(spec, plan_hash, key) {
-            Ok(prior) => run.prior_state = prior,
+            Ok(Some(prior)) => run.prior_state = prior,
+            Ok(None) => {}
             Err(why) => {
                 run.outcome = ActionOutcome::Failed;
                 run.error = Some(format!(

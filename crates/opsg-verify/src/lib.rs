@@ -552,6 +552,11 @@ fn rollback(
         let spec = opsg_exec::spec_of(action);
         let key = opsg_exec::action_key(plan_hash, index);
         let now = ctx.exec.capture(&spec, plan_hash, &key);
+        if matches!(now, Ok(None)) {
+            // Nothing was captured before acting, so there is nothing to re-read: the rollback
+            // stands on its actuator's answer and is not marked verified.
+            continue;
+        }
         for (name, was) in &ran.prior_state {
             let mut c = EffectCheck {
                 action_index: index,
@@ -564,7 +569,8 @@ fn rollback(
                 reason: None,
             };
             match &now {
-                Ok(state) => match state.get(name) {
+                Ok(None) => {}
+                Ok(Some(state)) => match state.get(name) {
                     Some(v) if json_close(v, was) => c.result = "pass".into(),
                     Some(v) => {
                         c.result = "fail".into();
