@@ -4,7 +4,7 @@
 //! A service name maps to a path under the cgroup root the way systemd lays units out:
 //! `vllm` and `vllm.service` → `system.slice/vllm.service`; `machine.slice` → `machine.slice`;
 //! anything with a `/` (`kubepods.slice/kubepods-burstable.slice/…`) is taken as a path relative
-//! to the root. A file missing from a cgroup means its controller is not enabled there; the
+//! to the root; `.` or `/` is the root cgroup (the whole host). A file missing from a cgroup means its controller is not enabled there; the
 //! entry lists such files under `missing` rather than guessing zeros.
 
 use super::procfile::{parse_flat_keyed, psi_at, read_text, unavailable};
@@ -17,7 +17,10 @@ pub fn service_path(name: &str) -> Result<PathBuf, String> {
     if name.is_empty() {
         return Err("empty service name".to_string());
     }
-    let relative = if name.contains('/') {
+    let relative = if name == "." || name == "/" {
+        // The root cgroup itself (the whole host).
+        PathBuf::new()
+    } else if name.contains('/') {
         PathBuf::from(name.trim_start_matches('/'))
     } else if name.ends_with(".slice") {
         PathBuf::from(name)
@@ -179,7 +182,11 @@ pub fn collect_cgroup(cgroup_root: &Path, service: &str) -> Value {
 
     json!({
         "service": service,
-        "path": relative.display().to_string(),
+        "path": if relative.as_os_str().is_empty() {
+            ".".to_string()
+        } else {
+            relative.display().to_string()
+        },
         "root": root.display().to_string(),
         "available": true,
         "memory": memory,
@@ -209,6 +216,8 @@ mod tests {
         assert_eq!(service_path("vllm.service").unwrap(), Path::new("system.slice/vllm.service"));
         assert_eq!(service_path("machine.slice").unwrap(), Path::new("machine.slice"));
         assert_eq!(service_path("/kubepods.slice/pod1").unwrap(), Path::new("kubepods.slice/pod1"));
+        assert_eq!(service_path(".").unwrap(), Path::new(""));
+        assert_eq!(service_path("/").unwrap(), Path::new(""));
         assert!(service_path("../../etc").is_err());
         assert!(service_path("a/../../b").is_err());
         assert!(service_path("  ").is_err());
@@ -292,5 +301,25 @@ mod tests {
         assert_eq!(v["cpu"]["usage_usec"], 1234);
         assert!(v["root"].as_str().unwrap().ends_with("unified"));
         assert!(missing["reason"].as_str().unwrap().contains("hybrid"));
+    }
+
+    #[test]
+    fn the_live_root_cgroup_of_this_host() {
+        // `.` names the root cgroup itself. Every cgroup v2 root accounts CPU in cpu.stat.
+        let root = Path::new("/sys/fs/cgroup");
+        let v2 = root.join("cgroup.controllers").exists()
+            || root.join("unified/cgroup.controllers").exists();
+        let v = collect_cgroup(root, ".");
+        if !v2 {
+            assert_eq!(v["available"], false);
+            return;
+        }
+        assert_eq!(v["available"], true, "{v}");
+        assert_eq!(v["path"], ".");
+        assert!(v["cpu"]["usage_usec"].as_u64().unwrap() > 0, "{v}");
+        assert!(
+            v["pressure"]["cpu"]["some"]["total_us"].is_u64()
+                || v["pressure"]["cpu"]["available"] == false
+        );
     }
 }

@@ -566,4 +566,41 @@ mod tests {
         assert!(entry["evidence_error"].as_str().unwrap().contains("not-a-dir"));
         std::fs::remove_dir_all(dir).ok();
     }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_parsers() {
+        // Deterministic xorshift bytes biased toward the parsers' delimiters: newlines, `=`,
+        // journald field names and size fields that point past the end.
+        let pieces: [&[u8]; 10] = [
+            b"\n",
+            b"\n\n",
+            b"=",
+            b"MESSAGE",
+            b"__CURSOR=",
+            b"\xff\xfe",
+            b"\x08\x00\x00\x00\x00\x00\x00\x00",
+            b"\xff\xff\xff\xff\xff\xff\xff\x7f",
+            b"Xid (PCI:0000:3b:00): ",
+            b"\r",
+        ];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        for round in 0..3000 {
+            let mut bytes = Vec::new();
+            for _ in 0..(state % 48) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                bytes.extend_from_slice(pieces[(state % pieces.len() as u64) as usize]);
+            }
+            let cut = round % 2 == 0;
+            let _ = detect_format(&bytes, cut);
+            let text = text_lines(&bytes, cut);
+            assert!(text.iter().all(|l| !l.contains('\n')));
+            let journal = journal_lines(&bytes, cut);
+            for line in journal.iter().chain(text.iter()) {
+                let _ = xid_code(line);
+                let _ = redact_line(&cap_line(line, 16));
+            }
+        }
+    }
 }

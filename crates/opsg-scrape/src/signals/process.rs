@@ -18,6 +18,8 @@ use std::path::Path;
 const MAX_PER_NAME: usize = 32;
 /// The most `/proc` entries scanned: bounds the work on a host with a runaway fork count.
 const MAX_PIDS_SCANNED: usize = 65_536;
+/// Open descriptors counted per process at most (the count saturates there).
+const MAX_FDS_COUNTED: usize = 1 << 20;
 /// Command lines are cut to this many bytes in the record.
 const MAX_CMDLINE: usize = 512;
 
@@ -163,7 +165,7 @@ fn describe(proc_root: &Path, candidate: &Candidate) -> Value {
         // Listing another user's fd directory needs CAP_SYS_PTRACE or the same uid.
         match std::fs::read_dir(dir.join("fd")) {
             Ok(entries) => {
-                obj.insert("fds".into(), json!(entries.count()));
+                obj.insert("fds".into(), json!(entries.take(MAX_FDS_COUNTED).count()));
             }
             Err(e) => {
                 obj.insert("fds".into(), Value::Null);
