@@ -552,3 +552,58 @@ fn an_unwritable_evidence_dir_is_an_io_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("opsg-scrape: error: "), "{stderr}");
 }
+
+#[test]
+fn headers_and_bearer_token_reach_targets_and_prometheus_but_not_the_record() {
+    let vector = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+    let server = Server::start(vec![
+        ("/metrics", Reply::text(vllm_v1(1, 0.3))),
+        (
+            "/api/v1/query",
+            Reply::Fixed { status: 200, headers: vec![], body: vector.as_bytes().to_vec() },
+        ),
+    ]);
+    let dir = tempdir("token");
+    let token = dir.join("token");
+    std::fs::write(&token, "s3cr3t-t0ken\n").unwrap();
+    let base = format!("http://{}", server.addr);
+    let out = run(
+        &[
+            "--target",
+            &server.url("/metrics"),
+            "--prometheus",
+            &base,
+            "--query",
+            "up",
+            "--header",
+            "X-Scope-OrgID: fleet-a",
+            "--bearer-token-file",
+            token.to_str().unwrap(),
+        ],
+        None,
+    );
+    let (rec, body) = record(&out);
+    assert_eq!(body.targets[0].status, TargetStatus::Up);
+    assert_eq!(body.queries[0].status, "ok");
+    for path in ["/metrics", "/api/v1/query"] {
+        assert_eq!(
+            server.header(path, "authorization").as_deref(),
+            Some("Bearer s3cr3t-t0ken"),
+            "{path}"
+        );
+        assert_eq!(server.header(path, "x-scope-orgid").as_deref(), Some("fleet-a"), "{path}");
+    }
+    let line = String::from_utf8_lossy(&rec.bytes);
+    assert!(!line.contains("s3cr3t"), "the token never reaches the record");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("s3cr3t"));
+
+    let out = run(&["--target", &server.url("/metrics"), "--header", "no colon here"], None);
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::write(&token, "").unwrap();
+    let out = run(
+        &["--target", &server.url("/metrics"), "--bearer-token-file", token.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(token.to_str().unwrap()));
+}

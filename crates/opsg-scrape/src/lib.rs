@@ -162,6 +162,16 @@ pub struct Args {
     #[arg(long, value_name = "GLOB", long_help = format!("Also keep families matching this glob (repeatable).\n\n{SELECTION}"))]
     pub keep: Vec<String>,
 
+    /// Send this request header with every HTTP request of the run, targets and Prometheus alike
+    /// (repeatable; `Name: value`, e.g. a Mimir tenant `X-Scope-OrgID: fleet`).
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = fetch::parse_header)]
+    pub headers: Vec<(String, String)>,
+
+    /// Send `Authorization: Bearer <token>` with the token read from this file (kept off the
+    /// command line, as Prometheus' `bearer_token_file`).
+    #[arg(long, value_name = "FILE")]
+    pub bearer_token_file: Option<PathBuf>,
+
     /// Store raw payloads here, content-addressed (DIR/sha256/<hex>), referenced from the record.
     #[arg(long, value_name = "DIR")]
     pub evidence_dir: Option<PathBuf>,
@@ -311,7 +321,18 @@ pub fn run(args: Args) -> Result<ExitStatus> {
     }
     let clock = args.now.map_or(Clock::System, Clock::Frozen);
     let evidence = args.evidence_dir.as_ref().map(EvidenceStore::new);
+    let mut headers = args.headers.clone();
+    if let Some(path) = &args.bearer_token_file {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))?;
+        let token = text.trim();
+        if token.is_empty() || token.contains(['\r', '\n']) {
+            return Err(Error::invalid("expected one token on one line")
+                .in_source(path.display().to_string()));
+        }
+        headers.push(("Authorization".into(), format!("Bearer {token}")));
+    }
     let http = fetch::HttpOptions {
+        headers,
         connect_timeout: args.connect_timeout,
         timeout: args.timeout,
         retries: args.retries,
