@@ -236,6 +236,10 @@ fn describe_ureq(err: &ureq::Error, timeout: Duration) -> String {
 /// Fetch the active alerts of the Alertmanager at `base`, bounded by `timeout` and [`MAX_BODY`].
 pub fn fetch_alertmanager(base: &str, timeout: Duration) -> Result<Vec<Value>, String> {
     let url = alerts_url(base);
+    // Credentials in the URL (`http://user:pass@am:9093`, sent by ureq as basic auth) never
+    // reach the record or an error message.
+    let shown = redact_line(&url);
+    let source = redact_line(base);
     let config = ureq::Agent::config_builder()
         .timeout_connect(Some(CONNECT_TIMEOUT.min(timeout)))
         .timeout_global(Some(timeout))
@@ -248,19 +252,19 @@ pub fn fetch_alertmanager(base: &str, timeout: Duration) -> Result<Vec<Value>, S
         .get(&url)
         .header("Accept", "application/json")
         .call()
-        .map_err(|e| format!("`{url}`: {}", describe_ureq(&e, timeout)))?;
+        .map_err(|e| format!("`{shown}`: {}", describe_ureq(&e, timeout)))?;
     let status = response.status().as_u16();
     let body = response
         .body_mut()
         .with_config()
         .limit(MAX_BODY)
         .read_to_vec()
-        .map_err(|e| format!("`{url}`: {}", describe_ureq(&e, timeout)))?;
+        .map_err(|e| format!("`{shown}`: {}", describe_ureq(&e, timeout)))?;
     if status != 200 {
         let snippet = redact_line(&cut(String::from_utf8_lossy(&body).trim(), 200));
-        return Err(format!("`{url}`: HTTP {status}: {snippet}"));
+        return Err(format!("`{shown}`: HTTP {status}: {snippet}"));
     }
-    parse_api_v2(&body, base).map_err(|e| format!("`{url}`: {e}"))
+    parse_api_v2(&body, &source).map_err(|e| format!("`{shown}`: {e}"))
 }
 
 /// Read a webhook payload from `path` (`-` for stdin), at most [`MAX_BODY`] bytes.
@@ -303,7 +307,7 @@ pub fn collect_alerts(
 ) -> Vec<Value> {
     let mut out = Vec::new();
     if let Some(base) = alertmanager {
-        out.extend(or_unavailable(base, fetch_alertmanager(base, timeout)));
+        out.extend(or_unavailable(&redact_line(base), fetch_alertmanager(base, timeout)));
     }
     if let Some(path) = webhook {
         out.extend(or_unavailable(&path.display().to_string(), read_webhook(path)));
@@ -400,7 +404,7 @@ mod tests {
     }
 
     /// A one-connection HTTP server on loopback: reads the request head, answers `response` (or
-    /// nothing, holding the connection open, when `None`), and returns the request line.
+    /// nothing, holding the connection open, when `None`), and returns the request head.
     fn stub(response: Option<Vec<u8>>) -> (String, std::thread::JoinHandle<String>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -425,7 +429,7 @@ mod tests {
                     let _ = stream.read(&mut [0u8; 1]);
                 }
             }
-            String::from_utf8_lossy(&head).lines().next().unwrap_or("").to_string()
+            String::from_utf8_lossy(&head).into_owned()
         });
         (base, handle)
     }
@@ -444,9 +448,32 @@ mod tests {
     fn stub_server_speaking_real_v2_json() {
         let (base, server) = stub(Some(http("200 OK", &fixture("api_v2_alerts.json"))));
         let alerts = fetch_alertmanager(&base, DEFAULT_TIMEOUT).unwrap();
-        assert_eq!(server.join().unwrap(), "GET /api/v2/alerts?active=true HTTP/1.1");
+        let head = server.join().unwrap();
+        assert!(head.starts_with("GET /api/v2/alerts?active=true HTTP/1.1\r\n"), "{head}");
         assert_eq!(alerts.len(), 2);
         assert_eq!(alerts[0]["source"], base.as_str());
+    }
+
+    #[test]
+    fn url_credentials_are_sent_but_never_recorded() {
+        let (base, server) = stub(Some(http("200 OK", &fixture("api_v2_alerts.json"))));
+        let with_auth = base.replace("http://", "http://opsg:s3cretpass@");
+        let out = collect_alerts(Some(&with_auth), None, DEFAULT_TIMEOUT);
+        let head = server.join().unwrap();
+        // ureq turns the userinfo into basic auth: base64("opsg:s3cretpass").
+        assert!(head.contains("Basic b3BzZzpzM2NyZXRwYXNz"), "{head}");
+        assert_eq!(out.len(), 2);
+        let record = serde_json::to_string(&out).unwrap();
+        assert!(!record.contains("s3cretpass"), "{record}");
+        assert!(out[0]["source"].as_str().unwrap().contains("opsg:[REDACTED]@"));
+
+        let (base, server) = stub(Some(http("503 Service Unavailable", b"down")));
+        let with_auth = base.replace("http://", "http://opsg:s3cretpass@");
+        let out = collect_alerts(Some(&with_auth), None, DEFAULT_TIMEOUT);
+        server.join().unwrap();
+        let record = serde_json::to_string(&out).unwrap();
+        assert!(record.contains("HTTP 503"), "{record}");
+        assert!(!record.contains("s3cretpass"), "{record}");
     }
 
     #[test]

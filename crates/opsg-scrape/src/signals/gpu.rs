@@ -612,6 +612,9 @@ pub fn gpus_json(snapshot: Result<GpuSnapshot, String>) -> Value {
         Ok(events) => json!({
             "available": true,
             "window_ms": snapshot.xid_window_ms,
+            // NVML reports only events raised after registration: an empty list is not "no XIDs
+            // ever". The kernel log (`--log` on a journald export) holds the earlier ones.
+            "scope": "raised during the window only; earlier XIDs are in the kernel log",
             "events": events.iter().map(|e| json!({
                 "gpu_index": e.gpu_index, "uuid": e.uuid, "xid": e.xid,
             })).collect::<Vec<_>>(),
@@ -698,6 +701,7 @@ mod tests {
             .collect();
         assert_eq!(xids, [48, 63]);
         assert_eq!(g["xid_events"]["window_ms"], 250);
+        assert!(g["xid_events"]["scope"].as_str().unwrap().contains("kernel log"));
     }
 
     #[test]
