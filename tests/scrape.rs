@@ -607,3 +607,34 @@ fn headers_and_bearer_token_reach_targets_and_prometheus_but_not_the_record() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains(token.to_str().unwrap()));
 }
+
+#[test]
+fn the_cap_counts_decompressed_bytes() {
+    // 2 MiB of valid exposition, gzip-encoded: the 1 MiB cap applies after decoding, so a small
+    // compressed answer cannot smuggle a large payload in.
+    let line = "# filler comment line to make the payload large enough\n";
+    let mut page = vllm_v1(1, 0.2);
+    while page.len() < 2 << 20 {
+        page.extend_from_slice(line.as_bytes());
+    }
+    let gz = support::gzip_stored(&page);
+    let server = Server::start(vec![(
+        "/metrics",
+        Reply::Fixed {
+            status: 200,
+            headers: vec![
+                ("Content-Type".into(), "text/plain; version=0.0.4".into()),
+                ("Content-Encoding".into(), "gzip".into()),
+            ],
+            body: gz,
+        },
+    )]);
+    let url = server.url("/metrics");
+    let out = run(&["--target", &url, "--max-bytes", "1MiB"], None);
+    let (_, body) = record(&out);
+    assert_eq!(body.targets[0].status, TargetStatus::Error);
+    assert!(body.targets[0].reason.as_deref().unwrap_or("").contains("1048576-byte cap"));
+    let out = run(&["--target", &url, "--max-bytes", "4MiB"], None);
+    let (_, body) = record(&out);
+    assert_eq!(body.targets[0].status, TargetStatus::Up, "{:?}", body.targets[0].reason);
+}
