@@ -23,6 +23,8 @@ pub enum ExitStatus {
     Io,
     /// 5: tampering detected: a hash does not match or a chain link is broken.
     Tamper,
+    /// 6: `opsg-replay`: at least one case did not meet its expectations (a diff is printed).
+    ExpectationsFailed,
     /// An incident outcome reported by the last stage.
     Outcome(Outcome),
 }
@@ -37,6 +39,7 @@ impl ExitStatus {
             ExitStatus::InvalidInput => 3,
             ExitStatus::Io => 4,
             ExitStatus::Tamper => 5,
+            ExitStatus::ExpectationsFailed => 6,
             ExitStatus::Outcome(outcome) => outcome.exit_code(),
         }
     }
@@ -127,6 +130,7 @@ pub fn table() -> String {
         (3, "invalid input: malformed JSON, schema violation, bad config; the message names file, line and field".into()),
         (4, "I/O error: a file or lock could not be read or written".into()),
         (5, "tamper detected: a record hash does not match or a chain link is broken".into()),
+        (6, "expectations failed: a replayed case did not match what its case file expects (opsg-replay)".into()),
     ];
     for outcome in Outcome::ALL.iter().skip(1) {
         let meaning = match outcome {
@@ -160,7 +164,7 @@ mod tests {
     #[test]
     fn codes_are_unique_and_documented() {
         let mut codes: Vec<u8> = Outcome::ALL.iter().map(|o| o.exit_code()).collect();
-        codes.extend([1, 2, 3, 4, 5]);
+        codes.extend([1, 2, 3, 4, 5, 6]);
         let n = codes.len();
         codes.sort_unstable();
         codes.dedup();

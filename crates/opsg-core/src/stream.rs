@@ -119,6 +119,30 @@ impl Chain {
     }
 }
 
+impl Chain {
+    /// Seal `record` after the last record and append it in memory, checked exactly as a stage
+    /// reading it from a pipe would check it (seal, schema id, schema, link). This is how
+    /// in-process runs of several stages (`opsg-replay`) compose without spawning processes.
+    pub fn push<B: serde::Serialize>(&mut self, record: &mut Record<B>) -> Result<HashHex> {
+        let prev = self.last_hash();
+        let (line, hash) = record.seal(prev)?;
+        let line_no = self.records.len() as u64 + 1;
+        let checked = check_line(&line, line_no, &self.source, prev)?;
+        self.records.push(checked);
+        Ok(hash)
+    }
+
+    /// The chain as JSON Lines bytes, exactly as a stage would write it.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.records.iter().map(|r| r.bytes.len() + 1).sum());
+        for record in &self.records {
+            out.extend_from_slice(&record.bytes);
+            out.push(b'\n');
+        }
+        out
+    }
+}
+
 /// Check one line (without its newline) as a sealed record linked after `prev_hash`.
 pub fn check_line(
     line: &[u8],
