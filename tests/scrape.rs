@@ -638,3 +638,27 @@ fn the_cap_counts_decompressed_bytes() {
     let (_, body) = record(&out);
     assert_eq!(body.targets[0].status, TargetStatus::Up, "{:?}", body.targets[0].reason);
 }
+
+#[test]
+fn a_prometheus_file_sd_file_is_a_targets_file() {
+    let server = Server::start(vec![("/vllm/metrics", Reply::text(vllm_v1(3, 0.4)))]);
+    let dir = tempdir("filesd");
+    let sd = dir.join("sd.json");
+    std::fs::write(
+        &sd,
+        format!(
+            r#"[{{"targets":["{}"],"labels":{{"__metrics_path__":"/vllm/metrics","deployment":"llama","role":"stable","job":"vllm"}}}}]"#,
+            server.addr
+        ),
+    )
+    .unwrap();
+    let out = run(&["--targets", sd.to_str().unwrap()], None);
+    let (_, body) = record(&out);
+    let t = &body.targets[0];
+    assert_eq!(t.name, server.addr.to_string());
+    assert_eq!(t.source, server.url("/vllm/metrics"));
+    assert_eq!(t.status, TargetStatus::Up, "{:?}", t.reason);
+    assert_eq!(t.labels.get("job").map(String::as_str), Some("vllm"));
+    assert!(!t.labels.contains_key("__metrics_path__"));
+    assert_eq!(server.hits("/vllm/metrics"), 1);
+}

@@ -96,7 +96,7 @@ pub struct Args {
     pub targets: Vec<String>,
 
     /// A JSON targets file (schemas/targets.schema.json): names, URLs and labels (deployment,
-    /// role canary/stable, route, node).
+    /// role canary/stable, route, node); a Prometheus file_sd file works as is.
     #[arg(long = "targets", value_name = "FILE")]
     pub targets_file: Option<PathBuf>,
 

@@ -132,6 +132,9 @@ pub fn parse_targets(text: &[u8], source: &str) -> Result<Vec<Target>> {
             .at_column(e.column() as u64)
     })?;
     validate_targets(&value).map_err(|e| e.in_source(source))?;
+    if value.is_array() {
+        return file_sd_targets(value, source);
+    }
     let file: TargetsFile = serde_json::from_value(value)
         .map_err(|e| Error::invalid(format!("invalid targets file: {e}")).in_source(source))?;
     let mut out = Vec::with_capacity(file.targets.len());
@@ -149,10 +152,17 @@ pub fn parse_targets(text: &[u8], source: &str) -> Result<Vec<Target>> {
     Ok(out)
 }
 
+/// Validate against the branch of the schema the file's shape selects (object: opsg's form;
+/// array: Prometheus file_sd), so an error names the failing field instead of "matches no branch".
 fn validate_targets(value: &serde_json::Value) -> Result<()> {
     let schema: serde_json::Value = serde_json::from_str(TARGETS_SCHEMA)
         .map_err(|e| Error::internal(format!("embedded targets schema is not JSON: {e}")))?;
-    let validator = jsonschema::validator_for(&schema)
+    let branch = usize::from(value.is_array());
+    let branch_schema = schema
+        .get("oneOf")
+        .and_then(|o| o.get(branch))
+        .ok_or_else(|| Error::internal("embedded targets schema has no `oneOf` branches"))?;
+    let validator = jsonschema::validator_for(branch_schema)
         .map_err(|e| Error::internal(format!("embedded targets schema does not compile: {e}")))?;
     if let Some(err) = validator.iter_errors(value).next() {
         let field = opsg_core::schema::pointer_to_dotted(&err.instance_path().to_string());
@@ -165,6 +175,43 @@ fn validate_targets(value: &serde_json::Value) -> Result<()> {
         return Err(if field.is_empty() { e } else { e.at_field(field) });
     }
     Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct TargetGroup {
+    targets: Vec<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+/// Prometheus file_sd target groups: `host:port` targets, `__scheme__` and `__metrics_path__`
+/// honoured, other `__`-prefixed labels dropped (as relabelling would), the rest kept.
+fn file_sd_targets(value: serde_json::Value, source: &str) -> Result<Vec<Target>> {
+    let groups: Vec<TargetGroup> = serde_json::from_value(value)
+        .map_err(|e| Error::invalid(format!("invalid file_sd targets: {e}")).in_source(source))?;
+    let mut out = Vec::new();
+    for (g, group) in groups.into_iter().enumerate() {
+        let scheme = group.labels.get("__scheme__").map_or("http", String::as_str);
+        let path = group.labels.get("__metrics_path__").map_or("/metrics", String::as_str);
+        let labels: BTreeMap<String, String> = group
+            .labels
+            .iter()
+            .filter(|(k, _)| !k.starts_with("__"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (i, host) in group.targets.iter().enumerate() {
+            let url = format!("{scheme}://{host}{path}");
+            let mut target = Target::http(&url).map_err(|e| {
+                Error::invalid(e.message().to_string())
+                    .in_source(source)
+                    .at_field(format!("[{g}].targets[{i}]"))
+            })?;
+            target.name = labels.get("instance").cloned().unwrap_or_else(|| host.clone());
+            target.labels = labels.clone();
+            out.push(target);
+        }
+    }
+    Ok(out)
 }
 
 /// Make names unique: an explicit duplicate is an error (stages address targets by name); derived
@@ -240,6 +287,30 @@ mod tests {
 
         let e = parse_targets(br#"{"targets":[{"name":"a"}]}"#, "t.json").unwrap_err();
         assert!(e.to_string().contains("url"), "{e}");
+    }
+
+    #[test]
+    fn prometheus_file_sd_is_read() {
+        let text = br#"[
+            {"targets": ["10.0.0.7:8000", "10.0.0.8:8000"],
+             "labels": {"job": "vllm", "deployment": "llama", "role": "canary", "__meta_x": "y"}},
+            {"targets": ["10.0.0.9:9400"],
+             "labels": {"__scheme__": "https", "__metrics_path__": "/dcgm/metrics", "instance": "gpu-node-1"}}
+        ]"#;
+        let targets = parse_targets(text, "sd.json").unwrap();
+        assert_eq!(targets.len(), 3);
+        assert_eq!(targets[0].name, "10.0.0.7:8000");
+        assert_eq!(targets[0].source, Source::Http("http://10.0.0.7:8000/metrics".into()));
+        assert_eq!(targets[1].labels["role"], "canary");
+        assert!(!targets[1].labels.contains_key("__meta_x"));
+        assert_eq!(targets[2].source, Source::Http("https://10.0.0.9:9400/dcgm/metrics".into()));
+        assert_eq!(targets[2].name, "gpu-node-1");
+
+        let e = parse_targets(br#"[{"targets": ["h:1"], "labels": {"job": 7}}]"#, "sd.json")
+            .unwrap_err();
+        assert!(e.to_string().contains("field `[0].labels.job`"), "{e}");
+        let e = parse_targets(br#"[{"targets": ["http://h:1/metrics"]}]"#, "sd.json").unwrap_err();
+        assert!(e.to_string().contains("[0].targets[0]"), "{e}");
     }
 
     #[test]
