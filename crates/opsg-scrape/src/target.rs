@@ -314,6 +314,16 @@ mod tests {
     }
 
     #[test]
+    fn the_example_targets_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/scrape/fleet.targets.json");
+        let targets = load_targets_file(&path).unwrap();
+        assert_eq!(targets.len(), 5);
+        assert_eq!(targets[2].labels["role"], "canary");
+        assert!(targets.iter().all(|t| matches!(t.source, Source::Http(_))));
+    }
+
+    #[test]
     fn duplicate_names() {
         let mut t = vec![
             Target::http("http://h:1/metrics").unwrap(),
