@@ -871,6 +871,10 @@ impl Fleet {
         };
         let epoch = self.cfg.epoch;
         let version = self.deployments[&self.replicas[name].deployment].config_version;
+        // A new process: whatever leaked or crashed in the old one is gone with it.
+        self.faults.retain(|f| {
+            !(matches!(f.kind, FaultKind::MemoryLeak | FaultKind::ReplicaCrash) && f.target == name)
+        });
         if let Some(r) = self.replicas.get_mut(name) {
             r.down = None;
             r.started_at = time;
@@ -2152,5 +2156,24 @@ mod tests {
         dump(&f, "sat");
         f.advance(60.0);
         dump(&f, "sat2");
+        let mut f = fleet(42);
+        f.advance(60.0);
+        f.inject(FaultKind::TrafficSurge, None, 0.8).unwrap();
+        f.advance(60.0);
+        dump(&f, "surge");
+        f.scale("stable", 8).unwrap();
+        f.scale("canary", 2).unwrap();
+        f.advance(60.0);
+        dump(&f, "scaled");
+        f.advance(120.0);
+        dump(&f, "scaled2");
+        let mut f = fleet(42);
+        f.advance(30.0);
+        f.inject(FaultKind::CanaryRegression, None, 0.8).unwrap();
+        f.advance(60.0);
+        dump(&f, "regr");
+        f.rollback("canary", Some(1)).unwrap();
+        f.advance(60.0);
+        dump(&f, "rolled");
     }
 }
