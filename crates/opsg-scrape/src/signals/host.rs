@@ -35,13 +35,16 @@ pub fn collect_host(proc_root: &Path, interval: Duration) -> Value {
         // Without /proc/stat this is not a procfs at all: one reason says it all.
         Err(reason) => return unavailable(reason),
     };
-    let first_disks = read_text(&proc_root.join("diskstats")).ok();
+    let read = |rel: &str| read_text(&proc_root.join(rel)).ok();
+    let first_disks = read("diskstats");
+    let first_net = read("net/dev");
+    let first_snmp = read("net/snmp");
     let started = Instant::now();
-    let (second_stat, second_disks) = if interval.is_zero() {
-        (None, None)
+    let (second_stat, second_disks, second_net, second_snmp) = if interval.is_zero() {
+        (None, None, None, None)
     } else {
         std::thread::sleep(interval);
-        (read_text(&stat_path).ok(), read_text(&proc_root.join("diskstats")).ok())
+        (read_text(&stat_path).ok(), read("diskstats"), read("net/dev"), read("net/snmp"))
     };
     let elapsed = started.elapsed();
     let mut host = Map::new();
@@ -89,6 +92,34 @@ pub fn collect_host(proc_root: &Path, interval: Duration) -> Value {
         },
     );
     host.insert("filesystems".into(), unavailable(FILESYSTEMS_UNAVAILABLE));
+    // A recent boot explains a lot (lost state, cold caches, a crash loop of the whole node).
+    if let Some(uptime) = read("uptime").as_deref().and_then(parse_uptime) {
+        host.insert("uptime_s".into(), json!(uptime));
+    }
+    if let Some(btime) = stat_counter(&first_stat, "btime") {
+        host.insert("boot_time_unix".into(), json!(btime));
+    }
+    host.insert(
+        "files".into(),
+        match read("sys/fs/file-nr") {
+            Some(text) => parse_file_nr(&text),
+            None => unavailable("`sys/fs/file-nr` not readable"),
+        },
+    );
+    host.insert(
+        "net".into(),
+        match &first_net {
+            Some(first) => net_section(first, second_net.as_deref(), measured),
+            None => unavailable(format!("`{}` not readable", proc_root.join("net/dev").display())),
+        },
+    );
+    host.insert(
+        "tcp".into(),
+        match &first_snmp {
+            Some(first) => tcp_section(first, second_snmp.as_deref(), measured),
+            None => unavailable(format!("`{}` not readable", proc_root.join("net/snmp").display())),
+        },
+    );
     host.insert(
         "vm".into(),
         match read_text(&proc_root.join("vmstat")) {
@@ -365,6 +396,138 @@ fn disks_section(first: &str, second: Option<&str>, elapsed: Option<Duration>) -
     Value::Array(disks)
 }
 
+/// Seconds since boot, the first field of `/proc/uptime`.
+pub(crate) fn parse_uptime(text: &str) -> Option<f64> {
+    text.split_ascii_whitespace().next()?.parse().ok()
+}
+
+/// `/proc/sys/fs/file-nr`: allocated handles, free (always 0 since 2.6), system maximum.
+fn parse_file_nr(text: &str) -> Value {
+    let n: Vec<u64> = text.split_ascii_whitespace().filter_map(|w| w.parse().ok()).collect();
+    match n.as_slice() {
+        [allocated, _, max] => json!({
+            "allocated": allocated,
+            "max": max,
+            "used_fraction": if *max > 0 { json!(round4(*allocated as f64 / *max as f64)) } else { Value::Null },
+        }),
+        _ => unavailable(format!("malformed `file-nr`: `{}`", text.trim())),
+    }
+}
+
+/// One interface of `/proc/net/dev`: `name: rx_bytes rx_packets rx_errs rx_drop … tx_bytes …`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NetCounters {
+    iface: String,
+    rx: [u64; 4],
+    tx: [u64; 4],
+}
+
+fn parse_net_dev(text: &str) -> Vec<NetCounters> {
+    text.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.split_once(':')?;
+            let n: Vec<u64> =
+                rest.split_ascii_whitespace().map(|w| w.parse().ok()).collect::<Option<_>>()?;
+            if n.len() < 16 {
+                return None;
+            }
+            Some(NetCounters {
+                iface: name.trim().to_string(),
+                rx: [n[0], n[1], n[2], n[3]],
+                tx: [n[8], n[9], n[10], n[11]],
+            })
+        })
+        .collect()
+}
+
+fn net_section(first: &str, second: Option<&str>, elapsed: Option<Duration>) -> Value {
+    let start = parse_net_dev(first);
+    let end = second.map(parse_net_dev);
+    let last = end.as_deref().unwrap_or(&start);
+    let ifaces: Vec<Value> = last
+        .iter()
+        // Interfaces that never moved a packet (ifb, down links) are noise.
+        .filter(|c| c.rx[1] > 0 || c.tx[1] > 0)
+        .take(MAX_DISKS)
+        .map(|c| {
+            let mut v = json!({
+                "iface": c.iface,
+                "rx_bytes": c.rx[0], "rx_packets": c.rx[1], "rx_errors": c.rx[2], "rx_dropped": c.rx[3],
+                "tx_bytes": c.tx[0], "tx_packets": c.tx[1], "tx_errors": c.tx[2], "tx_dropped": c.tx[3],
+            });
+            let before = start.iter().find(|s| s.iface == c.iface);
+            if let (Some(before), Some(elapsed), Some(obj)) =
+                (before, elapsed.filter(|e| !e.is_zero()), v.as_object_mut())
+            {
+                let secs = elapsed.as_secs_f64();
+                let rate = |a: u64, b: u64| json!((b.saturating_sub(a) as f64 / secs).round());
+                obj.insert("rx_bytes_per_s".into(), rate(before.rx[0], c.rx[0]));
+                obj.insert("tx_bytes_per_s".into(), rate(before.tx[0], c.tx[0]));
+                obj.insert("errors_per_s".into(), rate(
+                    before.rx[2] + before.tx[2] + before.rx[3] + before.tx[3],
+                    c.rx[2] + c.tx[2] + c.rx[3] + c.tx[3],
+                ));
+            }
+            v
+        })
+        .collect();
+    Value::Array(ifaces)
+}
+
+/// The `Tcp:` header and value lines of `/proc/net/snmp`, as name → value.
+fn parse_snmp_tcp(text: &str) -> Vec<(String, i64)> {
+    let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+    let (Some(names), Some(values)) = (tcp.next(), tcp.next()) else {
+        return Vec::new();
+    };
+    names
+        .split_ascii_whitespace()
+        .skip(1)
+        .zip(values.split_ascii_whitespace().skip(1))
+        .filter_map(|(n, v)| Some((n.to_string(), v.parse::<i64>().ok()?)))
+        .collect()
+}
+
+fn tcp_section(first: &str, second: Option<&str>, elapsed: Option<Duration>) -> Value {
+    let start = parse_snmp_tcp(first);
+    if start.is_empty() {
+        return unavailable("`net/snmp` has no Tcp lines");
+    }
+    let end = second.map(parse_snmp_tcp).filter(|e| !e.is_empty());
+    let last = end.as_deref().unwrap_or(&start);
+    let get =
+        |set: &[(String, i64)], key: &str| set.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
+    let mut tcp = Map::new();
+    for (key, name) in [
+        ("ActiveOpens", "active_opens"),
+        ("PassiveOpens", "passive_opens"),
+        ("AttemptFails", "attempt_fails"),
+        ("EstabResets", "estab_resets"),
+        ("CurrEstab", "curr_estab"),
+        ("InSegs", "in_segs"),
+        ("OutSegs", "out_segs"),
+        ("RetransSegs", "retrans_segs"),
+        ("InErrs", "in_errs"),
+        ("OutRsts", "out_rsts"),
+    ] {
+        tcp.insert(name.into(), json!(get(last, key)));
+    }
+    if let (Some(elapsed), Some(_)) = (elapsed.filter(|e| !e.is_zero()), &end) {
+        let delta = |key: &str| Some((get(last, key)? - get(&start, key)?).max(0));
+        if let (Some(retrans), Some(out)) = (delta("RetransSegs"), delta("OutSegs")) {
+            tcp.insert(
+                "retrans_per_s".into(),
+                json!(round4(retrans as f64 / elapsed.as_secs_f64())),
+            );
+            // The share of sent segments that were retransmissions: loss on the path.
+            if out > 0 {
+                tcp.insert("retrans_fraction".into(), json!(round4(retrans as f64 / out as f64)));
+            }
+        }
+    }
+    Value::Object(tcp)
+}
+
 fn vm_section(vmstat: &str) -> Value {
     let pairs = parse_flat_keyed(vmstat);
     let get = |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
@@ -423,6 +586,19 @@ mod tests {
         assert_eq!(host["vm"]["oom_kill"], 0);
         assert_eq!(host["vm"]["pgmajfault"], 1647);
         assert_eq!(host["filesystems"]["available"], false);
+        assert_eq!(host["uptime_s"], 2227.62);
+        assert_eq!(host["boot_time_unix"], 1_795_328_628u64);
+        assert_eq!(host["files"]["allocated"], 1163);
+        assert_eq!(host["files"]["max"], 2_466_165);
+        let net = host["net"].as_array().unwrap();
+        let names: Vec<&str> = net.iter().filter_map(|i| i["iface"].as_str()).collect();
+        assert_eq!(names, ["lo", "eth0"], "idle ifb devices are left out");
+        assert_eq!(net[1]["rx_bytes"], 153_394_946u64);
+        assert_eq!(net[1]["tx_packets"], 4527);
+        assert!(net[1].get("rx_bytes_per_s").is_none());
+        assert_eq!(host["tcp"]["retrans_segs"], 8);
+        assert_eq!(host["tcp"]["active_opens"], 1117);
+        assert_eq!(host["tcp"]["out_rsts"], 126);
         // Loop and zram devices idle since boot are left out; the virtio disk stays.
         let disks = host["disks"].as_array().unwrap();
         assert_eq!(disks.len(), 1, "{disks:?}");
@@ -454,6 +630,39 @@ mod tests {
         assert_eq!(vda["write_bytes_per_s"], (4_427_016u64 - 4_324_608) as f64 * 512.0 / 2.0);
         // io_ms 8124 -> 8152: 28 ms busy in 2000 ms.
         assert_eq!(vda["utilization"], 0.014);
+    }
+
+    #[test]
+    fn network_rates_between_two_real_readings() {
+        // 20 MiB over loopback between the two captures, one second apart.
+        let net = net_section(
+            &fixture("proc/net/dev"),
+            Some(&fixture("proc-later/net/dev")),
+            Some(Duration::from_secs(1)),
+        );
+        let lo = &net[0];
+        assert_eq!(lo["iface"], "lo");
+        assert_eq!(lo["rx_bytes_per_s"], (150_984_055u64 - 128_432_132) as f64);
+        assert_eq!(lo["errors_per_s"], 0.0);
+        let tcp = tcp_section(
+            &fixture("proc/net/snmp"),
+            Some(&fixture("proc-later/net/snmp")),
+            Some(Duration::from_secs(1)),
+        );
+        assert_eq!(tcp["out_segs"], 21_783);
+        assert_eq!(tcp["curr_estab"], 4);
+        assert_eq!(tcp["retrans_per_s"], 0.0);
+        assert_eq!(tcp["retrans_fraction"], 0.0);
+        // A lossy path: 50 of 1000 sent segments retransmitted.
+        let header = "Tcp: RtoAlgorithm OutSegs RetransSegs\n";
+        let tcp = tcp_section(
+            &format!("{header}Tcp: 1 1000 10\n"),
+            Some(&format!("{header}Tcp: 1 2000 60\n")),
+            Some(Duration::from_secs(2)),
+        );
+        assert_eq!(tcp["retrans_fraction"], 0.05);
+        assert_eq!(tcp["retrans_per_s"], 25.0);
+        assert_eq!(tcp_section("Ip: 1 2\n", None, None)["available"], false);
     }
 
     #[test]

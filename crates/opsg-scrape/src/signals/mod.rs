@@ -14,9 +14,14 @@
 //!   io: {some: {avg10, avg60, avg300, total_us}, full?: {…}}}, disks: [{device, reads, writes,
 //!   read_bytes, written_bytes, read_ms, write_ms, in_flight, io_ms, read_bytes_per_s?,
 //!   write_bytes_per_s?, utilization?}], filesystems: unavailable, vm: {oom_kill, pgmajfault,
-//!   pswpin, pswpout}, processes?: [{name, matched, processes: [{pid, comm, cmdline (redacted),
-//!   state, rss_bytes, rss_peak_bytes, vm_size_bytes, swap_bytes, threads, cpu_ticks, oom_score,
-//!   fd_limit, fds, fds_reason?}]}]}`.
+//!   pswpin, pswpout}, uptime_s, boot_time_unix, files: {allocated, max, used_fraction},
+//!   net: [{iface, rx_bytes, rx_packets, rx_errors, rx_dropped, tx_…, rx_bytes_per_s?,
+//!   tx_bytes_per_s?, errors_per_s?}], tcp: {active_opens, passive_opens, attempt_fails,
+//!   estab_resets, curr_estab, in_segs, out_segs, retrans_segs, in_errs, out_rsts,
+//!   retrans_per_s?, retrans_fraction?}, processes?: [{name, matched, processes: [{pid, comm,
+//!   cmdline (redacted), state, rss_bytes, rss_peak_bytes, vm_size_bytes, swap_bytes, threads,
+//!   cpu_ticks, age_s, start_time_unix, oom_score, fd_limit, fds, fds_reason?}]}]}`
+//!   (`?`: only with a sampling interval, or only when present).
 //! - `gpus` ([`gpu`]): `{available, driver_version, cuda_driver_version, count, devices: [{index,
 //!   name, uuid, pci_bus_id, utilization: {gpu_pct, memory_pct}, memory: {total_bytes,
 //!   used_bytes, used_fraction}, temperature_c, power: {draw_w, limit_w}, clocks: {sm_mhz,

@@ -126,6 +126,23 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// Clock ticks per second in `/proc/<pid>/stat`. USER_HZ is part of the proc ABI and is 100 on
+/// every mainstream Linux architecture; reading it with sysconf(3) would need libc.
+const USER_HZ: f64 = 100.0;
+
+/// Start time of the process in clock ticks after boot (`/proc/<pid>/stat` field 22).
+fn start_ticks(stat: &str) -> Option<u64> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// What the host clock says, once per scan: seconds since boot and the boot time.
+#[derive(Debug, Clone, Copy, Default)]
+struct Clock {
+    uptime_s: Option<f64>,
+    boot_time_unix: Option<u64>,
+}
+
 fn open_files_limit(limits: &str) -> Option<Value> {
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     let soft = line["Max open files".len()..].split_ascii_whitespace().next()?;
@@ -135,8 +152,17 @@ fn open_files_limit(limits: &str) -> Option<Value> {
     })
 }
 
-fn describe(proc_root: &Path, candidate: &Candidate) -> Value {
+fn describe(proc_root: &Path, candidate: &Candidate, clock: Clock) -> Value {
     let dir = proc_root.join(candidate.pid.to_string());
+    let stat = read_text(&dir.join("stat")).ok();
+    let started = stat.as_deref().and_then(start_ticks).map(|t| t as f64 / USER_HZ);
+    // A young process next to an old host is a restart; a few seconds old, a crash loop.
+    let age_s = clock
+        .uptime_s
+        .zip(started)
+        .map(|(up, start)| ((up - start).max(0.0) * 100.0).round() / 100.0);
+    let start_time_unix =
+        clock.boot_time_unix.zip(started).map(|(boot, start)| boot + start as u64);
     let status = read_text(&dir.join("status")).unwrap_or_default();
     let mut cmdline = redact_line(&candidate.argv.join(" "));
     if cmdline.len() > MAX_CMDLINE {
@@ -157,7 +183,9 @@ fn describe(proc_root: &Path, candidate: &Candidate) -> Value {
         "vm_size_bytes": status_kib(&status, "VmSize"),
         "swap_bytes": status_kib(&status, "VmSwap"),
         "threads": status_field(&status, "Threads").and_then(|t| t.parse::<u64>().ok()),
-        "cpu_ticks": read_text(&dir.join("stat")).ok().as_deref().and_then(cpu_ticks),
+        "cpu_ticks": stat.as_deref().and_then(cpu_ticks),
+        "age_s": age_s,
+        "start_time_unix": start_time_unix,
         "oom_score": read_text(&dir.join("oom_score")).ok().and_then(|s| s.trim().parse::<i64>().ok()),
         "fd_limit": read_text(&dir.join("limits")).ok().as_deref().and_then(open_files_limit),
     });
@@ -197,12 +225,21 @@ pub fn collect_processes(proc_root: &Path, names: &[String]) -> Vec<Value> {
                 .collect();
         }
     };
+    let clock = Clock {
+        uptime_s: read_text(&proc_root.join("uptime"))
+            .ok()
+            .as_deref()
+            .and_then(super::host::parse_uptime),
+        boot_time_unix: read_text(&proc_root.join("stat"))
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())),
+    };
     names
         .iter()
         .map(|name| {
             let found: Vec<&Candidate> = all.iter().filter(|c| matches(c, name)).collect();
             let processes: Vec<Value> =
-                found.iter().take(MAX_PER_NAME).map(|c| describe(proc_root, c)).collect();
+                found.iter().take(MAX_PER_NAME).map(|c| describe(proc_root, c, clock)).collect();
             json!({ "name": name, "matched": found.len(), "processes": processes })
         })
         .collect()
@@ -238,6 +275,9 @@ mod tests {
         assert_eq!(p["vm_size_bytes"], 284_352u64 * 1024);
         assert_eq!(p["threads"], 4);
         assert_eq!(p["cpu_ticks"], 13);
+        // Started 135313 ticks (1353.13 s) after boot; the fixture host has been up 2227.62 s.
+        assert_eq!(p["age_s"], 874.49);
+        assert_eq!(p["start_time_unix"], 1_795_328_628u64 + 1353);
         assert_eq!(p["oom_score"], 668);
         assert_eq!(p["fds"], 10);
         assert_eq!(p["fd_limit"], 20_000);
@@ -311,6 +351,14 @@ mod tests {
         assert_eq!(p["comm"], "sleep");
         assert_eq!(p["threads"], 1);
         assert!(p["rss_bytes"].as_u64().unwrap() > 0);
+        // Just started: its start time (btime + ticks / USER_HZ) is now, give or take the
+        // coarse btime and a slow machine; a wrong USER_HZ would be off by minutes or hours.
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+                as i64;
+        let started = p["start_time_unix"].as_i64().unwrap();
+        assert!((now - started).abs() < 120, "started {started}, now {now}");
+        assert!(p["age_s"].as_f64().unwrap() < 120.0, "{p}");
         // stdin, stdout, stderr at least.
         assert!(p["fds"].as_u64().unwrap() >= 3, "{p}");
     }
