@@ -155,3 +155,30 @@ fn scrapes_the_whole_simulated_fleet_and_records_a_crash() {
     let up = body.targets.iter().filter(|t| t.status == TargetStatus::Up).count();
     assert_eq!(up, n - 1);
 }
+
+#[test]
+fn the_observation_is_what_triage_reads() {
+    // The contract with the next stage: opsg-triage accepts the record and passes it on byte for
+    // byte (its seal covers its exact bytes), appending its own after it.
+    let sim = Sim::start();
+    sim.post("/tick", json!({"seconds": 30}));
+    let dir = tempdir("pipe");
+    let file = dir.join("fleet.json");
+    fleet_targets(&sim.state(), &file);
+    let scrape = run(&["--targets", file.to_str().unwrap()], None);
+    assert!(scrape.status.success(), "{}", String::from_utf8_lossy(&scrape.stderr));
+    let mut triage = Command::new(env!("CARGO_BIN_EXE_opsg-triage"))
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start opsg-triage");
+    std::io::Write::write_all(&mut triage.stdin.take().expect("stdin"), &scrape.stdout)
+        .expect("pipe");
+    let out = triage.wait_with_output().expect("opsg-triage");
+    assert!(out.status.success(), "triage: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.starts_with(&scrape.stdout), "the observation passes through unchanged");
+    assert!(out.stdout.len() > scrape.stdout.len(), "triage appends its finding");
+}
