@@ -194,3 +194,177 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>, respond: &Responder) -> std
     )?;
     out.flush()
 }
+
+pub const SIM: &str = env!("CARGO_BIN_EXE_opsg-sim");
+pub const SCRAPE: &str = env!("CARGO_BIN_EXE_opsg-scrape");
+
+/// A real `opsg-sim` process on an ephemeral port with a manual clock; killed on drop.
+pub struct Sim {
+    child: std::process::Child,
+    pub base: String,
+    agent: ureq::Agent,
+}
+
+impl Sim {
+    pub fn start() -> Sim {
+        let mut child = Command::new(SIM)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--seed",
+                "1",
+                "--manual-clock",
+                "--exit-on-stdin-eof",
+            ])
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn opsg-sim");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("first line");
+        let hello: Value = serde_json::from_str(&line).expect("sim says where it listens");
+        let base = format!("http://{}", hello["listen"].as_str().expect("listen"));
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .new_agent();
+        Sim { child, base, agent }
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> Value {
+        let mut resp = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .content_type("application/json")
+            .send(serde_json::to_vec(&body).expect("json").as_slice())
+            .expect("POST");
+        let text = resp.body_mut().read_to_string().expect("body");
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+
+    pub fn state(&self) -> Value {
+        let mut resp = self.agent.get(&format!("{}/state", self.base)).call().expect("GET /state");
+        serde_json::from_str(&resp.body_mut().read_to_string().expect("body")).expect("state JSON")
+    }
+
+    pub fn tick(&self, seconds: f64) {
+        self.post("/tick", serde_json::json!({ "seconds": seconds }));
+    }
+
+    /// The vLLM replicas as an opsg-scrape targets file.
+    pub fn targets_file(&self, path: &Path) {
+        let state = self.state();
+        let targets: Vec<Value> = state["targets"]
+            .as_array()
+            .expect("targets")
+            .iter()
+            .filter(|t| t["job"] == "vllm")
+            .map(|t| {
+                serde_json::json!({
+                    "name": t["replica"], "url": t["url"],
+                    "labels": {"deployment": t["deployment"], "role": t["role"], "node": t["node"]}
+                })
+            })
+            .collect();
+        std::fs::write(
+            path,
+            serde_json::to_vec(&serde_json::json!({ "targets": targets })).expect("json"),
+        )
+        .expect("write targets");
+    }
+
+    /// Admin calls the sim received (method + path), in order.
+    pub fn admin_calls(&self) -> Vec<String> {
+        self.state()["admin_log"]
+            .as_array()
+            .map(|log| {
+                log.iter()
+                    .map(|e| {
+                        format!(
+                            "{} {}",
+                            e["method"].as_str().unwrap_or(""),
+                            e["path"].as_str().unwrap_or("")
+                        )
+                    })
+                    .filter(|c| c.contains("/admin/"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `script` with `sh -c` (the test composes the pipe; the tools never use a shell) while the
+/// sim's clock advances `step_s` sim seconds every 25 ms, so settle times and scrape intervals
+/// see time pass. Killed after 120 s.
+pub fn pipe_while_ticking(
+    sim: &Sim,
+    script: &str,
+    env: &[(&str, &str)],
+    stdin: &[u8],
+    step_s: f64,
+) -> Ran {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(script).env_clear().env("NO_COLOR", "1");
+    if let Some(p) = std::env::var_os("PATH") {
+        cmd.env("PATH", p);
+    }
+    for (k, v) in [("GATE", GATE), ("EXEC", EXEC), ("VERIFY", VERIFY), ("SCRAPE", SCRAPE)] {
+        cmd.env(k, v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out.read_to_end(&mut b);
+        b
+    });
+    let ereader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break Some(s);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        sim.tick(step_s);
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    let _ = writer.join();
+    Ran {
+        code: status.and_then(|s| s.code()),
+        stdout: reader.join().unwrap_or_default(),
+        stderr: ereader.join().unwrap_or_default(),
+    }
+}

@@ -30,6 +30,19 @@ impl ChainBuilder {
         }
     }
 
+    /// Continue an existing chain (a real observation from `opsg-scrape`, say): the records
+    /// appended link to its last one and join its run.
+    pub fn after(bytes: &[u8], now: Timestamp) -> ChainBuilder {
+        let chain = read_chain(bytes, "fixture", &Limits::default()).unwrap_or_default();
+        ChainBuilder {
+            now,
+            out: bytes.to_vec(),
+            last: chain.last_hash(),
+            run: chain.run().unwrap_or("run-fixture").to_string(),
+            incident: chain.incident().map(str::to_string),
+        }
+    }
+
     /// Set the incident id for the following records.
     pub fn incident(mut self, id: &str) -> ChainBuilder {
         self.incident = Some(id.into());
