@@ -94,7 +94,7 @@ pub struct SampleInfo {
     pub status: TargetStatus,
     /// How long it took, milliseconds.
     pub duration_ms: f64,
-    /// Why, when not `up`.
+    /// Why, when not `up`; for an `up` sample marked stale by its timestamps, why it is stale.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// True when the payload's own timestamps (or a replayed capture) are older than the window
@@ -126,7 +126,9 @@ pub enum MetricType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Series {
     /// The normalized metric name (vLLM V1 spelling, e.g. `vllm:kv_cache_usage_perc`); for a
-    /// histogram, the family name without `_bucket`.
+    /// histogram, the family name without `_bucket`. Counters keep their exposed sample name
+    /// (`vllm:prompt_tokens_total`) in both text 0.0.4 and OpenMetrics; a summary gives one series
+    /// per `quantile` plus `_sum` and `_count`; `_created` samples are never series.
     pub name: String,
     /// The name the server exposed, when normalization changed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
