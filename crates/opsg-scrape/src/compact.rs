@@ -488,6 +488,28 @@ mod tests {
     }
 
     #[test]
+    fn summaries_give_a_series_per_quantile_and_sum_and_count() {
+        let text = "# TYPE rpc_seconds summary\nrpc_seconds{quantile=\"0.5\"} 0.2\nrpc_seconds{quantile=\"0.99\"} 0.9\nrpc_seconds_sum 12\nrpc_seconds_count 40\n";
+        let r = reduce(text.as_bytes(), None, 0, &Keep::with_extra(&["rpc_*".into()]))
+            .readings
+            .unwrap();
+        let names: Vec<(&str, Option<&str>)> = r
+            .iter()
+            .map(|x| (x.key.name.as_str(), x.key.labels.get("quantile").map(String::as_str)))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("rpc_seconds", Some("0.5")),
+                ("rpc_seconds", Some("0.99")),
+                ("rpc_seconds_sum", None),
+                ("rpc_seconds_count", None)
+            ]
+        );
+        assert!(r.iter().all(|x| x.metric_type == MetricType::Summary));
+    }
+
+    #[test]
     fn non_utf8_is_refused_with_position() {
         let red = reduce(b"a 1\nb\xff 2\n", None, 0, &Keep::with_extra(&["*".into()]));
         let err = red.readings.unwrap_err();
