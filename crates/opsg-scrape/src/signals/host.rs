@@ -2,6 +2,8 @@
 //! kernel's OOM-kill counter, read directly from the files under a configurable proc root (so
 //! tests run on fixture trees captured from a real machine).
 //!
+//! Filesystem usage of the live host comes from `df` ([`super::filesystem`]).
+//!
 //! CPU and disk utilization need two readings: `/proc/stat` and `/proc/diskstats` are read, the
 //! collector sleeps for the sampling interval, and they are read again. With a zero interval only
 //! the raw counters are reported (downstream can still rate them across `--samples`).
@@ -21,11 +23,6 @@ const DISKSTATS_SECTOR: u64 = 512;
 
 /// The most disks reported; a host with more is summarized by the first ones in kernel order.
 const MAX_DISKS: usize = 256;
-
-/// Why filesystem usage is not reported: it needs `statvfs(2)`, and the workspace takes neither
-/// `libc` nor `rustix` for one call. node_exporter's `node_filesystem_avail_bytes` covers it.
-pub const FILESYSTEMS_UNAVAILABLE: &str = "filesystem usage needs statvfs(2), which would need the libc or rustix crate; \
-     scrape node_exporter's node_filesystem_avail_bytes instead";
 
 /// Collect host signals under `proc_root`, sampling CPU and disks over `interval`.
 pub fn collect_host(proc_root: &Path, interval: Duration) -> Value {
@@ -91,7 +88,18 @@ pub fn collect_host(proc_root: &Path, interval: Duration) -> Value {
             }
         },
     );
-    host.insert("filesystems".into(), unavailable(FILESYSTEMS_UNAVAILABLE));
+    // Filesystem usage comes from `df` on the live host; a fixture proc tree has no disks.
+    host.insert(
+        "filesystems".into(),
+        if proc_root == Path::new("/proc") {
+            super::filesystem::collect_filesystems()
+        } else {
+            unavailable(format!(
+                "filesystem usage is read from the live host only (`df`), and the proc root `{}` is not /proc",
+                proc_root.display()
+            ))
+        },
+    );
     // A recent boot explains a lot (lost state, cold caches, a crash loop of the whole node).
     if let Some(uptime) = read("uptime").as_deref().and_then(parse_uptime) {
         host.insert("uptime_s".into(), json!(uptime));
@@ -585,7 +593,7 @@ mod tests {
         assert_eq!(host["pressure"]["cpu"]["full"]["total_us"], 0);
         assert_eq!(host["vm"]["oom_kill"], 0);
         assert_eq!(host["vm"]["pgmajfault"], 1647);
-        assert_eq!(host["filesystems"]["available"], false);
+        assert_eq!(host["filesystems"]["available"], false, "fixture tree, no live df");
         assert_eq!(host["uptime_s"], 2227.62);
         assert_eq!(host["boot_time_unix"], 1_795_328_628u64);
         assert_eq!(host["files"]["allocated"], 1163);
@@ -733,5 +741,7 @@ mod tests {
         assert!(host["cpu"]["cpus"].as_u64().unwrap() >= 1);
         assert!(host["memory"]["total_bytes"].as_u64().unwrap() > 0);
         assert!(host["cpu"]["interval_ms"].as_u64().unwrap() >= 50);
+        let filesystems = host["filesystems"].as_array().unwrap();
+        assert!(filesystems.iter().any(|f| f["mount"] == "/"), "{filesystems:?}");
     }
 }

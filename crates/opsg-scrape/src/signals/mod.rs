@@ -13,7 +13,8 @@
 //!   swap_used_bytes}, load: {load1, load5, load15, runnable, threads}, pressure: {cpu, memory,
 //!   io: {some: {avg10, avg60, avg300, total_us}, full?: {…}}}, disks: [{device, reads, writes,
 //!   read_bytes, written_bytes, read_ms, write_ms, in_flight, io_ms, read_bytes_per_s?,
-//!   write_bytes_per_s?, utilization?}], filesystems: unavailable, vm: {oom_kill, pgmajfault,
+//!   write_bytes_per_s?, utilization?}], filesystems: [{mount, device, size_bytes, used_bytes,
+//!   avail_bytes, used_fraction, inodes?, inodes_used?, inodes_used_fraction?}], vm: {oom_kill, pgmajfault,
 //!   pswpin, pswpout}, uptime_s, boot_time_unix, files: {allocated, max, used_fraction},
 //!   net: [{iface, rx_bytes, rx_packets, rx_errors, rx_dropped, tx_…, rx_bytes_per_s?,
 //!   tx_bytes_per_s?, errors_per_s?}], tcp: {active_opens, passive_opens, attempt_fails,
@@ -44,6 +45,7 @@
 
 pub mod alerts;
 pub mod cgroup;
+pub mod filesystem;
 pub mod gpu;
 pub mod host;
 pub mod logs;
