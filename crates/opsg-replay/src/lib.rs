@@ -1,12 +1,106 @@
-//! opsg-replay (skeleton; its issue builds it out).
+//! `opsg-replay`: recorded incidents replayed through the pure stages with expectations, the way
+//! `promtool test rules` tests alert rules, so opsg's judgement is tested in CI.
+//!
+//! - [`case`]: finding cases (a directory with a `case.json` and a recording or captures);
+//! - [`pipeline`]: triage, plan and gate run in-process with the stages' own library code;
+//! - [`report`]: per-case checks, CSV, the summary (confusion matrix, precision/recall, false
+//!   incidents on healthy windows) and diffs;
+//! - [`record`]: a live pipe's output turned into a new case.
 
-use clap::{CommandFactory, Parser};
+pub mod case;
+pub mod pipeline;
+pub mod record;
+pub mod report;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use opsg_core::stream::{self, ChainWriter, Limits};
 use opsg_core::{Error, ExitStatus, Result};
+use rayon::prelude::*;
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "Examples:
+  opsg-replay examples/incidents                       # every case; exit 6 if any fails
+  opsg-replay examples/incidents --csv results.csv     # per-case results as CSV
+  opsg-replay examples/incidents --format json | jq .per_class
+  opsg-scrape --targets fleet.json | opsg-triage | opsg-plan | opsg-gate \\
+      | opsg-replay record --out tests/incidents/2026-11-22-kv | opsg-exec";
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
-#[command(name = "opsg-replay", version, about = "opsg-replay", after_help = opsg_core::cli::exit_status_help())]
-pub struct Args {}
+#[command(
+    name = "opsg-replay",
+    version,
+    about = "Replay recorded incidents through triage, plan and gate, and check their expectations",
+    long_about = "Runs every case under DIR (a directory holding case.json and a recording: \
+observation.jsonl / recording.jsonl, or raw .prom captures) through opsg-triage, opsg-plan and \
+opsg-gate in-process, with the stages' own code, in parallel. Each case names what it expects: \
+expected_class, expected_first_action, expected_decision, expected_outcome. Prints a summary \
+(pass/fail per expectation, precision and recall per class, a confusion matrix, false incidents on \
+healthy windows) on stderr, a diff for each failed case, and exits 6 if any case failed.",
+    after_help = after_help(),
+    args_conflicts_with_subcommands = true
+)]
+pub struct Args {
+    /// The corpus: a directory of cases (searched recursively), or one case directory.
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Write per-case results as CSV to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Summary format on stdout: `text` prints nothing there (the summary goes to stderr), `json`
+    /// writes the summary and every case's result as JSON.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write each case's replayed chain to DIR/<case>.jsonl (for inspection with jq).
+    #[arg(long, value_name = "DIR")]
+    pub chains: Option<PathBuf>,
+    /// Default triage rules (else the built-in ones); a case's own `rules` wins.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// Default action catalog (else the built-in one); a case's own `catalog` wins.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    /// Default gate policy (else the built-in one); a case's own `policy` wins.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// A subcommand instead of replaying.
+    #[command(subcommand)]
+    pub command: Option<Sub>,
+}
+
+/// Summary formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The summary for people, on stderr.
+    Text,
+    /// The summary and results as JSON on stdout.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Sub {
+    /// Turn the chain on stdin (a live pipe's output) into a new case directory, passing the
+    /// chain through to stdout unchanged.
+    Record {
+        /// The new case directory (must not hold a case yet).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The case's name (default: the directory name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+fn after_help() -> String {
+    format!("{EXAMPLES}\n\n{}", opsg_core::cli::exit_status_help())
+}
 
 /// The clap command (for man pages and completions).
 pub fn command() -> clap::Command {
@@ -14,6 +108,92 @@ pub fn command() -> clap::Command {
 }
 
 /// Run the tool.
-pub fn run(_args: Args) -> Result<ExitStatus> {
-    Err(Error::usage("opsg-replay is not built yet"))
+pub fn run(args: Args) -> Result<ExitStatus> {
+    if let Some(Sub::Record { out, name }) = &args.command {
+        let chain = stream::read_stdin(&Limits::default())?;
+        let case = record::write_case(&chain, out, name.as_deref())?;
+        let stdout = std::io::stdout();
+        let mut writer = ChainWriter::new(stdout.lock(), opsg_core::seal::GENESIS);
+        writer.pass_through(&chain)?;
+        writer.finish()?;
+        opsg_core::cli::info(format!(
+            "recorded case {} (expects class {})",
+            out.display(),
+            case.get("expected_class").and_then(|v| v.as_str()).unwrap_or("?")
+        ));
+        return Ok(ExitStatus::Success);
+    }
+    let dir =
+        args.dir.clone().ok_or_else(|| Error::usage("give a corpus DIR (or a subcommand)"))?;
+    let defaults = pipeline::Defaults {
+        rules: match &args.rules {
+            Some(p) => opsg_triage::Rules::load(p)?,
+            None => opsg_triage::Rules::builtin(),
+        },
+        catalog: match &args.catalog {
+            Some(p) => opsg_plan::Catalog::load(p)?,
+            None => opsg_plan::Catalog::builtin(),
+        },
+        policy: opsg_gate::policy::load(args.policy.as_deref())?,
+    };
+    let cases = case::discover(&dir)?;
+    if let Some(chains) = &args.chains {
+        std::fs::create_dir_all(chains).map_err(|e| Error::io(chains.display(), e))?;
+    }
+    let bar = opsg_core::progress::bar(cases.len() as u64, "replay", args.quiet);
+    let work = || -> Vec<Result<report::CaseResult>> {
+        cases
+            .par_iter()
+            .map(|case| {
+                let outcome = pipeline::replay(case, &defaults);
+                bar.inc(1);
+                let result = match outcome {
+                    Ok(replayed) => {
+                        if let Some(chains) = &args.chains {
+                            let path = chains.join(format!("{}.jsonl", case.name));
+                            std::fs::write(&path, replayed.chain.to_bytes())
+                                .map_err(|e| Error::io(path.display(), e))?;
+                        }
+                        report::CaseResult::new(case, Ok(replayed.actual))
+                    }
+                    Err(e) => report::CaseResult::new(case, Err(e.to_string())),
+                };
+                Ok(result)
+            })
+            .collect()
+    };
+    let results: Vec<report::CaseResult> = match args.jobs {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build()
+            .map_err(|e| Error::internal(format!("thread pool: {e}")))?
+            .install(work),
+        None => work(),
+    }
+    .into_iter()
+    .collect::<Result<_>>()?;
+    bar.finish_and_clear();
+
+    if let Some(path) = &args.csv {
+        if path.as_os_str() == "-" {
+            report::write_csv(&results, std::io::stdout().lock())
+        } else {
+            let file = std::fs::File::create(path).map_err(|e| Error::io(path.display(), e))?;
+            report::write_csv(&results, file)
+        }
+        .map_err(|e| Error::io(path.display(), std::io::Error::other(e)))?;
+    }
+    let summary = report::summarize(&results);
+    for r in results.iter().filter(|r| !r.passed()) {
+        opsg_core::cli::human(&r.diff());
+    }
+    opsg_core::cli::human(&report::render(&summary));
+    if args.format == Format::Json {
+        let json = serde_json::json!({ "summary": summary, "cases": results });
+        let mut text = serde_json::to_string(&json).map_err(|e| Error::internal(e.to_string()))?;
+        text.push('\n');
+        use std::io::Write;
+        std::io::stdout().lock().write_all(text.as_bytes()).map_err(|e| Error::io("stdout", e))?;
+    }
+    Ok(if summary.failed == 0 { ExitStatus::Success } else { ExitStatus::ExpectationsFailed })
 }
