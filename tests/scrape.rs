@@ -179,74 +179,114 @@ fn several_samples_make_a_window() {
     assert_eq!(server.hits("/metrics"), 3);
 }
 
-#[test]
-fn bad_targets_are_recorded_with_reasons_never_a_hang() {
-    let mut bad_hist = b"# TYPE vllm:e2e_request_latency_seconds histogram\n".to_vec();
-    bad_hist.extend_from_slice(b"vllm:e2e_request_latency_seconds_bucket{le=\"0.5\"} 9\n");
-    bad_hist.extend_from_slice(b"vllm:e2e_request_latency_seconds_bucket{le=\"1\"} 7\n");
-    bad_hist.extend_from_slice(b"vllm:e2e_request_latency_seconds_bucket{le=\"+Inf\"} 9\n");
-    bad_hist.extend_from_slice(b"vllm:e2e_request_latency_seconds_count 9\n");
-    bad_hist.extend_from_slice(b"vllm:e2e_request_latency_seconds_sum 3\n");
-    let server = Server::start(vec![
-        ("/invalid", Reply::text("# TYPE a gauge\na{x=\"1\" 3\n")),
-        ("/huge", Reply::Endless { len: 1 << 30 }),
-        ("/hang", Reply::Hang),
-        ("/500", Reply::Fixed { status: 500, headers: vec![], body: b"engine dead\n".to_vec() }),
-        ("/loop", Reply::Redirect { to: "/loop".into() }),
-        ("/binary", Reply::text(b"# TYPE a gauge\na{x=\"\xff\xfe\"} 1\n".to_vec())),
-        (
-            "/dup",
-            Reply::text(
-                "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{engine=\"0\"} 1\nvllm:num_requests_running{engine=\"0\"} 2\n",
-            ),
-        ),
-        ("/hist", Reply::text(bad_hist)),
-        ("/ok", Reply::text(vllm_v1(1, 0.2))),
-    ]);
-    let refused = refused_url();
-    let dir = tempdir("bad");
-    let targets = dir.join("targets.json");
-    let names = ["invalid", "huge", "hang", "500", "loop", "binary", "dup", "hist", "ok"];
-    let mut entries: Vec<String> = names
-        .iter()
-        .map(|n| format!(r#"{{"name":"{n}","url":"{}"}}"#, server.url(&format!("/{n}"))))
-        .collect();
-    entries.push(format!(r#"{{"name":"refused","url":"{refused}"}}"#));
-    std::fs::write(&targets, format!(r#"{{"targets":[{}]}}"#, entries.join(","))).unwrap();
-    let out = run(
-        &[
-            "--targets",
-            targets.to_str().unwrap(),
-            "--timeout",
-            "1500ms",
-            "--retries",
-            "0",
-            "--max-bytes",
-            "1MiB",
-        ],
-        None,
-    );
+/// Scrape one misbehaving route (with short bounds) and return its observation.
+fn scrape_bad(
+    reply: Reply,
+    extra: &[&str],
+) -> (opsg_core::kinds::observation::TargetObservation, Server) {
+    let server = Server::start(vec![("/metrics", reply)]);
+    let url = server.url("/metrics");
+    let mut args = vec![
+        "--target",
+        url.as_str(),
+        "--timeout",
+        "1500ms",
+        "--retries",
+        "0",
+        "--max-bytes",
+        "1MiB",
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args, None);
     let (_, body) = record(&out);
-    let check = |name: &str, status: TargetStatus, needle: &str| {
-        let t = target(&body, name);
-        let reason = t.reason.clone().unwrap_or_default();
-        assert_eq!(t.status, status, "{name}: {reason}");
-        assert!(reason.contains(needle), "{name}: `{reason}` lacks `{needle}`");
-        assert!(t.series.is_empty(), "{name}: nothing kept from a refused payload");
-    };
-    check("invalid", TargetStatus::Error, "line 2");
-    check("huge", TargetStatus::Error, "1048576-byte cap");
-    check("hang", TargetStatus::Timeout, "1500 ms");
-    check("500", TargetStatus::Error, "HTTP 500: engine dead");
-    check("loop", TargetStatus::Error, "redirect loop");
-    check("binary", TargetStatus::Error, "UTF-8");
-    check("dup", TargetStatus::Error, "duplicate_series");
-    check("hist", TargetStatus::Error, "not cumulative");
-    check("refused", TargetStatus::Down, "connection refused");
-    assert_eq!(target(&body, "ok").status, TargetStatus::Up);
-    // The cap stopped the 1 GiB stream long before its end.
+    assert_eq!(body.targets.len(), 1);
+    (body.targets[0].clone(), server)
+}
+
+/// The target is recorded with `status` and a reason containing `needle`, and nothing from the
+/// refused payload is kept.
+fn assert_refused(
+    t: &opsg_core::kinds::observation::TargetObservation,
+    status: TargetStatus,
+    needle: &str,
+) {
+    let reason = t.reason.clone().unwrap_or_default();
+    assert_eq!(t.status, status, "{reason}");
+    assert!(reason.contains(needle), "`{reason}` lacks `{needle}`");
+    assert_eq!(t.samples[0].status, status);
+    assert!(t.series.is_empty(), "nothing kept from a refused payload: {:?}", t.series);
+}
+
+#[test]
+fn bad_input_invalid_exposition_line() {
+    let (t, _s) = scrape_bad(Reply::text("# TYPE a gauge\na 1\na{x=\"1\" 3\n"), &[]);
+    assert_refused(&t, TargetStatus::Error, "line 3");
+}
+
+#[test]
+fn bad_input_a_1_gib_payload_is_stopped_by_the_cap() {
+    let (t, server) = scrape_bad(Reply::Endless { len: 1 << 30 }, &[]);
+    assert_refused(&t, TargetStatus::Error, "1048576-byte cap");
+    // The cap stopped the stream long before its end (socket buffers hold a few MiB at most).
     let streamed = server.streamed.load(std::sync::atomic::Ordering::SeqCst);
     assert!(streamed < 64 << 20, "server wrote {streamed} bytes");
+}
+
+#[test]
+fn bad_input_a_target_that_accepts_and_never_answers() {
+    let (t, _s) = scrape_bad(Reply::Hang, &[]);
+    assert_refused(&t, TargetStatus::Timeout, "no complete answer within 1500 ms");
+}
+
+#[test]
+fn bad_input_connection_refused() {
+    let url = refused_url();
+    let out = run(&["--target", &url, "--retries", "0"], None);
+    let (_, body) = record(&out);
+    assert_refused(&body.targets[0], TargetStatus::Down, "connection refused");
+}
+
+#[test]
+fn bad_input_http_500() {
+    let reply = Reply::Fixed { status: 500, headers: vec![], body: b"engine dead\n".to_vec() };
+    let (t, _s) = scrape_bad(reply, &[]);
+    assert_refused(&t, TargetStatus::Error, "HTTP 500: engine dead");
+}
+
+#[test]
+fn bad_input_redirect_loop() {
+    let (t, server) = scrape_bad(Reply::Redirect { to: "/metrics".into() }, &[]);
+    assert_refused(&t, TargetStatus::Error, "redirect loop: more than 5 redirects");
+    assert_eq!(server.hits("/metrics"), 6, "the first request and five redirects");
+}
+
+#[test]
+fn bad_input_non_utf8_bytes() {
+    let (t, _s) = scrape_bad(
+        Reply::text(b"# TYPE a gauge\na{x=\"\xff\xfe\"} 1\n".to_vec()),
+        &["--keep", "*"],
+    );
+    assert_refused(&t, TargetStatus::Error, "invalid UTF-8 at line 2:");
+}
+
+#[test]
+fn bad_input_duplicate_series() {
+    let text = "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{engine=\"0\"} 1\nvllm:num_requests_running{engine=\"0\"} 2\n";
+    let (t, _s) = scrape_bad(Reply::text(text), &[]);
+    assert_refused(&t, TargetStatus::Error, "duplicate_series");
+    assert!(t.reason.as_deref().unwrap_or("").contains("line 3"), "{:?}", t.reason);
+}
+
+#[test]
+fn bad_input_histogram_with_non_monotonic_buckets() {
+    let text = "# TYPE vllm:e2e_request_latency_seconds histogram\n\
+vllm:e2e_request_latency_seconds_bucket{le=\"0.5\"} 9\n\
+vllm:e2e_request_latency_seconds_bucket{le=\"1\"} 7\n\
+vllm:e2e_request_latency_seconds_bucket{le=\"+Inf\"} 9\n\
+vllm:e2e_request_latency_seconds_count 9\n\
+vllm:e2e_request_latency_seconds_sum 3\n";
+    let (t, _s) = scrape_bad(Reply::text(text), &[]);
+    assert_refused(&t, TargetStatus::Error, "not cumulative");
 }
 
 #[test]
