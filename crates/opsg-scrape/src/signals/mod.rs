@@ -19,7 +19,8 @@
 //!   net: [{iface, rx_bytes, rx_packets, rx_errors, rx_dropped, tx_…, rx_bytes_per_s?,
 //!   tx_bytes_per_s?, errors_per_s?}], tcp: {active_opens, passive_opens, attempt_fails,
 //!   estab_resets, curr_estab, in_segs, out_segs, retrans_segs, in_errs, out_rsts,
-//!   retrans_per_s?, retrans_fraction?}, processes?: [{name, matched, processes: [{pid, comm,
+//!   retrans_per_s?, retrans_fraction?}, processes?: [{name, matched, total_rss_bytes,
+//!   total_threads, total_fds, processes: [{pid, comm,
 //!   cmdline (redacted), state, rss_bytes, rss_peak_bytes, vm_size_bytes, swap_bytes, threads,
 //!   cpu_ticks, age_s, start_time_unix, oom_score, fd_limit, fds, fds_reason?}]}]}`
 //!   (`?`: only with a sampling interval, or only when present).

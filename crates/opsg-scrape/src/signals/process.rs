@@ -240,7 +240,18 @@ pub fn collect_processes(proc_root: &Path, names: &[String]) -> Vec<Value> {
             let found: Vec<&Candidate> = all.iter().filter(|c| matches(c, name)).collect();
             let processes: Vec<Value> =
                 found.iter().take(MAX_PER_NAME).map(|c| describe(proc_root, c, clock)).collect();
-            json!({ "name": name, "matched": found.len(), "processes": processes })
+            // vLLM runs as several processes (API server, engine core, TP workers): the totals
+            // are what a memory leak or an fd leak moves.
+            let total =
+                |key: &str| -> u64 { processes.iter().filter_map(|p| p[key].as_u64()).sum() };
+            json!({
+                "name": name,
+                "matched": found.len(),
+                "total_rss_bytes": total("rss_bytes"),
+                "total_threads": total("threads"),
+                "total_fds": total("fds"),
+                "processes": processes,
+            })
         })
         .collect()
 }
@@ -266,6 +277,8 @@ mod tests {
         assert_eq!(vllm["name"], "vllm");
         // pid 5150 is `tail -f vllm`: an argument, not the program.
         assert_eq!(vllm["matched"], 1, "{vllm}");
+        assert_eq!(vllm["total_rss_bytes"], 58_092u64 * 1024);
+        assert_eq!(vllm["total_fds"], 10);
         let p = &vllm["processes"][0];
         assert_eq!(p["pid"], 4242);
         assert_eq!(p["comm"], "vllm");
@@ -297,6 +310,7 @@ mod tests {
         assert!(init["processes"][0]["fds_reason"].as_str().unwrap().contains("not found"));
 
         assert_eq!(out[2]["matched"], 0);
+        assert_eq!(out[2]["total_rss_bytes"], 0);
         assert_eq!(out[2]["processes"].as_array().unwrap().len(), 0);
     }
 
@@ -326,31 +340,47 @@ mod tests {
     }
 
     #[test]
-    fn a_live_child_is_found_in_the_real_proc() {
+    fn live_children_are_found_in_the_real_proc() {
         use std::os::unix::process::CommandExt;
         let name = format!("opsg-probe-{}", std::process::id());
-        let mut child = match std::process::Command::new("sleep").arg("30").arg0(&name).spawn() {
-            Ok(child) => child,
-            Err(e) => panic!("cannot spawn sleep: {e}"),
-        };
-        // The kernel closes the exec-error pipe (so `spawn` returns) before it installs the new
-        // command line: wait, bounded, until the child's /proc entry shows the new program.
-        let cmdline = format!("/proc/{}/cmdline", child.id());
-        for _ in 0..200 {
-            if std::fs::read(&cmdline).is_ok_and(|c| c.starts_with(name.as_bytes())) {
-                break;
+        let mut children = Vec::new();
+        for _ in 0..2 {
+            match std::process::Command::new("sleep").arg("30").arg0(&name).spawn() {
+                Ok(child) => children.push(child),
+                Err(e) => panic!("cannot spawn sleep: {e}"),
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // The kernel closes the exec-error pipe (so `spawn` returns) before it installs the new
+        // command line: wait, bounded, until each child's /proc entry shows the new program.
+        for child in &children {
+            let cmdline = format!("/proc/{}/cmdline", child.id());
+            for _ in 0..200 {
+                if std::fs::read(&cmdline).is_ok_and(|c| c.starts_with(name.as_bytes())) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
         let out = collect_processes(Path::new("/proc"), std::slice::from_ref(&name));
-        let _ = child.kill();
-        let _ = child.wait();
-        assert_eq!(out[0]["matched"], 1, "{}", out[0]);
-        let p = &out[0]["processes"][0];
-        assert_eq!(p["pid"], child.id());
+        let pids: Vec<u32> = children.iter().map(std::process::Child::id).collect();
+        for mut child in children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let entry = &out[0];
+        assert_eq!(entry["matched"], 2, "{entry}");
+        let procs = entry["processes"].as_array().unwrap();
+        let mut seen: Vec<u64> = procs.iter().filter_map(|p| p["pid"].as_u64()).collect();
+        seen.sort_unstable();
+        let mut want: Vec<u64> = pids.iter().map(|&p| u64::from(p)).collect();
+        want.sort_unstable();
+        assert_eq!(seen, want);
+        let rss: u64 = procs.iter().map(|p| p["rss_bytes"].as_u64().unwrap()).sum();
+        assert!(rss > 0);
+        assert_eq!(entry["total_rss_bytes"], rss);
+        assert_eq!(entry["total_threads"], 2);
+        let p = &procs[0];
         assert_eq!(p["comm"], "sleep");
-        assert_eq!(p["threads"], 1);
-        assert!(p["rss_bytes"].as_u64().unwrap() > 0);
         // Just started: its start time (btime + ticks / USER_HZ) is now, give or take the
         // coarse btime and a slow machine; a wrong USER_HZ would be off by minutes or hours.
         let now =
