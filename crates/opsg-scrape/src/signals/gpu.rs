@@ -66,6 +66,19 @@ pub struct RemappedRows {
     pub failure: bool,
 }
 
+/// A compute process holding GPU memory (maps a vLLM pid to its GPU).
+#[derive(Debug, Clone, Deserialize)]
+pub struct GpuProcess {
+    /// Process id (in NVML's, i.e. the host's, pid namespace).
+    pub pid: u32,
+    /// GPU memory it holds, bytes; `None` when the driver cannot say.
+    pub used_bytes: Option<u64>,
+}
+
+fn not_recorded<T>() -> Reading<T> {
+    Err("not recorded".to_string())
+}
+
 /// One GPU's state.
 #[derive(Debug, Clone, Deserialize)]
 pub struct GpuDevice {
@@ -105,6 +118,9 @@ pub struct GpuDevice {
     pub retired_pages: Reading<RetiredPages>,
     /// Remapped rows.
     pub remapped_rows: Reading<RemappedRows>,
+    /// Compute processes on this GPU.
+    #[serde(default = "not_recorded")]
+    pub processes: Reading<Vec<GpuProcess>>,
 }
 
 /// One critical XID event.
@@ -198,8 +214,8 @@ mod nvml {
     //! The nvml-wrapper calls, kept apart so the mapping above stays testable without a GPU.
 
     use super::{
-        EccCounts, GpuDevice, GpuSnapshot, MAX_XID_EVENTS, Reading, RemappedRows, RetiredPages,
-        XidEvent,
+        EccCounts, GpuDevice, GpuProcess, GpuSnapshot, MAX_XID_EVENTS, Reading, RemappedRows,
+        RetiredPages, XidEvent,
     };
     use nvml_wrapper::enum_wrappers::device::{Clock, EccCounter, MemoryError, TemperatureSensor};
     use nvml_wrapper::enums::device::SampleValue;
@@ -349,6 +365,17 @@ mod nvml {
             },
             retired_pages,
             remapped_rows,
+            processes: read(device.running_compute_processes()).map(|list| {
+                list.into_iter()
+                    .map(|p| GpuProcess {
+                        pid: p.pid,
+                        used_bytes: match p.used_gpu_memory {
+                            nvml_wrapper::enums::device::UsedGpuMemory::Used(b) => Some(b),
+                            nvml_wrapper::enums::device::UsedGpuMemory::Unavailable => None,
+                        },
+                    })
+                    .collect()
+            }),
         }
     }
 
@@ -486,6 +513,7 @@ mod nvml {
             },
             retired_pages: err(why),
             remapped_rows: err(why),
+            processes: err(why),
         }
     }
 }
@@ -598,6 +626,10 @@ fn device_json(d: &GpuDevice) -> Value {
             top.insert("remapped_rows".into(), Value::Null)
         }
     };
+    let processes = d.processes.clone().map(|list| {
+        list.iter().map(|p| json!({"pid": p.pid, "used_bytes": p.used_bytes})).collect::<Vec<_>>()
+    });
+    put(&mut top, &mut u, "processes", "processes", &processes);
     top.insert("unsupported".into(), Value::Object(u));
     Value::Object(top)
 }
@@ -666,6 +698,8 @@ mod tests {
         assert!(d["ecc"]["volatile"]["uncorrected"].is_null());
         assert!(d["unsupported"]["ecc.volatile.uncorrected"].as_str().unwrap().contains("DCGM"));
         assert!(d["retired_pages"].is_null());
+        // A fixture that predates the field says so rather than claiming no processes.
+        assert_eq!(d["unsupported"]["processes"], "not recorded");
         assert_eq!(g["xid_events"]["events"], json!([]));
     }
 
@@ -687,7 +721,9 @@ mod tests {
         // Hopper remaps rows instead of retiring pages.
         assert!(d["retired_pages"].is_null());
         assert_eq!(d["unsupported"]["retired_pages"], "not supported on this GPU");
-        assert_eq!(d["unsupported"].as_object().unwrap().len(), 1);
+        assert_eq!(d["unsupported"].as_object().unwrap().len(), 1, "{}", d["unsupported"]);
+        assert_eq!(d["processes"][0]["pid"], 413);
+        assert_eq!(d["processes"][0]["used_bytes"], 80_530_636_800u64);
         assert!(d["throttle_reasons"].as_array().unwrap().contains(&json!("hw_slowdown")));
         let lost = &g["devices"][1];
         assert_eq!(lost["index"], 1);

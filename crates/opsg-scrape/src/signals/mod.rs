@@ -29,7 +29,8 @@
 //!   used_bytes, used_fraction}, temperature_c, power: {draw_w, limit_w}, clocks: {sm_mhz,
 //!   memory_mhz, sm_max_mhz}, throttle_reasons: [..], ecc: {enabled, volatile: {corrected,
 //!   uncorrected}, aggregate: {…}}, retired_pages: {single_bit, double_bit, pending},
-//!   remapped_rows: {corrected, uncorrected, pending, failure}, unsupported: {path: reason}}],
+//!   remapped_rows: {corrected, uncorrected, pending, failure}, processes: [{pid, used_bytes}],
+//!   unsupported: {path: reason}}],
 //!   xid_events: {available, window_ms, events: [{gpu_index, uuid, xid}]}}`.
 //! - `cgroups[]` ([`cgroup`]): `{service, path, available, memory: {current_bytes, max_bytes,
 //!   high_bytes, peak_bytes, swap_current_bytes, events: {low, high, max, oom, oom_kill,
