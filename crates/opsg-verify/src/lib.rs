@@ -165,8 +165,17 @@ pub fn check_effect(
             }
         }
         _ => {
-            // `recover`: back to healthy. `up` must be 1; others need a bound.
+            // `recover`: back to healthy. `up` must be 1; others need a bound. A signal that was
+            // healthy before the action proves nothing about it (a plan aimed at the wrong
+            // target would "pass"): that is inconclusive, not resolved.
             if effect.below.is_none() && effect.above.is_none() {
+                if before_v.is_some_and(|b| b >= 1.0) && after >= 1.0 {
+                    check.reason = Some(format!(
+                        "`{}` on `{}` was already healthy before the action: nothing recovered",
+                        effect.signal, effect.target
+                    ));
+                    return check;
+                }
                 (after < 1.0).then(|| format!("{after} is not back to 1"))
             } else {
                 None
