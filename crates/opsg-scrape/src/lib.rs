@@ -300,6 +300,26 @@ fn status_name(status: TargetStatus) -> &'static str {
     }
 }
 
+/// Run every `--query` against the Prometheus API at `endpoint` (instant, or range with --range).
+fn run_queries(
+    args: &Args,
+    endpoint: &str,
+    clock: Clock,
+    http: &fetch::HttpOptions,
+) -> Vec<opsg_core::kinds::observation::QueryResult> {
+    let agent = fetch::agent(http);
+    let kind = match args.range {
+        Some(range) => {
+            let range_ms = range.as_millis() as i64;
+            let step_ms =
+                args.step.map_or((range_ms / 60).max(1000), |s| (s.as_millis() as i64).max(1));
+            promapi::QueryKind::Range { end: clock.now(), range_ms, step_ms }
+        }
+        None => promapi::QueryKind::Instant { at: args.now },
+    };
+    args.queries.iter().map(|q| promapi::query(&agent, endpoint, q, kind, http)).collect()
+}
+
 /// Run the tool: scrape, query, collect signals, write one observation record on stdout.
 pub fn run(args: Args) -> Result<ExitStatus> {
     let targets = args.collect_targets()?;
@@ -351,30 +371,26 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         evidence: evidence.clone(),
         quiet: args.quiet,
     };
-    let scraped = if targets.is_empty() { Scraped::default() } else { scrape(&targets, &options)? };
-
-    let mut queries = Vec::new();
-    if let Some(endpoint) = &args.prometheus {
-        let agent = fetch::agent(&http);
-        let kind = match args.range {
-            Some(range) => {
-                let range_ms = range.as_millis() as i64;
-                let step_ms =
-                    args.step.map_or((range_ms / 60).max(1000), |s| (s.as_millis() as i64).max(1));
-                promapi::QueryKind::Range { end: clock.now(), range_ms, step_ms }
-            }
-            None => promapi::QueryKind::Instant { at: args.now },
+    // Host signals take two readings some time apart (CPU and disk utilization): collect them
+    // while the targets are scraped, not after.
+    let signal_args = args.wants_signals().then(|| args.signal_args());
+    let (scraped, queries, signals) = std::thread::scope(|scope| {
+        let collector =
+            signal_args.as_ref().map(|sa| scope.spawn(|| signals::collect(sa, evidence.as_ref())));
+        let scraped =
+            if targets.is_empty() { Ok(Scraped::default()) } else { scrape(&targets, &options) };
+        let queries = match &args.prometheus {
+            Some(endpoint) => run_queries(&args, endpoint, clock, &http),
+            None => Vec::new(),
         };
-        for q in &args.queries {
-            queries.push(promapi::query(&agent, endpoint, q, kind, &http));
-        }
-    }
-
-    let signals = if args.wants_signals() {
-        signals::collect(&args.signal_args(), evidence.as_ref())
-    } else {
-        signals::Signals::default()
-    };
+        let signals = match collector {
+            Some(handle) => {
+                handle.join().map_err(|_| Error::internal("the signal collector panicked"))?
+            }
+            None => signals::Signals::default(),
+        };
+        Ok::<_, Error>((scraped?, queries, signals))
+    })?;
 
     let now = clock.now();
     let mut window = scraped.window.clone();
@@ -392,6 +408,14 @@ pub fn run(args: Args) -> Result<ExitStatus> {
                 t.reason.as_deref().unwrap_or("no reason")
             ));
         }
+    }
+    if !args.quiet && !scraped.targets.is_empty() {
+        let up = scraped.targets.iter().filter(|t| t.status == TargetStatus::Up).count();
+        opsg_core::cli::info(format!(
+            "{up} of {} targets up over {} sample(s)",
+            scraped.targets.len(),
+            args.samples
+        ));
     }
     for q in &queries {
         if q.status != "ok" {
