@@ -223,10 +223,7 @@ fn classify(err: &ureq::Error, opts: &HttpOptions) -> FetchFailure {
                 ureq::Timeout::Connect => {
                     format!("connect timed out after {} ms", opts.connect_timeout.as_millis())
                 }
-                _ => format!(
-                    "no complete answer within {} ms (accepted but did not answer)",
-                    opts.timeout.as_millis()
-                ),
+                _ => format!("no complete answer within {} ms", opts.timeout.as_millis()),
             },
             true,
         ),
