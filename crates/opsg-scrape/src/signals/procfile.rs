@@ -31,6 +31,62 @@ pub(crate) fn describe_io(path: &Path, err: &std::io::Error) -> String {
     }
 }
 
+/// Run `program` with `args` (stdin closed, stderr discarded, `LC_ALL=C`) and return at most
+/// `max_output` bytes of its stdout and whether more was discarded. Past `deadline` the child is
+/// killed and the run is an error. Output beyond the cap is drained, not left in the pipe, so a
+/// chatty child still exits.
+pub(crate) fn run_bounded(
+    program: &str,
+    args: &[&str],
+    deadline: std::time::Duration,
+    max_output: u64,
+) -> Result<(Vec<u8>, bool), String> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run `{program}`: {e}"))?;
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("`{program}` has no stdout"));
+    };
+    // Read on a thread so a full pipe cannot stall the child while we wait for it.
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut stdout = stdout;
+        let _ = (&mut stdout).take(max_output).read_to_end(&mut out);
+        let extra = std::io::copy(&mut stdout, &mut std::io::sink()).unwrap_or(0);
+        (out, extra > 0)
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`{program}` did not finish within {} ms",
+                    deadline.as_millis()
+                ));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(e) => return Err(format!("waiting for `{program}`: {e}")),
+        }
+    };
+    let (out, truncated) = reader.join().unwrap_or_default();
+    // df exits 1 when one mount could not be read but still prints the others: output wins.
+    if !status.success() && out.is_empty() {
+        return Err(format!("`{program}` failed ({status})"));
+    }
+    Ok((out, truncated))
+}
+
 /// The shape every source uses to say it could not be read: `{"available": false, "reason": …}`.
 pub(crate) fn unavailable(reason: impl Into<String>) -> Value {
     json!({ "available": false, "reason": reason.into() })
@@ -134,6 +190,27 @@ mod tests {
         let v = psi_at(Path::new("/nonexistent/opsg/pressure/io"));
         assert_eq!(v["available"], false);
         assert!(v["reason"].as_str().unwrap().contains("/nonexistent/opsg/pressure/io"));
+    }
+
+    #[test]
+    fn bounded_runs_cap_drain_and_kill() {
+        use std::time::Duration;
+        // 200 KiB of output, 1 KiB kept: the rest is drained so the child exits normally.
+        let (out, truncated) =
+            run_bounded("head", &["-c", "204800", "/dev/zero"], Duration::from_secs(10), 1024)
+                .unwrap();
+        assert_eq!(out.len(), 1024);
+        assert!(truncated);
+        let (out, truncated) =
+            run_bounded("echo", &["hello"], Duration::from_secs(10), 1024).unwrap();
+        assert_eq!(out, b"hello\n");
+        assert!(!truncated);
+        let err = run_bounded("sleep", &["30"], Duration::from_millis(200), 1024).unwrap_err();
+        assert!(err.contains("did not finish"), "{err}");
+        let err = run_bounded("false", &[], Duration::from_secs(10), 1024).unwrap_err();
+        assert!(err.contains("failed"), "{err}");
+        let err = run_bounded("/nonexistent/prog", &[], Duration::from_secs(1), 1).unwrap_err();
+        assert!(err.contains("cannot run"), "{err}");
     }
 
     #[test]
