@@ -287,3 +287,68 @@ fn ureq_reads_the_metrics_like_a_real_scraper() {
     let body = ureq::get(&url).call().expect("GET").into_body().read_to_string().expect("body");
     assert_eq!(body, sim.metrics("canary-0"), "same bytes through ureq and a raw socket");
 }
+
+/// Send bytes, close the write side, read whatever comes back.
+fn send_and_close(addr: &str, bytes: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+#[test]
+fn random_bytes_and_random_bodies_never_take_the_server_down() {
+    let sim = Sim::start(1, &[]);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let paths = ["/admin/traffic", "/chaos/gpu_fault", "/tick", "/admin/deployments/stable/scale"];
+    for i in 0..120 {
+        let len = (next() % 300) as usize;
+        let noise: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if i % 2 == 0 {
+            // Pure garbage: any answer or none, but never a crash.
+            let _ = send_and_close(&sim.addr, &noise);
+        } else {
+            // A well-formed request with a garbage body: a JSON 400.
+            let path = paths[(next() % paths.len() as u64) as usize];
+            let mut req =
+                format!("POST {path} HTTP/1.1\r\nContent-Length: {}\r\n\r\n", noise.len())
+                    .into_bytes();
+            req.extend_from_slice(&noise);
+            let out = send_and_close(&sim.addr, &req);
+            let text = String::from_utf8_lossy(&out);
+            assert!(text.starts_with("HTTP/1.1 400 "), "{path}: {text}");
+            assert!(text.contains("\"error\""), "{text}");
+        }
+    }
+    let (status, _) = sim.call("GET", "/healthz", None);
+    assert_eq!(status, 200, "still serving");
+    let s = sim.state();
+    assert_eq!(s["deployments"]["stable"]["weight"], json!(0.9));
+    assert_eq!(s["replicas"].as_object().unwrap().len(), 4);
+}
+
+#[test]
+fn a_stalled_client_does_not_block_others() {
+    use std::io::Write;
+    let sim = Sim::start(1, &[]);
+    let mut stalled = std::net::TcpStream::connect(&sim.addr).expect("connect");
+    stalled.write_all(b"GET /state HTTP/1.1\r\nHost: x\r\n").expect("partial head");
+    let metrics_addr = sim.replica_addr("stable-0");
+    let mut stalled_replica = std::net::TcpStream::connect(&metrics_addr).expect("connect");
+    stalled_replica.write_all(b"GET /metr").expect("partial");
+    // Both listeners keep serving while those connections hang.
+    assert_eq!(sim.call("GET", "/healthz", None).0, 200);
+    assert_eq!(request(&metrics_addr, "GET", "/metrics", None).status, 200);
+    drop(stalled);
+    drop(stalled_replica);
+}

@@ -29,17 +29,17 @@ const EXAMPLES: &str = "Examples:
   opsg-sim --listen 127.0.0.1:0 --seed 7
 
   # Deterministic mode for tests: time moves only with POST /tick
-  opsg-sim --listen 127.0.0.1:8900 --manual-clock --log-dir /tmp/vllm-logs &
-  curl -s -XPOST localhost:8900/tick -d '{\"seconds\": 60}'
-  curl -s localhost:8900/state | jq '.replicas[] | {name, metrics_url, kv_cache_usage}'
+  opsg-sim --listen 127.0.0.1:9400 --manual-clock --log-dir /tmp/vllm-logs &
+  curl -s -XPOST localhost:9400/tick -d '{\"seconds\": 60}'
+  curl -s localhost:9400/state | jq '.replicas[] | {name, metrics_url, kv_cache_usage}'
 
   # Inject a KV-cache saturation on the canary, watch it, fix it by shifting traffic
-  curl -s -XPOST localhost:8900/chaos/kv_cache_saturation -d '{\"target\":\"canary\",\"intensity\":0.9}'
-  curl -s -XPOST localhost:8900/admin/traffic -d '{\"weights\":{\"stable\":1.0,\"canary\":0.0}}'
+  curl -s -XPOST localhost:9400/chaos/kv_cache_saturation -d '{\"target\":\"canary\",\"intensity\":0.9}'
+  curl -s -XPOST localhost:9400/admin/traffic -d '{\"weights\":{\"stable\":1.0,\"canary\":0.0}}'
 
   # Crash a replica (its /metrics refuses connections), then restart it
-  curl -s -XPOST localhost:8900/chaos/replica_crash -d '{\"target\":\"stable-1\"}'
-  curl -s -XPOST localhost:8900/admin/replicas/stable-1/restart";
+  curl -s -XPOST localhost:9400/chaos/replica_crash -d '{\"target\":\"stable-1\"}'
+  curl -s -XPOST localhost:9400/admin/replicas/stable-1/restart";
 
 fn after_help() -> String {
     format!("{EXAMPLES}\n\n{}", opsg_core::cli::exit_status_help())
@@ -56,7 +56,7 @@ fn after_help() -> String {
 )]
 pub struct Args {
     /// Address of the control API (`/state`, `/chaos`, `/admin`); port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:8900", value_name = "ADDR")]
+    #[arg(long, default_value = "127.0.0.1:9400", value_name = "ADDR")]
     pub listen: SocketAddr,
 
     /// Seed of every random draw: the same seed and the same calls give the same metrics.

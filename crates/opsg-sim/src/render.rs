@@ -534,3 +534,88 @@ pub fn node_exporter(fleet: &Fleet, ni: usize) -> String {
     );
     t
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::Logs;
+    use crate::model::{FaultKind, FleetConfig};
+
+    /// dcgm-exporter's own field list: `FIELD, type, help` (commented rows are optional fields).
+    const DEFAULT_COUNTERS: &str = include_str!("../fixtures/dcgm-default-counters.csv");
+
+    fn fleet() -> Fleet {
+        let cfg = FleetConfig {
+            seed: 1,
+            rate: 12.0,
+            epoch: 1_767_225_600.0,
+            stable_replicas: 3,
+            canary_replicas: 1,
+            nodes: 2,
+        };
+        Fleet::new(cfg, Logs::default())
+    }
+
+    #[test]
+    fn dcgm_families_match_dcgm_exporters_counter_definitions() {
+        let mut f = fleet();
+        f.advance(5.0);
+        let text = dcgm_exporter(&f, 0);
+        let mut checked = 0;
+        for row in DEFAULT_COUNTERS.lines() {
+            let row = row.trim_start_matches('#').trim();
+            let cols: Vec<&str> = row.splitn(3, ',').map(str::trim).collect();
+            let [field, kind, help] = cols[..] else { continue };
+            if !field.starts_with("DCGM_FI_") || kind == "label" {
+                continue;
+            }
+            let type_line = format!("# TYPE {field} ");
+            let Some(pos) = text.find(&type_line) else { continue };
+            let declared = text[pos + type_line.len()..].lines().next().unwrap_or_default();
+            assert_eq!(declared, kind, "{field}");
+            let help_line = format!("# HELP {field} {help}\n");
+            assert!(
+                text.contains(&help_line),
+                "{field}: HELP differs from dcgm-exporter's `{help}`"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 20, "only {checked} fields matched the CSV");
+    }
+
+    #[test]
+    fn a_lost_gpu_reports_only_its_xid() {
+        let mut f = fleet();
+        let name = f.replicas.keys().next().unwrap().clone();
+        let (node, gpu) = (f.replicas[&name].node, f.replicas[&name].gpu);
+        f.inject(FaultKind::GpuFault, Some(&name), 1.0).unwrap();
+        let text = dcgm_exporter(&f, node);
+        let gpu_label = format!("gpu=\"{gpu}\",");
+        let lines: Vec<&str> =
+            text.lines().filter(|l| !l.starts_with('#') && l.contains(&gpu_label)).collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("DCGM_FI_DEV_XID_ERRORS{") && lines[0].ends_with(" 79"));
+    }
+
+    #[test]
+    fn vllm_histograms_are_cumulative_and_end_with_count() {
+        let mut f = fleet();
+        f.advance(30.0);
+        let r = &f.replicas["stable-0"];
+        let text = vllm(&f, r);
+        let ttft: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with("vllm:time_to_first_token_seconds_bucket{"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(ttft.len(), crate::hist::TTFT.len() + 1);
+        assert!(ttft.windows(2).all(|w| w[0] <= w[1]), "{ttft:?}");
+        let count = r.metrics.hists[crate::model::h::TTFT].count as f64;
+        assert_eq!(*ttft.last().unwrap(), count);
+        assert!(count > 0.0);
+        assert!(text.contains(&format!(
+            "vllm:time_to_first_token_seconds_count{{engine=\"0\",model_name=\"{MODEL_NAME}\"}} {}",
+            py(count)
+        )));
+    }
+}
