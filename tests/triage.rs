@@ -1,0 +1,369 @@
+//! End-to-end: the real `opsg-triage` binary on sealed observations.
+
+mod triage_support;
+
+use opsg_core::float::Float;
+use opsg_core::kinds::finding::IncidentClass;
+use opsg_core::kinds::observation::TargetStatus;
+use opsg_triage::synth::Scenario;
+use serde_json::Value;
+use triage_support::*;
+
+fn triage(input: &[u8], seed: u64, extra: &[&str]) -> Ran {
+    let now = now_for(seed);
+    let mut args = vec!["--now", now.as_str()];
+    args.extend_from_slice(extra);
+    run("opsg-triage", &args, input)
+}
+
+#[test]
+fn kv_saturation_is_one_incident_and_the_observation_passes_through() {
+    let input = observation(Scenario::Fault(IncidentClass::KvCacheSaturation), 1);
+    let out = triage(&input, 1, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // The observation passes through byte for byte, then one finding follows.
+    assert!(out.stdout.starts_with(&input));
+    let records = out.records();
+    assert_eq!(records.len(), 2);
+    let f = &records[1];
+    assert_valid(f);
+    assert_eq!(f["kind"], "finding");
+    assert_eq!(f["body"]["status"], "incident");
+    assert_eq!(f["body"]["class"], "kv_cache_saturation");
+    assert_eq!(f["consumes"][0], records[0]["id"]);
+    assert_eq!(f["run"], records[0]["run"]);
+    assert_eq!(f["replay"], true, "an input from a recording marks the finding as a replay");
+    let incident = f["incident"].as_str().expect("incident id");
+    assert!(incident.starts_with("inc-"), "{incident}");
+    let hyp = &f["body"]["hypotheses"][0];
+    assert!(hyp["confidence"].as_f64().unwrap() >= 0.8, "{hyp}");
+    // Anomalies say which series, values and thresholds fired.
+    let kv = f["body"]["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == "kv_cache_usage_high")
+        .expect("kv rule fired");
+    assert!(kv["value"].as_f64().unwrap() > kv["threshold"].as_f64().unwrap());
+    assert!(kv["samples_breaching"].as_u64().unwrap() >= kv["for_samples"].as_u64().unwrap());
+    assert!(out.stderr.contains("kv_cache_saturation"), "{}", out.stderr);
+}
+
+#[test]
+fn same_input_and_clock_give_the_same_bytes() {
+    let input = observation(Scenario::Fault(IncidentClass::CanaryRegression), 2);
+    let a = triage(&input, 2, &[]);
+    let b = triage(&input, 2, &[]);
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    assert_eq!(a.stdout, b.stdout);
+    let other_clock = run("opsg-triage", &["--now", "2030-01-01T00:00:00Z"], &input);
+    assert_ne!(a.stdout, other_clock.stdout, "the clock is part of the output");
+}
+
+#[test]
+fn healthy_fleet_gives_a_no_incident_finding() {
+    let input = observation(Scenario::Healthy { variant: 0 }, 3);
+    let out = triage(&input, 3, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let f = out.last();
+    assert_valid(&f);
+    assert_eq!(f["body"]["status"], "no_incident");
+    assert_eq!(f["body"]["class"], "none");
+    assert_eq!(f["incident"], Value::Null);
+    assert_eq!(f["body"]["telemetry"]["targets_up"], 8);
+}
+
+#[test]
+fn canary_alone_after_a_config_change_points_at_the_config() {
+    let input = observation(Scenario::Fault(IncidentClass::CanaryRegression), 4);
+    let f = triage(&input, 4, &[]).last();
+    assert_eq!(f["body"]["class"], "canary_regression");
+    assert_eq!(f["body"]["affected_targets"], serde_json::json!(["canary-0"]));
+    let cause = f["body"]["hypotheses"][0]["cause"].as_str().unwrap();
+    assert!(cause.contains("config"), "{cause}");
+
+    // The same regression without a config difference is less certain.
+    let mut b = body(Scenario::Fault(IncidentClass::CanaryRegression), 4);
+    for t in &mut b.targets {
+        t.labels.insert("config_version".into(), "v7".into());
+        t.labels.remove("config_changed_at");
+    }
+    let g = triage(&sealed(&b, 4), 4, &[]).last();
+    let with = f["body"]["hypotheses"][0]["confidence"].as_f64().unwrap();
+    let without = g["body"]["hypotheses"][0]["confidence"].as_f64().unwrap_or(0.0);
+    assert!(without < with, "{without} should be below {with}");
+}
+
+#[test]
+fn observation_with_no_targets_is_said_not_judged_healthy() {
+    let mut b = body(Scenario::Healthy { variant: 0 }, 5);
+    b.targets.clear();
+    let out = triage(&sealed(&b, 5), 5, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let f = out.last();
+    assert_valid(&f);
+    assert_eq!(f["body"]["status"], "no_incident");
+    assert_eq!(f["body"]["telemetry"]["targets_total"], 0);
+    assert!(f["body"]["summary"].as_str().unwrap().contains("no targets"), "{f}");
+}
+
+#[test]
+fn all_targets_down_is_replica_down_with_lowered_confidence() {
+    let mut b = body(Scenario::Healthy { variant: 0 }, 6);
+    for t in &mut b.targets {
+        t.status = TargetStatus::Down;
+        t.reason = Some("connection refused".into());
+        t.series.clear();
+        for s in &mut t.samples {
+            s.status = TargetStatus::Down;
+        }
+    }
+    let f = triage(&sealed(&b, 6), 6, &[]).last();
+    assert_valid(&f);
+    assert_eq!(f["body"]["class"], "replica_down");
+    let c = f["body"]["hypotheses"][0]["confidence"].as_f64().unwrap();
+    assert!(c <= 0.5, "every target down at once is likelier the scraper's network: {c}");
+    let notes = f["body"]["telemetry"]["notes"].to_string();
+    assert!(notes.contains("every replica is down"), "{notes}");
+}
+
+#[test]
+fn one_replica_stopping_is_replica_down_and_its_missing_series_raise_nothing_else() {
+    let input = observation(Scenario::Fault(IncidentClass::ReplicaDown), 7);
+    let f = triage(&input, 7, &[]).last();
+    assert_eq!(f["body"]["class"], "replica_down");
+    assert_eq!(f["body"]["affected_targets"].as_array().unwrap().len(), 1);
+    let rules: Vec<&str> = f["body"]["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["replica_down"]);
+}
+
+#[test]
+fn histogram_without_inf_is_noted_and_skipped() {
+    let mut b = body(Scenario::Fault(IncidentClass::CanaryRegression), 8);
+    for t in &mut b.targets {
+        for s in t.series.iter_mut().filter(|s| !s.le.is_empty()) {
+            s.le.pop();
+            for p in &mut s.points {
+                p.buckets.pop();
+            }
+        }
+    }
+    let out = triage(&sealed(&b, 8), 8, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let f = out.last();
+    let notes = f["body"]["telemetry"]["notes"].to_string();
+    assert!(notes.contains("no `+Inf` bucket"), "{notes}");
+    assert!(!f["body"]["anomalies"].to_string().contains("ttft_p95_high"));
+}
+
+#[test]
+fn counter_reset_mid_window_is_not_an_incident() {
+    // Variant 3 restarts one replica's process mid-window: every counter drops to zero.
+    for seed in [9, 10, 11] {
+        let f = triage(&observation(Scenario::Healthy { variant: 3 }, seed), seed, &[]).last();
+        assert_eq!(f["body"]["status"], "no_incident", "{}", f["body"]["summary"]);
+    }
+}
+
+#[test]
+fn nan_samples_are_skipped_and_said() {
+    let mut b = body(Scenario::Healthy { variant: 0 }, 12);
+    for p in b.targets[0]
+        .series
+        .iter_mut()
+        .find(|s| s.name == "vllm:kv_cache_usage_perc")
+        .unwrap()
+        .points
+        .iter_mut()
+    {
+        p.v = Some(Float(f64::NAN));
+    }
+    let out = triage(&sealed(&b, 12), 12, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let f = out.last();
+    assert_valid(&f);
+    assert_eq!(f["body"]["status"], "no_incident");
+    let notes = f["body"]["telemetry"]["notes"].to_string();
+    assert!(notes.contains("NaN"), "{notes}");
+}
+
+#[test]
+fn rules_file_errors_name_the_file_the_rule_and_the_field() {
+    let dir = std::env::temp_dir().join(format!("opsg-triage-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = observation(Scenario::Healthy { variant: 0 }, 13);
+    let mut rules: Value = serde_json::to_value(opsg_triage::Rules::builtin()).unwrap();
+    rules["rules"][1]["signal"] = "vllm:kv_cache_usage_percent".into();
+    let typo = dir.join("typo.json");
+    std::fs::write(&typo, rules.to_string()).unwrap();
+    let out = triage(&input, 13, &["--rules", typo.to_str().unwrap()]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "bad config writes nothing");
+    assert!(out.stderr.contains("typo.json"), "{}", out.stderr);
+    assert!(out.stderr.contains("rules[1].signal"), "{}", out.stderr);
+    assert!(out.stderr.contains("did you mean `vllm:kv_cache_usage_perc`"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
+
+    let mut rules: Value = serde_json::to_value(opsg_triage::Rules::builtin()).unwrap();
+    rules["rules"][0]["persist"] = 3.into();
+    let unknown = dir.join("unknown.json");
+    std::fs::write(&unknown, rules.to_string()).unwrap();
+    let out = triage(&input, 13, &["--rules", unknown.to_str().unwrap()]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("persist") && out.stderr.contains("rules[0]"), "{}", out.stderr);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_custom_rules_file_changes_what_fires() {
+    let dir = std::env::temp_dir().join(format!("opsg-triage-custom-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A fleet running hot but fine by default (kv 0.80-0.87) pages under a stricter rule.
+    let input = observation(Scenario::Healthy { variant: 9 }, 14);
+    assert_eq!(triage(&input, 14, &[]).last()["body"]["status"], "no_incident");
+    let mut rules = opsg_triage::Rules::builtin();
+    rules.rules[1].threshold = 0.75;
+    let path = dir.join("strict.json");
+    std::fs::write(&path, serde_json::to_string(&rules).unwrap()).unwrap();
+    let f = triage(&input, 14, &["--rules", path.to_str().unwrap()]).last();
+    assert_eq!(f["body"]["class"], "kv_cache_saturation");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn cron_runs_on_the_same_problem_continue_one_incident() {
+    let dir = std::env::temp_dir().join(format!("opsg-triage-cont-{}", std::process::id()));
+    let state = dir.to_str().unwrap().to_string();
+    let input = observation(Scenario::Fault(IncidentClass::MemoryLeak), 15);
+    let first =
+        run("opsg-triage", &["--now", "2026-11-18T12:00:00Z", "--state-dir", &state], &input)
+            .last();
+    let second =
+        run("opsg-triage", &["--now", "2026-11-18T12:01:00Z", "--state-dir", &state], &input)
+            .last();
+    let id = first["incident"].as_str().unwrap();
+    assert_eq!(second["incident"], id, "one minute later: the same incident");
+    assert!(second["body"]["summary"].as_str().unwrap().contains("continues"));
+    // The same problem seen again two hours later (a new window, the anomaly began later): past
+    // the continuity window, so a new incident.
+    let start = START + 15 * 3_600_000 + 2 * 3_600_000;
+    let b = opsg_triage::synth::observation(Scenario::Fault(IncidentClass::MemoryLeak), 15, start);
+    let line =
+        opsg_triage::synth::sealed(&b, opsg_core::time::Timestamp(start + 170_000), "run-later")
+            .unwrap();
+    let later = run(
+        "opsg-triage",
+        &["--now", "2026-11-18T14:00:00Z", "--state-dir", &state, "--continue-within", "30m"],
+        &line,
+    )
+    .last();
+    assert_eq!(later["body"]["fingerprint"], first["body"]["fingerprint"]);
+    assert_ne!(later["incident"], id);
+    assert!(!later["body"]["summary"].as_str().unwrap().contains("continues"));
+    // Another problem is another incident.
+    let other = run(
+        "opsg-triage",
+        &["--now", "2026-11-18T12:02:00Z", "--state-dir", &state],
+        &observation(Scenario::Fault(IncidentClass::DiskPressure), 15),
+    )
+    .last();
+    assert_ne!(other["incident"], id);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_ledger_continues_incidents_unless_resolved_and_is_refused_when_tampered() {
+    let dir = std::env::temp_dir().join(format!("opsg-triage-ledger-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = observation(Scenario::Fault(IncidentClass::GpuFault), 16);
+    let first = run("opsg-triage", &["--now", "2026-11-18T12:00:00Z"], &input);
+    let finding_line: Vec<u8> = first.stdout.split(|b| *b == b'\n').nth(1).unwrap().to_vec();
+    let id = first.last()["incident"].as_str().unwrap().to_string();
+    let ledger = opsg_triage::history::write_ledger(
+        std::slice::from_ref(&finding_line),
+        "2026-11-18T12:00:01.000Z",
+    )
+    .unwrap();
+    let path = dir.join("ledger.jsonl");
+    std::fs::write(&path, &ledger).unwrap();
+    let p = path.to_str().unwrap();
+    let again = run("opsg-triage", &["--now", "2026-11-18T12:05:00Z", "--history", p], &input);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.last()["incident"], id.as_str());
+    assert!(again.last()["body"]["summary"].as_str().unwrap().contains("continues"));
+
+    // Once a report says it was resolved, the same fingerprint is a new incident.
+    let stamp = opsg_core::record::Stamp {
+        tool: "opsg-audit",
+        version: "0",
+        now: opsg_core::time::Timestamp::parse_rfc3339("2026-11-18T12:02:00Z").unwrap(),
+    };
+    let report = serde_json::json!({"outcome": "resolved", "milestones": {}, "actions": {"total": 1, "safe": 0, "impactful": 1, "destructive": 0, "rolled_back": 0}});
+    let mut rec = opsg_core::record::Record::new(
+        opsg_core::record::Kind::Report,
+        &stamp,
+        "run-x".into(),
+        Some(id.clone()),
+        report,
+    );
+    let (report_line, _) = rec.seal(opsg_core::seal::GENESIS).unwrap();
+    let resolved_ledger = opsg_triage::history::write_ledger(
+        &[finding_line.clone(), report_line],
+        "2026-11-18T12:02:01.000Z",
+    )
+    .unwrap();
+    std::fs::write(&path, &resolved_ledger).unwrap();
+    let after =
+        run("opsg-triage", &["--now", "2026-11-18T12:05:00Z", "--history", p], &input).last();
+    assert!(
+        !after["body"]["summary"].as_str().unwrap().contains("continues"),
+        "resolved incidents are not continued"
+    );
+    std::fs::write(&path, &ledger).unwrap();
+
+    // Tampered: refused, said on stderr and in the finding; a fresh incident id.
+    let text = String::from_utf8(ledger).unwrap().replacen("gpu_fault", "gpu_fauIt", 1);
+    std::fs::write(&path, text).unwrap();
+    let tampered = run("opsg-triage", &["--now", "2026-11-18T12:05:00Z", "--history", p], &input);
+    assert_eq!(tampered.code, 0, "{}", tampered.stderr);
+    assert!(tampered.stderr.contains("history ledger refused"), "{}", tampered.stderr);
+    let f = tampered.last();
+    assert!(f["body"]["telemetry"]["notes"].to_string().contains("history ledger refused"));
+    assert!(
+        !f["body"]["summary"].as_str().unwrap().contains("continues"),
+        "nothing learned from it"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn wrong_input_is_refused_with_exit_3_and_nothing_written() {
+    let empty = run("opsg-triage", &[], b"");
+    assert_eq!(empty.code, 3, "{}", empty.stderr);
+    assert!(empty.stdout.is_empty());
+    let garbage = run("opsg-triage", &[], b"{\"kind\":\n");
+    assert_eq!(garbage.code, 3);
+    assert!(garbage.stderr.contains("stdin:1"), "{}", garbage.stderr);
+    let bad_now = run(
+        "opsg-triage",
+        &["--now", "yesterday"],
+        &observation(Scenario::Healthy { variant: 0 }, 1),
+    );
+    assert_ne!(bad_now.code, 0);
+    assert!(bad_now.stdout.is_empty());
+}
+
+#[test]
+fn help_has_examples_and_exit_status() {
+    let out = run("opsg-triage", &["--help"], b"");
+    assert_eq!(out.code, 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Examples:\n"), "{text}");
+    assert!(text.contains("Exit status:"), "{text}");
+    opsg_triage::command().debug_assert();
+}
