@@ -1,6 +1,7 @@
-//! Bounded log tails: the last bytes of a log file (plain text or journald export format), with
-//! secrets redacted, scanned for known vLLM/GPU failure signatures, and the redacted excerpt stored
-//! as evidence.
+//! Bounded log tails: the last bytes of a log file (plain text or journald export format), or the
+//! last entries of a systemd unit's journal (`journal:UNIT`, read through `journalctl -o export`),
+//! with secrets redacted, scanned for known vLLM/GPU failure signatures, and the redacted excerpt
+//! stored as evidence.
 //!
 //! Bounds: at most [`TAIL_BYTES`] are read from the end of the file, at most [`MAX_LINES`] lines
 //! are kept, and each line is cut at [`MAX_LINE_BYTES`]. The LLM advisor downstream sees only this
@@ -293,7 +294,58 @@ fn journal_lines(bytes: &[u8], cut: bool) -> Vec<String> {
 
 /// Read, redact and scan one log. Returns the record entry and the evidence stored (if any).
 pub fn collect_log(path: &Path, store: Option<&EvidenceStore>) -> (Value, Option<EvidenceRef>) {
+    if let Some(unit) = path.to_str().and_then(|p| p.strip_prefix(JOURNAL_PREFIX)) {
+        return collect_journal(&["journalctl"], unit, store);
+    }
     collect_log_bounded(path, store, TAIL_BYTES, MAX_LINES)
+}
+
+/// `--log journal:UNIT` reads the unit's systemd journal instead of a file.
+pub const JOURNAL_PREFIX: &str = "journal:";
+/// How long `journalctl` may take.
+const JOURNAL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+/// Export entries carry a dozen fields each: the raw stream is read up to this much, and its last
+/// [`TAIL_BYTES`] are scanned like a file's tail.
+const JOURNAL_MAX_OUTPUT: u64 = 16 * 1024 * 1024;
+
+fn unavailable_log(shown: &str, reason: String) -> (Value, Option<EvidenceRef>) {
+    let mut entry = unavailable(reason);
+    if let Some(obj) = entry.as_object_mut() {
+        obj.insert("path".into(), json!(shown));
+    }
+    (entry, None)
+}
+
+/// The last [`MAX_LINES`] journal entries of `unit`, through `command` (`journalctl`; a stand-in
+/// script in tests) in export format, which keeps multi-line messages whole and binary fields
+/// intact.
+pub(crate) fn collect_journal(
+    command: &[&str],
+    unit: &str,
+    store: Option<&EvidenceStore>,
+) -> (Value, Option<EvidenceRef>) {
+    let shown = format!("{JOURNAL_PREFIX}{unit}");
+    let valid = !unit.is_empty()
+        && !unit.starts_with('-')
+        && unit.chars().all(|c| !c.is_whitespace() && !c.is_control());
+    if !valid {
+        return unavailable_log(&shown, format!("`{unit}` is not a systemd unit name"));
+    }
+    let Some((program, prefix)) = command.split_first() else {
+        return unavailable_log(&shown, "no journal reader configured".to_string());
+    };
+    let entries = MAX_LINES.to_string();
+    let mut args: Vec<&str> = prefix.to_vec();
+    args.extend(["--no-pager", "--quiet", "--output=export", "--lines", &entries, "--unit", unit]);
+    let (bytes, more) =
+        match super::procfile::run_bounded(program, &args, JOURNAL_DEADLINE, JOURNAL_MAX_OUTPUT) {
+            Ok(out) => out,
+            Err(reason) => return unavailable_log(&shown, reason),
+        };
+    let total = bytes.len() as u64;
+    let start = bytes.len().saturating_sub(TAIL_BYTES as usize);
+    let tail = Tail { bytes: bytes[start..].to_vec(), file_bytes: total, cut: start > 0 || more };
+    scan(shown, tail, Some(Format::JournalExport), store, MAX_LINES)
 }
 
 pub(crate) fn collect_log_bounded(
@@ -305,15 +357,20 @@ pub(crate) fn collect_log_bounded(
     let shown = path.display().to_string();
     let tail = match read_tail(path, tail_bytes) {
         Ok(tail) => tail,
-        Err(reason) => {
-            let mut entry = unavailable(reason);
-            if let Some(obj) = entry.as_object_mut() {
-                obj.insert("path".into(), json!(shown));
-            }
-            return (entry, None);
-        }
+        Err(reason) => return unavailable_log(&shown, reason),
     };
-    let format = detect_format(&tail.bytes, tail.cut);
+    scan(shown, tail, None, store, max_lines)
+}
+
+/// Split, redact, match and store one tail.
+fn scan(
+    shown: String,
+    tail: Tail,
+    format: Option<Format>,
+    store: Option<&EvidenceStore>,
+    max_lines: usize,
+) -> (Value, Option<EvidenceRef>) {
+    let format = format.unwrap_or_else(|| detect_format(&tail.bytes, tail.cut));
     let mut lines = match format {
         Format::Text => text_lines(&tail.bytes, tail.cut),
         Format::JournalExport => journal_lines(&tail.bytes, tail.cut),
@@ -525,15 +582,7 @@ mod tests {
     fn journald_export_with_binary_and_multiline_messages() {
         let dir = scratch("journal");
         let path = dir.join("vllm.export");
-        let mut bytes = Vec::new();
-        bytes.extend(b"__CURSOR=s=1;i=1\n__REALTIME_TIMESTAMP=1731241857000000\n_PID=413\nSYSLOG_IDENTIFIER=vllm\nMESSAGE=INFO engine started\n\n");
-        // A binary MESSAGE field: name, little-endian length, bytes (with an embedded newline).
-        let message = b"Traceback (most recent call last):\ntorch.OutOfMemoryError: CUDA out of memory. api_key=abc123secret";
-        bytes.extend(b"__CURSOR=s=1;i=2\n_PID=413\nSYSLOG_IDENTIFIER=vllm\nMESSAGE\n");
-        bytes.extend((message.len() as u64).to_le_bytes());
-        bytes.extend(message);
-        bytes.extend(b"\n\n");
-        bytes.extend(b"__CURSOR=s=1;i=3\n_COMM=kernel\nMESSAGE=NVRM: Xid (PCI:0000:3b:00): 48, pid=413, DBE (double bit error)\n\n");
+        let bytes = export_stream();
         std::fs::write(&path, &bytes).unwrap();
         let dir_store = EvidenceStore::new(dir.join("ev"));
         let (entry, ev) = collect_log(&path, Some(&dir_store));
@@ -551,6 +600,95 @@ mod tests {
         let (entry, _) = collect_log(&path, None);
         assert_eq!(entry["lines"], 0);
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// A journald export stream with a binary multi-line MESSAGE, as `journalctl -o export`
+    /// writes it.
+    fn export_stream() -> Vec<u8> {
+        let mut bytes = Vec::new();
+        bytes.extend(b"__CURSOR=s=1;i=1\n__REALTIME_TIMESTAMP=1731241857000000\n_PID=413\nSYSLOG_IDENTIFIER=vllm\nMESSAGE=INFO engine started\n\n");
+        let message = b"Traceback (most recent call last):\ntorch.OutOfMemoryError: CUDA out of memory. api_key=abc123secret";
+        bytes.extend(b"__CURSOR=s=1;i=2\n_PID=413\nSYSLOG_IDENTIFIER=vllm\nMESSAGE\n");
+        bytes.extend((message.len() as u64).to_le_bytes());
+        bytes.extend(message);
+        bytes.extend(b"\n\n");
+        bytes.extend(b"__CURSOR=s=1;i=3\n_COMM=kernel\nMESSAGE=NVRM: Xid (PCI:0000:3b:00): 48, pid=413, DBE (double bit error)\n\n");
+        bytes
+    }
+
+    #[test]
+    fn journal_unit_through_a_stand_in_journalctl() {
+        // The stand-in records its arguments and prints a canned export stream. It runs through
+        // `sh` so no freshly written file is exec'd (that races with forks: ETXTBSY).
+        let dir = scratch("journalctl");
+        std::fs::write(dir.join("stream"), export_stream()).unwrap();
+        let script =
+            format!("printf '%s\\n' \"$@\" > '{0}/args'; cat '{0}/stream'\n", dir.display());
+        std::fs::write(dir.join("journalctl.sh"), script).unwrap();
+        let script_path = dir.join("journalctl.sh").display().to_string();
+        let store = EvidenceStore::new(dir.join("ev"));
+        let (entry, ev) = collect_journal(&["sh", &script_path], "vllm.service", Some(&store));
+        let args = std::fs::read_to_string(dir.join("args")).unwrap();
+        assert_eq!(entry["path"], "journal:vllm.service");
+        assert_eq!(entry["available"], true, "{entry}");
+        assert_eq!(entry["format"], "journald-export");
+        assert_eq!(entry["lines"], 4);
+        assert_eq!(entry["counts"]["cuda_oom"], 1);
+        assert_eq!(entry["xid_codes"]["48"], 1);
+        let args: Vec<&str> = args.lines().collect();
+        assert_eq!(
+            args,
+            [
+                "--no-pager",
+                "--quiet",
+                "--output=export",
+                "--lines",
+                "5000",
+                "--unit",
+                "vllm.service"
+            ]
+        );
+        let stored = String::from_utf8(store.get(&ev.unwrap().sha256).unwrap()).unwrap();
+        assert!(!stored.contains("abc123secret"));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn journal_unit_names_and_missing_journalctl() {
+        for bad in ["", "-k", "two words", "x\ny"] {
+            let (entry, _) = collect_journal(&["journalctl"], bad, None);
+            assert_eq!(entry["available"], false, "{bad:?}");
+            assert!(entry["reason"].as_str().unwrap().contains("not a systemd unit name"));
+        }
+        let (entry, _) = collect_journal(&["/nonexistent/journalctl"], "vllm.service", None);
+        assert_eq!(entry["available"], false);
+        assert!(entry["reason"].as_str().unwrap().contains("cannot run"), "{entry}");
+        // `journal:` in a --log path selects the journal reader.
+        let (entry, _) = collect_log(Path::new("journal:-x"), None);
+        assert_eq!(entry["path"], "journal:-x");
+        assert!(entry["reason"].as_str().unwrap().contains("not a systemd unit name"));
+    }
+
+    #[test]
+    fn real_journalctl_for_a_unit_without_entries() {
+        let on_path = std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|d| d.join("journalctl").is_file())
+        });
+        if !on_path {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("journalctl is required under CI=true (apt-get install systemd)");
+            }
+            opsg_core::cli::warn(
+                "SKIPPED real_journalctl_for_a_unit_without_entries: journalctl not installed (apt-get install systemd)",
+            );
+            return;
+        }
+        let unit = format!("opsg-no-such-unit-{}.service", std::process::id());
+        let (entry, _) = collect_log(Path::new(&format!("journal:{unit}")), None);
+        assert_eq!(entry["available"], true, "{entry}");
+        assert_eq!(entry["format"], "journald-export");
+        assert_eq!(entry["lines"], 0);
+        assert_eq!(entry["counts"]["engine_dead"], 0);
     }
 
     #[test]
