@@ -207,6 +207,7 @@ fn a_fix_that_does_not_work_is_rolled_back_to_where_the_sim_started() {
         json!({"weights": {"stable": 0.9, "canary": 0.1}})
     );
     assert_eq!(rb["verified"], true, "{rb}");
+    e2e_support::check_acting_records(&out.stdout);
     assert_eq!(weights(&sim), before, "the sim is back where it started");
     assert_eq!(sim.admin_calls(), vec!["POST /admin/traffic", "POST /admin/traffic"]);
 }
@@ -267,6 +268,7 @@ fn a_canary_regression_waits_for_approval_then_a_signed_token_rolls_its_config_b
     assert_eq!(d["approval"]["approver"], "alice");
     let v = last(&second, "verification");
     assert_eq!(v["outcome"], "resolved", "{}\n{v}", second.stderr);
+    e2e_support::check_acting_records(&second.stdout);
     assert_eq!(
         sim.state()["deployments"]["canary"]["config_version"],
         1,

@@ -213,6 +213,7 @@ fn a_failed_fix_is_rolled_back_in_reverse_order() {
     assert_eq!(verify.code, Some(13), "{}", verify.stderr);
     let body = verify.last_body();
     assert_eq!(body["outcome"], "rolled_back");
+    e2e_support::check_acting_records(&verify.stdout);
     let rb: Vec<Value> = body["rollback"]["actions"].as_array().unwrap().clone();
     assert_eq!(rb.iter().map(|a| a["index"].clone()).collect::<Vec<_>>(), vec![json!(1), json!(0)]);
     // The inverses' weights were refreshed from the state captured before acting.

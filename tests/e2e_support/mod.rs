@@ -368,3 +368,27 @@ pub fn pipe_while_ticking(
         stderr: ereader.join().unwrap_or_default(),
     }
 }
+
+/// Parse a record body into its Rust type and write it back: the JSON must come out the same, so
+/// a member the types do not know (an unplanned field) fails the test.
+pub fn typed_round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(body: &Value) {
+    let typed: T = serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let back = serde_json::to_value(&typed).expect("serialize");
+    assert_eq!(&back, body, "the body has members its type does not know");
+}
+
+/// Every record of the stdout of a stage, body round-tripped through its type.
+pub fn check_acting_records(stdout: &[u8]) {
+    use opsg_core::kinds::{DecisionBody, ExecutionBody, VerificationBody};
+    opsg_core::stream::read_chain(stdout, "stdout", &Default::default())
+        .expect("a sealed, linked, schema-valid chain");
+    for line in String::from_utf8_lossy(stdout).lines() {
+        let record: Value = serde_json::from_str(line).expect("JSON");
+        match record["kind"].as_str() {
+            Some("decision") => typed_round_trip::<DecisionBody>(&record["body"]),
+            Some("execution") => typed_round_trip::<ExecutionBody>(&record["body"]),
+            Some("verification") => typed_round_trip::<VerificationBody>(&record["body"]),
+            _ => {}
+        }
+    }
+}
