@@ -1,5 +1,6 @@
 //! Bounded log tails: the last bytes of a log file (plain text or journald export format), or the
-//! last entries of a systemd unit's journal (`journal:UNIT`, read through `journalctl -o export`),
+//! last entries of a systemd unit's journal (`journal:UNIT`, read through `journalctl -o export`;
+//! `journal:kernel` for the kernel log, where NVRM Xid lines and OOM-killer reports land),
 //! with secrets redacted, scanned for known vLLM/GPU failure signatures, and the redacted excerpt
 //! stored as evidence.
 //!
@@ -302,6 +303,8 @@ pub fn collect_log(path: &Path, store: Option<&EvidenceStore>) -> (Value, Option
 
 /// `--log journal:UNIT` reads the unit's systemd journal instead of a file.
 pub const JOURNAL_PREFIX: &str = "journal:";
+/// `--log journal:kernel` reads the kernel messages of the current boot (`journalctl --dmesg`).
+pub const KERNEL_UNIT: &str = "kernel";
 /// How long `journalctl` may take.
 const JOURNAL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Export entries carry a dozen fields each: the raw stream is read up to this much, and its last
@@ -336,7 +339,13 @@ pub(crate) fn collect_journal(
     };
     let entries = MAX_LINES.to_string();
     let mut args: Vec<&str> = prefix.to_vec();
-    args.extend(["--no-pager", "--quiet", "--output=export", "--lines", &entries, "--unit", unit]);
+    args.extend(["--no-pager", "--quiet", "--output=export", "--lines", &entries]);
+    // `journal:kernel` is the kernel log: NVRM Xid lines and OOM-killer reports live there.
+    if unit == KERNEL_UNIT {
+        args.push("--dmesg");
+    } else {
+        args.extend(["--unit", unit]);
+    }
     let (bytes, more) =
         match super::procfile::run_bounded(program, &args, JOURNAL_DEADLINE, JOURNAL_MAX_OUTPUT) {
             Ok(out) => out,
@@ -651,6 +660,26 @@ mod tests {
         let stored = String::from_utf8(store.get(&ev.unwrap().sha256).unwrap()).unwrap();
         assert!(!stored.contains("abc123secret"));
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn journal_kernel_asks_for_the_kernel_log() {
+        let dir = scratch("dmesg");
+        std::fs::write(dir.join("stream"), export_stream()).unwrap();
+        let script =
+            format!("printf '%s\\n' \"$@\" > '{0}/args'; cat '{0}/stream'\n", dir.display());
+        std::fs::write(dir.join("journalctl.sh"), script).unwrap();
+        let script_path = dir.join("journalctl.sh").display().to_string();
+        let (entry, _) = collect_journal(&["sh", &script_path], KERNEL_UNIT, None);
+        let args = std::fs::read_to_string(dir.join("args")).unwrap();
+        std::fs::remove_dir_all(dir).ok();
+        assert_eq!(entry["path"], "journal:kernel");
+        assert_eq!(entry["xid_codes"]["48"], 1);
+        let args: Vec<&str> = args.lines().collect();
+        assert_eq!(
+            args,
+            ["--no-pager", "--quiet", "--output=export", "--lines", "5000", "--dmesg"]
+        );
     }
 
     #[test]
