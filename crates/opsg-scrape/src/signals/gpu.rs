@@ -645,8 +645,8 @@ pub fn gpus_json(snapshot: Result<GpuSnapshot, String>) -> Value {
             "available": true,
             "window_ms": snapshot.xid_window_ms,
             // NVML reports only events raised after registration: an empty list is not "no XIDs
-            // ever". The kernel log (`--log` on a journald export) holds the earlier ones.
-            "scope": "raised during the window only; earlier XIDs are in the kernel log",
+            // ever". The kernel log (`--log journal:kernel`) holds the earlier ones.
+            "scope": "raised during the window only; earlier XIDs are in the kernel log (--log journal:kernel)",
             "events": events.iter().map(|e| json!({
                 "gpu_index": e.gpu_index, "uuid": e.uuid, "xid": e.xid,
             })).collect::<Vec<_>>(),
