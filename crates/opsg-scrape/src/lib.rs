@@ -22,6 +22,7 @@ pub mod compact;
 pub mod fetch;
 pub mod normalize;
 pub mod promapi;
+pub mod promtargets;
 pub mod scrape;
 pub mod signals;
 pub mod target;
@@ -112,6 +113,12 @@ pub struct Args {
     /// A PromQL expression for --prometheus (repeatable).
     #[arg(long = "query", value_name = "PROMQL", requires = "prometheus")]
     pub queries: Vec<String>,
+
+    /// Also turn the query results into targets, one per `instance` label (histograms rebuilt
+    /// from `_bucket`/`_sum`/`_count`, `up` = 0 marks it down), so triage reads a fleet watched by
+    /// Prometheus like scraped replicas. E.g. --query '{job="vllm"}' --range 5m --as-targets.
+    #[arg(long, requires = "prometheus")]
+    pub as_targets: bool,
 
     /// Make the queries range queries over this window ending now (e.g. `10m`).
     #[arg(long, value_name = "DURATION", value_parser = duration, requires = "prometheus")]
@@ -392,8 +399,29 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         Ok::<_, Error>((scraped?, queries, signals))
     })?;
 
+    let mut scraped = scraped;
+    if args.as_targets {
+        for mut t in promtargets::targets_from_queries(&queries) {
+            let base = t.name.clone();
+            let mut n = 1;
+            while scraped.targets.iter().any(|x| x.name == t.name) {
+                n += 1;
+                t.name = format!("{base}#{n}");
+            }
+            scraped.targets.push(t);
+        }
+    }
     let now = clock.now();
     let mut window = scraped.window.clone();
+    if window.start.is_empty() {
+        // Only query-derived targets: their evaluation times are the window (RFC 3339 UTC
+        // strings of one format sort as times).
+        let times = scraped.targets.iter().flat_map(|t| t.samples.iter().map(|s| &s.at));
+        if let (Some(first), Some(last)) = (times.clone().min(), times.max()) {
+            window.start.clone_from(first);
+            window.end.clone_from(last);
+        }
+    }
     if window.start.is_empty() {
         window.start = now.to_rfc3339();
         window.end = window.start.clone();
