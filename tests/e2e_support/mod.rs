@@ -319,7 +319,15 @@ pub fn pipe_while_ticking(
     if let Some(p) = std::env::var_os("PATH") {
         cmd.env("PATH", p);
     }
-    for (k, v) in [("GATE", GATE), ("EXEC", EXEC), ("VERIFY", VERIFY), ("SCRAPE", SCRAPE)] {
+    for (k, v) in [
+        ("GATE", GATE),
+        ("EXEC", EXEC),
+        ("VERIFY", VERIFY),
+        ("SCRAPE", SCRAPE),
+        ("TRIAGE", env!("CARGO_BIN_EXE_opsg-triage")),
+        ("PLAN", env!("CARGO_BIN_EXE_opsg-plan")),
+        ("AUDIT", env!("CARGO_BIN_EXE_opsg-audit")),
+    ] {
         cmd.env(k, v);
     }
     for (k, v) in env {
