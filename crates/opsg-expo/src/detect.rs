@@ -50,6 +50,20 @@ mod tests {
     }
 
     #[test]
+    fn content_types_we_cannot_parse_fall_back_to_the_body() {
+        // expfmt's negotiation table: protobuf is not ours to parse, and `version=0.0.3` is not
+        // 0.0.4; in both cases the body decides (and text 0.0.4 is what such a server sends
+        // when asked for text).
+        let proto = "application/vnd.google.protobuf; proto=\"io.prometheus.client.MetricFamily\"; encoding=\"delimited\"";
+        assert_eq!(detect_format(Some(proto), b"a 1\n# EOF\n"), Format::OpenMetrics);
+        assert_eq!(detect_format(Some(proto), b"a 1\n"), Format::PrometheusText);
+        assert_eq!(
+            detect_format(Some("text/plain; version=0.0.3"), b"a 1\n"),
+            Format::PrometheusText
+        );
+    }
+
+    #[test]
     fn body_sniffing_looks_for_a_final_eof_line() {
         assert_eq!(detect_format(None, b"a 1\n# EOF\n"), Format::OpenMetrics);
         assert_eq!(detect_format(None, b"a 1\n# EOF"), Format::OpenMetrics);

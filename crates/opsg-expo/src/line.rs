@@ -426,6 +426,9 @@ pub(crate) fn parse_float(s: &str) -> Option<f64> {
     if first.is_ascii_digit() || first == b'-' || first == b'+' || first == b'.' {
         let body = if first == b'-' || first == b'+' { &b[1..] } else { b };
         if body.first().is_some_and(|c| c.is_ascii_digit() || *c == b'.') {
+            if let Some(v) = fast_decimal(body) {
+                return Some(if first == b'-' { -v } else { v });
+            }
             if body
                 .iter()
                 .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
@@ -447,6 +450,48 @@ pub(crate) fn parse_float(s: &str) -> Option<f64> {
     } else {
         None
     }
+}
+
+/// Exact powers of ten (every one up to 1e22 is representable in an f64).
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Clinger's fast path for the values expositions are full of (`0.0`, `1423`, `27453.0`): a
+/// plain decimal without exponent whose significant digits fit in 2^53 and whose fraction has
+/// at most 22 digits is exactly `mantissa / 10^k`, one correctly rounded IEEE division, the same
+/// result `str::parse` gives. Anything else returns `None` for the general parser.
+#[inline]
+fn fast_decimal(body: &[u8]) -> Option<f64> {
+    let mut mant: u64 = 0;
+    let mut significant = 0u32;
+    let mut frac = 0u32;
+    let mut any_digit = false;
+    let mut dot = false;
+    for &c in body {
+        match c {
+            b'0'..=b'9' => {
+                any_digit = true;
+                if mant != 0 || c != b'0' {
+                    significant += 1;
+                    if significant > 15 {
+                        return None;
+                    }
+                }
+                mant = mant * 10 + u64::from(c - b'0');
+                if dot {
+                    frac += 1;
+                }
+            }
+            b'.' if !dot => dot = true,
+            _ => return None,
+        }
+    }
+    if !any_digit || frac as usize >= POW10.len() {
+        return None;
+    }
+    Some(mant as f64 / POW10[frac as usize])
 }
 
 /// A text 0.0.4 timestamp: a signed 64-bit integer of milliseconds.
@@ -802,6 +847,43 @@ mod tests {
         for bad in ["1_2", "0x1p-3", "0X1", "0b1", "0o1", "0O1", "true", "", "1z", "1.1.1", "+NaN"]
         {
             assert_eq!(parse_float(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn fast_decimal_path_agrees_with_the_general_parser() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..200_000 {
+            let r = next();
+            let int = r % 10u64.pow((r >> 8) as u32 % 12);
+            let frac_len = (r >> 20) as usize % 8;
+            let frac: String = (0..frac_len)
+                .map(|i| char::from(b'0' + ((r >> (24 + i * 4)) % 10) as u8))
+                .collect();
+            let lead = "0".repeat((r >> 60) as usize % 3);
+            let s = match (r >> 56) % 4 {
+                0 => format!("{lead}{int}"),
+                1 => format!("{lead}{int}.{frac}"),
+                2 => format!("-{int}.{frac}"),
+                _ => format!(".{frac}0"),
+            };
+            let want = s.parse::<f64>().ok();
+            let got = parse_float(&s);
+            assert_eq!(got.map(f64::to_bits), want.map(f64::to_bits), "{s}");
+        }
+        for s in ["0.1", "0.30000000000000004", "123456789012345.6", "9007199254740993", "5.", "-0"]
+        {
+            assert_eq!(
+                parse_float(s).map(f64::to_bits),
+                s.parse::<f64>().ok().map(f64::to_bits),
+                "{s}"
+            );
         }
     }
 
