@@ -301,4 +301,51 @@ fn queries_prometheus_for_a_series_it_scraped_from_the_sim() {
     assert_eq!(q.status, "ok", "{:?}", q.reason);
     assert!(!q.series[0].points.is_empty());
     assert!(q.series[0].points.iter().all(|p| p.v == Some(Float(1.0))));
+
+    // --as-targets: the replica as Prometheus saw it, shaped like a direct scrape.
+    let out = run(
+        &[
+            "--prometheus",
+            &base,
+            "--query",
+            "{job=\"sim\"}",
+            "--range",
+            "30s",
+            "--step",
+            "1s",
+            "--as-targets",
+        ],
+        None,
+    );
+    let (_, body) = record(&out);
+    let via = body
+        .targets
+        .iter()
+        .find(|t| t.name == host_port)
+        .expect("a target named after the instance");
+    assert_eq!(via.status, TargetStatus::Up, "{:?}", via.reason);
+    assert_eq!(via.labels["job"], "sim");
+    let running = via
+        .series
+        .iter()
+        .find(|s| s.name == "vllm:num_requests_running" && s.labels == gauge.labels)
+        .expect("the gauge, with the replica's own labels");
+    assert_eq!(running.points.last().and_then(|p| p.v), gauge.points[0].v);
+    let ttft = via
+        .series
+        .iter()
+        .find(|s| s.name == "vllm:time_to_first_token_seconds")
+        .expect("TTFT rebuilt as a histogram");
+    assert_eq!(ttft.metric_type, opsg_core::kinds::observation::MetricType::Histogram);
+    assert_eq!(ttft.le.last(), Some(&Float(f64::INFINITY)));
+    let direct_ttft = replica
+        .series
+        .iter()
+        .find(|s| s.name == "vllm:time_to_first_token_seconds" && s.labels == ttft.labels)
+        .expect("the same histogram scraped directly");
+    assert_eq!(ttft.le, direct_ttft.le, "same bucket layout");
+    assert_eq!(
+        ttft.points.last().map(|p| &p.buckets),
+        direct_ttft.points.first().map(|p| &p.buckets)
+    );
 }
