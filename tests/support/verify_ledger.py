@@ -9,7 +9,7 @@ import hashlib, hmac, json, os, re, sys
 
 GENESIS = "0" * 64
 HEX64 = re.compile(rb"[0-9a-f]{64}\Z")
-PREFIX = re.compile(rb'\{"ledger":"opsg\.ledger/v1","seq":([1-9][0-9]*),"appended":"([^"\\]+)","record":')
+PREFIX = re.compile(rb'\{"ledger":"opsg\.ledger/v1","seq":([1-9][0-9]{0,19}),"appended":"([^"\\]{1,64})","record":')
 
 
 def sealed(line):
