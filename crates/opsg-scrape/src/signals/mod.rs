@@ -65,17 +65,19 @@ use std::time::Duration;
 pub struct SignalArgs {
     /// Collect host signals from procfs (CPU, memory, PSI, load, disk, OOM kills).
     pub host: bool,
-    /// Per-process RSS, threads and fds for processes with these names.
+    /// Per-process RSS, threads and fds for processes with these names (matched against `comm`,
+    /// `argv[0]`, or an interpreter's script or `-m` module).
     pub processes: Vec<String>,
     /// Collect GPU state through NVML.
     pub gpu: bool,
-    /// cgroup v2 stats of these services (unit or cgroup path names).
+    /// cgroup v2 stats of these services (unit or cgroup path names; `.` is the root cgroup).
     pub cgroups: Vec<String>,
     /// Alertmanager base URL (API v2) to read active alerts from.
     pub alertmanager: Option<String>,
     /// An Alertmanager webhook payload file (`-` for stdin).
     pub alerts_file: Option<PathBuf>,
-    /// Log files to tail (bounded) for error signatures.
+    /// Log files to tail (bounded) for error signatures; `journal:UNIT` reads a systemd unit's
+    /// journal and `journal:kernel` the kernel log (NVRM Xid lines, OOM-killer reports).
     pub logs: Vec<PathBuf>,
     /// Root of procfs (`/proc`; a fixture directory in tests).
     pub proc_root: PathBuf,
