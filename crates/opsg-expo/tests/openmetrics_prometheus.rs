@@ -333,3 +333,18 @@ fn prometheus_st_known_limitations_parse() {
     assert_eq!(lenient.diagnostics.len(), 1);
     assert!(lenient.families.iter().all(|f| f.kind == MetricKind::Unknown));
 }
+
+#[test]
+fn om_escaping_case_values() {
+    // Conformance `escaping`: `\"`, `\n`, `\\` are decoded; `\z` and `\t` (HELP) stay verbatim.
+    let b = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/openmetrics_parsers/escaping/metrics"
+    ))
+    .unwrap();
+    let e = parse(&b, &ParseOptions::new(Format::OpenMetrics)).unwrap();
+    let f = e.family("a").unwrap();
+    assert_eq!(f.help.as_deref(), Some("he\n\\l\\tp"));
+    let values: Vec<&str> = f.samples.iter().map(|s| s.label("foo").unwrap()).collect();
+    assert_eq!(values, ["b\"a\nr", "b\\a\\z", "b\"a\nr # ", "b\\a\\z # "]);
+}

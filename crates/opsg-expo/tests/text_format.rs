@@ -264,6 +264,7 @@ const EXPFMT_ERRORS: &[(&str, u64, &str)] = &[
     ),
     ("metric{label=\"bla\",label=\"bla\"} 3.14", 1, "duplicate label name"),
     ("{\"one.name\",\"another.name\"} 3.14", 1, "multiple metric names"),
+    ("{\"a\\xc5z\",label=\"bla\"} 3.14", 1, "invalid escape sequence"),
     ("{\"metric.name\".label=\"bla\"} 3.14", 1, "expected `,` or `}`"),
     (
         "\n# TYPE \"metric.name\\t\" counter\n{\"metric.name\\t\",label=\"bla\"} 3.14\n",
