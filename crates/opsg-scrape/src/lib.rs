@@ -40,8 +40,8 @@ const EXAMPLES: &str = "Examples:
   # Replay a recorded capture deterministically:
   opsg-scrape --file capture.prom --now 2026-11-22T06:00:00Z --run-id run-replay
 
-  # Ask the Prometheus that already watches the fleet (range query over 10 minutes):
-  opsg-scrape --prometheus http://prometheus:9090 --query 'vllm:num_requests_waiting' --range 10m --step 30s
+  # Ask the Prometheus that already watches the fleet; per-instance targets for triage:
+  opsg-scrape --prometheus http://prometheus:9090 --query '{job=\"vllm\"}' --range 10m --step 30s --as-targets
 
   # Host pressure and a vLLM log tail alongside the replica:
   opsg-scrape --target http://127.0.0.1:8000/metrics --host --log /var/log/vllm.log";
