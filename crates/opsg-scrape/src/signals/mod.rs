@@ -129,6 +129,19 @@ pub fn collect_with_gpu(
     evidence: Option<&EvidenceStore>,
     gpu_source: &dyn gpu::GpuSource,
 ) -> Signals {
+    // An unset root (SignalArgs::default()) means the live host, not the working directory.
+    let mut owned = None;
+    if args.proc_root.as_os_str().is_empty() || args.cgroup_root.as_os_str().is_empty() {
+        let mut fixed = args.clone();
+        if fixed.proc_root.as_os_str().is_empty() {
+            fixed.proc_root = PathBuf::from("/proc");
+        }
+        if fixed.cgroup_root.as_os_str().is_empty() {
+            fixed.cgroup_root = PathBuf::from("/sys/fs/cgroup");
+        }
+        owned = Some(fixed);
+    }
+    let args = owned.as_ref().unwrap_or(args);
     let mut signals = Signals::default();
     std::thread::scope(|scope| {
         let host = args.host.then(|| {
@@ -225,6 +238,26 @@ mod tests {
         assert_eq!(signals.evidence.len(), 1);
         assert_eq!(signals.logs[0]["evidence"], signals.evidence[0].sha256.as_str());
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn default_roots_mean_the_live_host() {
+        let args = SignalArgs {
+            host: true,
+            cpu_interval: Some(Duration::ZERO),
+            cgroups: vec![".".into()],
+            ..SignalArgs::default()
+        };
+        let signals = collect(&args, None);
+        let host = signals.host.unwrap();
+        assert_eq!(host["available"], true, "{host}");
+        assert!(host["memory"]["total_bytes"].as_u64().unwrap() > 0);
+        // `.` resolves under /sys/fs/cgroup: available on a cgroup v2 (or hybrid) host, and
+        // otherwise a reason naming that root, never the working directory.
+        let cgroup = &signals.cgroups[0];
+        if cgroup["available"] == false {
+            assert!(cgroup["reason"].as_str().unwrap().contains("/sys/fs/cgroup"), "{cgroup}");
+        }
     }
 
     #[test]
