@@ -7,6 +7,7 @@
 //!   incidents on healthy windows) and diffs;
 //! - [`record`]: a live pipe's output turned into a new case.
 
+pub mod campaign;
 pub mod case;
 pub mod pipeline;
 pub mod record;
@@ -67,7 +68,7 @@ pub struct Args {
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
     /// No progress bar.
-    #[arg(long, short = 'q')]
+    #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
     /// A subcommand instead of replaying.
     #[command(subcommand)]
@@ -96,6 +97,23 @@ pub enum Sub {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Run a fault campaign against opsg-sim (schemas/campaign.schema.json): each arm x fault x
+    /// intensity x trial resets the sim, injects the fault, runs the pipe every interval as cron
+    /// would, and measures time to detect, mitigate and resolve. CSV rows, a summary on stderr.
+    Campaign {
+        /// The campaign file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Write one CSV row per trial to FILE (`-` for stdout).
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Where the opsg binaries are (default: next to opsg-replay).
+        #[arg(long, value_name = "DIR")]
+        bin_dir: Option<PathBuf>,
+        /// Keep each trial's ledger, state and stderr here (default: a temporary directory, removed).
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+    },
 }
 
 fn after_help() -> String {
@@ -122,6 +140,15 @@ pub fn run(args: Args) -> Result<ExitStatus> {
             case.get("expected_class").and_then(|v| v.as_str()).unwrap_or("?")
         ));
         return Ok(ExitStatus::Success);
+    }
+    if let Some(Sub::Campaign { file, csv, bin_dir, work_dir }) = &args.command {
+        return run_campaign(
+            file,
+            csv.as_deref(),
+            bin_dir.clone(),
+            work_dir.as_deref(),
+            args.quiet,
+        );
     }
     let dir =
         args.dir.clone().ok_or_else(|| Error::usage("give a corpus DIR (or a subcommand)"))?;
@@ -196,4 +223,38 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         std::io::stdout().lock().write_all(text.as_bytes()).map_err(|e| Error::io("stdout", e))?;
     }
     Ok(if summary.failed == 0 { ExitStatus::Success } else { ExitStatus::ExpectationsFailed })
+}
+
+fn run_campaign(
+    file: &std::path::Path,
+    csv_out: Option<&std::path::Path>,
+    bin_dir: Option<PathBuf>,
+    work_dir: Option<&std::path::Path>,
+    quiet: bool,
+) -> Result<ExitStatus> {
+    let bins = campaign::Bins::new(bin_dir)?;
+    let spec = campaign::load(file)?;
+    let (work, temporary) = match work_dir {
+        Some(d) => (d.to_path_buf(), false),
+        None => (std::env::temp_dir().join(format!("opsg-campaign-{}", std::process::id())), true),
+    };
+    std::fs::create_dir_all(&work).map_err(|e| Error::io(work.display(), e))?;
+    let bar = opsg_core::progress::bar(campaign::trial_count(file)?, "campaign", quiet);
+    let rows = campaign::run(file, &bins, &work, &bar);
+    bar.finish_and_clear();
+    if temporary {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    let rows = rows?;
+    if let Some(path) = csv_out {
+        if path.as_os_str() == "-" {
+            campaign::write_csv(&rows, std::io::stdout().lock())
+        } else {
+            let f = std::fs::File::create(path).map_err(|e| Error::io(path.display(), e))?;
+            campaign::write_csv(&rows, f)
+        }
+        .map_err(|e| Error::io(path.display(), std::io::Error::other(e)))?;
+    }
+    opsg_core::cli::human(&campaign::summary(&rows, spec.interval_s));
+    Ok(ExitStatus::Success)
 }

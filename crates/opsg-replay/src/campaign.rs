@@ -1,0 +1,619 @@
+//! Fault campaigns against opsg-sim: for each arm x fault x intensity x trial, reset the sim,
+//! inject the fault at a known (sim) time, run the pipe as a cron job would every `interval_s` sim
+//! seconds, and measure time to detect, mitigate and resolve, what was done, and whether the fleet
+//! ended healthy. A baseline arm (`remediate: false`) shows how often the fleet heals by itself.
+//!
+//! The sim runs on its own clock at `--speed` (sim seconds per real second); every time here is
+//! sim time read from `GET /state`, so results do not depend on how fast this machine is. The
+//! pipe is the real binaries, connected with OS pipes (no shell), exactly as cron would run them.
+
+use opsg_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A campaign file (`schemas/campaign.schema.json`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignFile {
+    /// The sim's seed (every trial resets to it).
+    pub seed: u64,
+    /// Sim seconds per real second (`opsg-sim --speed`).
+    #[serde(default = "default_speed")]
+    pub speed: f64,
+    /// Sim seconds between two runs of the pipe (the cron period).
+    pub interval_s: f64,
+    /// Runs of the pipe per trial before giving up.
+    pub max_runs: u32,
+    /// Sim seconds of normal traffic before the fault.
+    #[serde(default = "default_warmup")]
+    pub warmup_s: f64,
+    /// Trials per arm, fault and intensity.
+    pub trials: u32,
+    /// Faults to inject.
+    pub faults: Vec<FaultSpec>,
+    /// Arms compared side by side.
+    pub arms: Vec<Arm>,
+    /// Extra arguments for opsg-scrape (default: 3 samples 300 ms apart).
+    #[serde(default)]
+    pub scrape_args: Option<Vec<String>>,
+    /// Extra arguments for opsg-verify (default: settle 1s, 3 samples 300 ms apart).
+    #[serde(default)]
+    pub verify_args: Option<Vec<String>>,
+}
+
+fn default_speed() -> f64 {
+    20.0
+}
+
+fn default_warmup() -> f64 {
+    60.0
+}
+
+/// One fault to inject.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// The sim's fault name (`kv_cache_saturation`, …).
+    pub fault: String,
+    /// Its target (deployment, replica or node name).
+    pub target: String,
+    /// Intensities to try, each in [0, 1].
+    pub intensities: Vec<f64>,
+    /// The class triage should name (for the "correctly classified" column).
+    #[serde(default)]
+    pub expected_class: Option<String>,
+}
+
+/// One arm: how the pipe runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arm {
+    /// Its name in the results.
+    pub name: String,
+    /// False for the baseline: scrape and triage only, nothing executed.
+    #[serde(default = "yes")]
+    pub remediate: bool,
+    /// The gate policy (relative to the campaign file); default: the built-in (dry-run) one.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Extra arguments for opsg-triage and opsg-plan (e.g. `["--llm"]`).
+    #[serde(default)]
+    pub advisor_args: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One trial's measurements (a CSV row).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Trial {
+    /// Arm name.
+    pub arm: String,
+    /// Fault.
+    pub fault: String,
+    /// Intensity.
+    pub intensity: f64,
+    /// Trial number (1-based).
+    pub trial: u32,
+    /// Runs of the pipe made.
+    pub runs: u32,
+    /// Sim seconds from injection to the first incident finding.
+    pub time_to_detect_s: Option<f64>,
+    /// Whether that finding named the expected class.
+    pub class_correct: Option<bool>,
+    /// The class first named.
+    pub first_class: String,
+    /// Sim seconds from injection to the first executed action.
+    pub time_to_mitigate_s: Option<f64>,
+    /// Sim seconds from injection to a verified resolution.
+    pub time_to_resolve_s: Option<f64>,
+    /// The last run's outcome (opsg-audit's report).
+    pub outcome: String,
+    /// Actions executed.
+    pub actions: u32,
+    /// Impactful ones.
+    pub impactful: u32,
+    /// Destructive ones.
+    pub destructive: u32,
+    /// Destructive ones executed without an approval.
+    pub destructive_unapproved: u32,
+    /// Inverses run by rollbacks.
+    pub rolled_back: u32,
+    /// The fleet was healthy at the end.
+    pub healthy_end: bool,
+    /// Why not, when not.
+    pub unhealthy_reason: String,
+}
+
+/// Where the binaries are.
+#[derive(Debug, Clone)]
+pub struct Bins {
+    dir: PathBuf,
+}
+
+impl Bins {
+    /// The opsg binaries in `dir` (default: next to the running executable).
+    pub fn new(dir: Option<PathBuf>) -> Result<Bins> {
+        let dir = match dir {
+            Some(d) => d,
+            None => std::env::current_exe()
+                .map_err(|e| Error::io("current executable", e))?
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+        };
+        Ok(Bins { dir })
+    }
+
+    fn path(&self, tool: &str) -> PathBuf {
+        self.dir.join(tool)
+    }
+}
+
+/// A running opsg-sim; killed on drop.
+pub struct Sim {
+    child: Child,
+    /// Its control URL (`http://127.0.0.1:PORT`).
+    pub url: String,
+    agent: ureq::Agent,
+}
+
+impl Sim {
+    /// Start opsg-sim on an ephemeral loopback port.
+    pub fn start(bins: &Bins, seed: u64, speed: f64) -> Result<Sim> {
+        let mut child = Command::new(bins.path("opsg-sim"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--seed",
+                &seed.to_string(),
+                "--speed",
+                &speed.to_string(),
+            ])
+            .arg("--exit-on-stdin-eof")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| Error::io(bins.path("opsg-sim").display(), e))?;
+        let stdout = child.stdout.take().ok_or_else(|| Error::internal("opsg-sim stdout"))?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map_err(|e| Error::io("opsg-sim stdout", e))?;
+        let started: Value = serde_json::from_str(&line)
+            .map_err(|e| Error::invalid(format!("opsg-sim start-up line is not JSON: {e}")))?;
+        let listen = started["listen"]
+            .as_str()
+            .ok_or_else(|| Error::invalid("opsg-sim start-up line has no `listen`"))?;
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Ok(Sim { child, url: format!("http://{listen}"), agent })
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        let url = format!("{}{path}", self.url);
+        let response = match (method, body) {
+            ("GET", _) => self.agent.get(&url).call(),
+            ("DELETE", _) => self.agent.delete(&url).call(),
+            (_, Some(b)) => self
+                .agent
+                .post(&url)
+                .header("content-type", "application/json")
+                .send(b.to_string().as_bytes()),
+            (_, None) => self.agent.post(&url).send_empty(),
+        }
+        .map_err(|e| Error::io(&url, std::io::Error::other(e.to_string())))?;
+        let status = response.status().as_u16();
+        let text = response
+            .into_body()
+            .read_to_string()
+            .map_err(|e| Error::io(&url, std::io::Error::other(e.to_string())))?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status >= 400 {
+            return Err(Error::invalid(format!(
+                "opsg-sim answered {status} to {method} {path}: {value}"
+            )));
+        }
+        Ok(value)
+    }
+
+    /// `GET /state`.
+    pub fn state(&self) -> Result<Value> {
+        self.call("GET", "/state", None)
+    }
+
+    /// Sim time, seconds.
+    pub fn sim_time(&self) -> Result<f64> {
+        Ok(self.state()?["sim_time"].as_f64().unwrap_or(0.0))
+    }
+
+    /// Wait until sim time reaches `t` (bounded in real time).
+    pub fn wait_until(&self, t: f64, speed: f64) -> Result<()> {
+        let deadline = Instant::now()
+            + Duration::from_secs_f64((t - self.sim_time()?).max(0.0) / speed + 30.0);
+        while self.sim_time()? < t {
+            if Instant::now() > deadline {
+                return Err(Error::internal("opsg-sim's clock stopped advancing"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Write a scrape targets file for every endpoint `/state` lists.
+    pub fn targets_file(&self, path: &Path) -> Result<()> {
+        let state = self.state()?;
+        let mut targets = Vec::new();
+        for t in state["targets"].as_array().into_iter().flatten() {
+            let job = t["job"].as_str().unwrap_or("vllm");
+            let name = match (job, t["replica"].as_str(), t["node"].as_str()) {
+                ("vllm", Some(r), _) => r.to_string(),
+                (job, _, Some(node)) => format!("{job}-{node}"),
+                (job, _, None) => job.to_string(),
+            };
+            let mut labels = serde_json::Map::new();
+            for key in ["deployment", "role", "node", "job"] {
+                if let Some(v) = t[key].as_str() {
+                    labels.insert(key.into(), json!(v));
+                }
+            }
+            targets.push(json!({"name": name, "url": t["url"], "labels": labels}));
+        }
+        let text = serde_json::to_string_pretty(&json!({ "targets": targets }))
+            .map_err(|e| Error::internal(e.to_string()))?;
+        std::fs::write(path, text).map_err(|e| Error::io(path.display(), e))
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `stages` connected by OS pipes (no shell); returns the last stage's stdout and each
+/// stage's exit code. Stderr of every stage goes to `log`.
+pub fn run_pipe(
+    stages: &[(PathBuf, Vec<String>)],
+    log: &Path,
+) -> Result<(Vec<u8>, Vec<Option<i32>>)> {
+    let mut children: Vec<Child> = Vec::new();
+    let mut previous: Option<std::process::ChildStdout> = None;
+    for (bin, args) in stages {
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| Error::io(log.display(), e))?;
+        let stdin = match previous.take() {
+            Some(out) => Stdio::from(out),
+            None => Stdio::null(),
+        };
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(err))
+            .spawn()
+            .map_err(|e| Error::io(bin.display(), e))?;
+        previous = child.stdout.take();
+        children.push(child);
+    }
+    let mut out = Vec::new();
+    if let Some(mut last) = previous {
+        last.read_to_end(&mut out).map_err(|e| Error::io("pipe", e))?;
+    }
+    let mut codes = Vec::new();
+    for mut child in children {
+        codes.push(child.wait().map_err(|e| Error::io("pipe", e))?.code());
+    }
+    Ok((out, codes))
+}
+
+/// Whether the fleet is healthy, and why not.
+pub fn health(state: &Value) -> (bool, String) {
+    let mut problems = Vec::new();
+    for (name, r) in state["replicas"].as_object().into_iter().flatten() {
+        if r["up"] == json!(false) {
+            problems.push(format!("{name} down"));
+            continue;
+        }
+        if r["kv_cache_usage"].as_f64().unwrap_or(0.0) > 0.9 {
+            problems.push(format!(
+                "{name} KV cache {:.2}",
+                r["kv_cache_usage"].as_f64().unwrap_or(0.0)
+            ));
+        }
+        if r["waiting"].as_f64().unwrap_or(0.0) > 32.0 {
+            problems.push(format!("{name} {} waiting", r["waiting"]));
+        }
+        if r["ttft_p90_s"].as_f64().unwrap_or(0.0) > 2.0 {
+            problems
+                .push(format!("{name} TTFT p90 {:.2}s", r["ttft_p90_s"].as_f64().unwrap_or(0.0)));
+        }
+        if r["rss_bytes"].as_f64().unwrap_or(0.0) > 16.0 * (1u64 << 30) as f64 {
+            problems.push(format!("{name} RSS over 16 GiB"));
+        }
+    }
+    for (name, n) in state["nodes"].as_object().into_iter().flatten() {
+        let size = n["filesystem_size_bytes"].as_f64().unwrap_or(1.0);
+        let avail = n["filesystem_avail_bytes"].as_f64().unwrap_or(size);
+        if avail / size < 0.1 {
+            problems.push(format!("{name} filesystem {:.0}% free", 100.0 * avail / size));
+        }
+        for gpu in n["gpus"].as_array().into_iter().flatten() {
+            if gpu["xid"].as_i64().unwrap_or(0) != 0 && !gpu["replica"].is_null() {
+                problems.push(format!(
+                    "{name} GPU {} (XID {}) still serves {}",
+                    gpu["index"], gpu["xid"], gpu["replica"]
+                ));
+            }
+        }
+    }
+    (problems.is_empty(), problems.join("; "))
+}
+
+fn records(out: &[u8]) -> Vec<Value> {
+    out.split(|b| *b == b'\n').filter_map(|l| serde_json::from_slice::<Value>(l).ok()).collect()
+}
+
+fn last_of<'a>(records: &'a [Value], kind: &str) -> Option<&'a Value> {
+    records.iter().rev().find(|r| r["kind"] == kind)
+}
+
+/// Run one trial.
+#[allow(clippy::too_many_arguments)]
+pub fn trial(
+    sim: &Sim,
+    bins: &Bins,
+    file: &CampaignFile,
+    base: &Path,
+    arm: &Arm,
+    fault: &FaultSpec,
+    intensity: f64,
+    n: u32,
+    work: &Path,
+) -> Result<Trial> {
+    let dir = work.join(format!("{}-{}-{intensity}-{n}", arm.name, fault.fault));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+    let (state_dir, ledger, log, targets) = (
+        dir.join("state"),
+        dir.join("ledger.jsonl"),
+        dir.join("stderr.log"),
+        dir.join("targets.json"),
+    );
+    sim.call("POST", "/reset", Some(json!({})))?;
+    let start = sim.sim_time()?;
+    sim.wait_until(start + file.warmup_s, file.speed)?;
+    let t0 = sim.sim_time()?;
+    sim.call(
+        "POST",
+        &format!("/chaos/{}", fault.fault),
+        Some(json!({"target": fault.target, "intensity": intensity})),
+    )?;
+
+    let mut row = Trial {
+        arm: arm.name.clone(),
+        fault: fault.fault.clone(),
+        intensity,
+        trial: n,
+        ..Trial::default()
+    };
+    let s = |v: &str| v.to_string();
+    let scrape_args = file
+        .scrape_args
+        .clone()
+        .unwrap_or_else(|| vec![s("--samples"), s("3"), s("--interval"), s("300ms")]);
+    let verify_args = file.verify_args.clone().unwrap_or_else(|| {
+        vec![s("--settle"), s("1s"), s("--samples"), s("3"), s("--interval"), s("300ms")]
+    });
+    let sd = state_dir.display().to_string();
+    for run in 1..=file.max_runs {
+        sim.wait_until(t0 + f64::from(run) * file.interval_s, file.speed)?;
+        sim.targets_file(&targets)?;
+        // Detection dates from when the cron run fired (its scrape), mitigation and resolution
+        // from when the run that did them finished.
+        let fired = sim.sim_time()? - t0;
+        let mut stages: Vec<(PathBuf, Vec<String>)> = Vec::new();
+        let mut scrape = vec![s("--targets"), targets.display().to_string(), s("-q")];
+        scrape.extend(scrape_args.iter().cloned());
+        stages.push((bins.path("opsg-scrape"), scrape));
+        let mut triage = vec![s("--state-dir"), sd.clone()];
+        triage.extend(arm.advisor_args.iter().cloned());
+        stages.push((bins.path("opsg-triage"), triage));
+        if arm.remediate {
+            stages.push((bins.path("opsg-plan"), arm.advisor_args.clone()));
+            let mut gate =
+                vec![s("--state-dir"), sd.clone(), s("--ledger"), ledger.display().to_string()];
+            if let Some(p) = &arm.policy {
+                gate.extend([s("--policy"), base.join(p).display().to_string()]);
+            }
+            stages.push((bins.path("opsg-gate"), gate));
+            stages.push((
+                bins.path("opsg-exec"),
+                vec![s("--execute"), s("--sim"), sim.url.clone(), s("--state-dir"), sd.clone()],
+            ));
+            let mut verify = verify_args.clone();
+            verify.extend([s("--sim"), sim.url.clone(), s("--state-dir"), sd.clone()]);
+            stages.push((bins.path("opsg-verify"), verify));
+        }
+        stages.push((
+            bins.path("opsg-audit"),
+            vec![s("append"), s("--ledger"), ledger.display().to_string()],
+        ));
+        let (out, _codes) = run_pipe(&stages, &log)?;
+        let now = sim.sim_time()? - t0;
+        row.runs = run;
+        let recs = records(&out);
+        if let Some(f) = last_of(&recs, "finding")
+            && f["body"]["status"] == "incident"
+            && row.time_to_detect_s.is_none()
+        {
+            row.time_to_detect_s = Some(fired);
+            row.first_class = f["body"]["class"].as_str().unwrap_or("").to_string();
+            row.class_correct = fault.expected_class.as_ref().map(|c| *c == row.first_class);
+        }
+        if let Some(e) = last_of(&recs, "execution") {
+            let plan = last_of(&recs, "plan");
+            let decision = last_of(&recs, "decision");
+            let approved = decision.is_some_and(|d| !d["body"]["approval"].is_null());
+            for a in e["body"]["actions"].as_array().into_iter().flatten() {
+                if a["outcome"] != "succeeded" {
+                    continue;
+                }
+                row.actions += 1;
+                row.time_to_mitigate_s.get_or_insert(now);
+                let safety = plan
+                    .and_then(|p| p["body"]["actions"].as_array())
+                    .and_then(|acts| acts.iter().find(|x| x["index"] == a["index"]))
+                    .map(|x| x["safety"].as_str().unwrap_or("").to_string())
+                    .unwrap_or_default();
+                match safety.as_str() {
+                    "impactful" => row.impactful += 1,
+                    "destructive" => {
+                        row.destructive += 1;
+                        if !approved {
+                            row.destructive_unapproved += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(v) = last_of(&recs, "verification") {
+            row.rolled_back +=
+                v["body"]["rollback"]["actions"].as_array().map_or(0, |a| a.len() as u32);
+        }
+        if let Some(r) = last_of(&recs, "report") {
+            row.outcome = r["body"]["outcome"].as_str().unwrap_or("").to_string();
+        }
+        let (healthy, why) = health(&sim.state()?);
+        let resolved = row.outcome == "resolved"
+            || (!arm.remediate && healthy && row.time_to_detect_s.is_some());
+        if resolved && healthy {
+            row.time_to_resolve_s = Some(now);
+            break;
+        }
+        row.unhealthy_reason = why;
+    }
+    let (healthy, why) = health(&sim.state()?);
+    row.healthy_end = healthy;
+    row.unhealthy_reason = if healthy { String::new() } else { why };
+    let _ = sim.call("DELETE", &format!("/chaos/{}", fault.fault), None);
+    Ok(row)
+}
+
+/// Load a campaign file.
+pub fn load(path: &Path) -> Result<CampaignFile> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))?;
+    let file: CampaignFile = serde_json::from_str(&text).map_err(|e| {
+        Error::invalid(format!("invalid campaign file: {e}"))
+            .in_source(path.display().to_string())
+            .at_line(e.line() as u64)
+    })?;
+    if file.interval_s <= 0.0 || file.speed <= 0.0 || file.max_runs == 0 || file.trials == 0 {
+        return Err(Error::invalid("interval_s, speed, max_runs and trials must be positive")
+            .in_source(path.display().to_string()));
+    }
+    for f in &file.faults {
+        if f.intensities.iter().any(|i| !(0.0..=1.0).contains(i)) {
+            return Err(Error::invalid(format!(
+                "fault `{}`: intensities must be in [0, 1]",
+                f.fault
+            ))
+            .in_source(path.display().to_string())
+            .at_field("faults"));
+        }
+    }
+    Ok(file)
+}
+
+/// Run a whole campaign; one row per trial.
+pub fn run(
+    path: &Path,
+    bins: &Bins,
+    work: &Path,
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<Trial>> {
+    let file = load(path)?;
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let sim = Sim::start(bins, file.seed, file.speed)?;
+    let mut rows = Vec::new();
+    for arm in &file.arms {
+        for fault in &file.faults {
+            for &intensity in &fault.intensities {
+                for n in 1..=file.trials {
+                    progress.set_message(format!("{} {} {intensity} #{n}", arm.name, fault.fault));
+                    rows.push(trial(&sim, bins, &file, &base, arm, fault, intensity, n, work)?);
+                    progress.inc(1);
+                }
+            }
+        }
+    }
+    drop(sim);
+    Ok(rows)
+}
+
+/// The number of trials a campaign file asks for.
+pub fn trial_count(path: &Path) -> Result<u64> {
+    let f = load(path)?;
+    let per_arm: u64 = f.faults.iter().map(|x| x.intensities.len() as u64).sum();
+    Ok(f.arms.len() as u64 * per_arm * u64::from(f.trials))
+}
+
+/// Per arm and fault: win rate, median time to detect and resolve (in scrape intervals too).
+pub fn summary(rows: &[Trial], interval_s: f64) -> String {
+    let mut out = String::from(
+        "arm          fault                  trials  resolved  healthy  ttd_med_s  ttr_med_s  ttr_intervals  destructive_unapproved\n",
+    );
+    let mut keys: Vec<(String, String)> =
+        rows.iter().map(|r| (r.arm.clone(), r.fault.clone())).collect();
+    keys.dedup();
+    keys.sort();
+    keys.dedup();
+    for (arm, fault) in keys {
+        let group: Vec<&Trial> = rows.iter().filter(|r| r.arm == arm && r.fault == fault).collect();
+        let resolved = group.iter().filter(|r| r.time_to_resolve_s.is_some()).count();
+        let healthy = group.iter().filter(|r| r.healthy_end).count();
+        let ttd = median(group.iter().filter_map(|r| r.time_to_detect_s).collect());
+        let ttr = median(group.iter().filter_map(|r| r.time_to_resolve_s).collect());
+        let unapproved: u32 = group.iter().map(|r| r.destructive_unapproved).sum();
+        let fmt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.0}"));
+        out.push_str(&format!(
+            "{arm:<12} {fault:<22} {:>6}  {:>7.0}%  {:>6.0}%  {:>9}  {:>9}  {:>13}  {unapproved:>22}\n",
+            group.len(),
+            100.0 * resolved as f64 / group.len() as f64,
+            100.0 * healthy as f64 / group.len() as f64,
+            fmt(ttd),
+            fmt(ttr),
+            ttr.map_or_else(|| "-".to_string(), |t| format!("{:.1}", t / interval_s)),
+        ));
+    }
+    out
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+/// Write the rows as CSV.
+pub fn write_csv<W: Write>(rows: &[Trial], out: W) -> csv::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    for r in rows {
+        w.serialize(r)?;
+    }
+    w.flush()?;
+    Ok(())
+}
