@@ -3,7 +3,7 @@
 //! observation record that starts a new chain.
 //!
 //! Data flow: [`target`] (what to read) → [`fetch`] (HTTP, defensively) → `opsg_expo` (parse) →
-//! [`compact`] (check, normalize vLLM names, keep what triage needs) → [`scrape`] (many targets,
+//! [`compact`] (check, normalize vLLM names, keep what triage needs) → [`mod@scrape`] (many targets,
 //! several samples) → the record. [`promapi`] adds Prometheus query results and [`signals`] the
 //! non-exposition signals.
 
@@ -179,7 +179,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub bearer_token_file: Option<PathBuf>,
 
-    /// Store raw payloads here, content-addressed (DIR/sha256/<hex>), referenced from the record.
+    /// Store raw payloads here, content-addressed (`DIR/sha256/<hex>`), referenced from the record.
     #[arg(long, value_name = "DIR")]
     pub evidence_dir: Option<PathBuf>,
 
