@@ -350,3 +350,54 @@ fn a_bad_actuators_file_is_one_line_naming_file_and_field() {
         exec.stderr
     );
 }
+
+#[test]
+fn commands_get_a_clean_environment_and_are_killed_at_their_timeout() {
+    let dir = TempDir::new("exec-env");
+    let config = json!({
+        "actuators": {
+            "restart_replica": {
+                "type": "command",
+                "argv": ["/usr/bin/env"],
+                "env": {"API_TOKEN": "${env:FLEET_TOKEN}", "MODE": "restart {target}"}
+            },
+            "scale_replicas": {"type": "command", "argv": ["sleep", "5"], "timeout": "300ms"}
+        }
+    });
+    let cfg = actuators(&dir, &config);
+    let p = plan(
+        IncidentClass::ReplicaDown,
+        0.95,
+        &[(ActionType::RestartReplica, "r1", SafetyClass::Safe)],
+    );
+    let env = [("FLEET_TOKEN", "s3cr3t-fleet-token"), ("UNRELATED_SECRET", "do-not-pass-me")];
+    let (_, exec) = gate_then_exec(&dir, &chain_of(p), &["--execute", "--actuators", &cfg], &env);
+    let a = &exec.last_body()["actions"][0];
+    assert_eq!(a["outcome"], "succeeded", "{}", exec.stderr);
+    let seen = a["response"].as_str().unwrap();
+    assert!(seen.contains("MODE=restart r1"), "{seen}");
+    assert!(
+        seen.contains("API_TOKEN=<redacted>"),
+        "the secret reached the command, scrubbed from the record: {seen}"
+    );
+    assert!(
+        !seen.contains("do-not-pass-me") && !seen.contains("UNRELATED_SECRET"),
+        "the cron environment leaked: {seen}"
+    );
+    assert_eq!(a["request"]["headers"]["API_TOKEN"], "<redacted:FLEET_TOKEN>");
+
+    let dir = TempDir::new("exec-timeout");
+    let cfg = actuators(&dir, &config);
+    let p = plan(
+        IncidentClass::QueueBacklog,
+        0.95,
+        &[(ActionType::ScaleReplicas, "stable", SafetyClass::Safe)],
+    );
+    let started = std::time::Instant::now();
+    let (_, exec) = gate_then_exec(&dir, &chain_of(p), &["--execute", "--actuators", &cfg], &[]);
+    let a = &exec.last_body()["actions"][0];
+    assert_eq!(a["outcome"], "failed");
+    assert!(a["error"].as_str().unwrap().contains("did not finish within 300 ms"), "{a}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4), "the command was not killed");
+    assert_eq!(exec.last_body()["status"], "failed");
+}
