@@ -283,3 +283,61 @@ fn replicas_write_vllm_like_logs() {
     assert!(nccl.contains("Watchdog caught collective operation timeout"), "NCCL timeout logged");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn replicas_negotiate_openmetrics_and_gzip_like_prometheus_client() {
+    use support::raw_request;
+    let sim = Sim::start(3, &[]);
+    sim.tick(30.0);
+    let addr = sim.replica_addr("stable-0");
+    let accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+    let raw = format!("GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\n\r\n");
+    let om = raw_request(&addr, raw.as_bytes());
+    assert_eq!(om.status, 200);
+    assert_eq!(
+        om.header("Content-Type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let om_text = String::from_utf8(om.body).unwrap();
+    assert!(om_text.ends_with("# EOF\n"));
+    let opts =
+        opsg_expo::ParseOptions { format: opsg_expo::Format::OpenMetrics, ..Default::default() };
+    let expo =
+        opsg_expo::parse(om_text.as_bytes(), &opts).unwrap_or_else(|e| panic!("OpenMetrics: {e}"));
+    assert!(opsg_expo::validate(&expo).is_empty());
+    let family = expo.family("vllm:num_preemptions").expect("counter family without _total");
+    assert_eq!(family.kind, MetricKind::Counter);
+    let names: Vec<&str> = family.samples.iter().map(|s| s.name.as_ref()).collect();
+    assert_eq!(names, vec!["vllm:num_preemptions_total", "vllm:num_preemptions_created"]);
+    assert!(expo.family("vllm:num_preemptions_created").is_none(), "no separate gauge in OM");
+
+    // The same numbers as the text format (the clock did not move in between).
+    let text = sim.metrics("stable-0");
+    for name in [
+        "vllm:generation_tokens_total",
+        "vllm:kv_cache_usage_perc",
+        "vllm:time_to_first_token_seconds_sum",
+    ] {
+        let om_value = expo.samples().find(|s| s.name == name).map(|s| s.value);
+        assert_eq!(om_value, value(&text, name, &[]), "{name}");
+    }
+
+    // gzip when accepted: a gzip member that an independent client (ureq) decodes to the same bytes.
+    let raw = "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n";
+    let gz = raw_request(&addr, raw.as_bytes());
+    assert_eq!(gz.header("Content-Encoding"), Some("gzip"));
+    assert_eq!(&gz.body[..2], &[0x1f, 0x8b]);
+    let url = format!("http://{addr}/metrics");
+    let decoded = ureq::get(&url)
+        .header("Accept-Encoding", "gzip")
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    assert_eq!(decoded, text);
+    // dcgm-exporter does not compress.
+    let dcgm = sim.state()["nodes"]["gpu-node-a"]["dcgm_url"].as_str().unwrap().to_string();
+    let plain = raw_request(&support::url_addr(&dcgm), raw.as_bytes());
+    assert_eq!(plain.header("Content-Encoding"), None);
+}

@@ -24,11 +24,32 @@ pub struct Request {
     pub path: String,
     /// Query string (without `?`), possibly empty.
     pub query: String,
+    /// Headers, names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Vec<u8>,
 }
 
 impl Request {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// True when the client accepts gzip (`Accept-Encoding: gzip`, not `gzip;q=0`).
+    pub fn accepts_gzip(&self) -> bool {
+        self.header("accept-encoding").is_some_and(|v| {
+            v.split(',').any(|e| {
+                let mut parts = e.split(';');
+                let coding = parts.next().unwrap_or_default().trim();
+                let zero = parts.any(|p| {
+                    p.trim().strip_prefix("q=").and_then(|q| q.parse::<f64>().ok()) == Some(0.0)
+                });
+                coding.eq_ignore_ascii_case("gzip") && !zero
+            })
+        })
+    }
+
     /// A query parameter's (undecoded) value.
     pub fn query_param(&self, key: &str) -> Option<&str> {
         self.query
@@ -88,6 +109,44 @@ fn reason(status: u16) -> &'static str {
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
     }
+}
+
+/// CRC-32 (IEEE), as gzip's trailer needs it.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// Wrap `data` in a gzip member made of *stored* deflate blocks (RFC 1951 §3.2.4, RFC 1952).
+///
+/// Valid gzip that any decoder reads, without a compression dependency: the simulator's payloads
+/// are small and local, and what matters is that scrapers exercise their `Content-Encoding: gzip`
+/// path against it as they would against vLLM's prometheus_client app.
+pub fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 65535 * 5 + 32);
+    // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 OS=255 (unknown)
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+    let mut chunks = data.chunks(65535).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(chunk) = chunks.next() {
+        let last = u8::from(chunks.peek().is_none());
+        let len = chunk.len() as u16;
+        out.push(last); // BFINAL + BTYPE=00, then byte-aligned LEN, NLEN
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
 }
 
 /// Why a request could not be read: the response to send (if the connection still works).
@@ -154,9 +213,13 @@ pub fn read_request(stream: &mut TcpStream) -> Result<Request, ReadError> {
     }
     let mut content_length: Option<usize> = None;
     let mut expect_continue = false;
+    let mut headers = Vec::new();
     for header in &lines[1..] {
         let (name, value) = header.split_once(':').ok_or_else(|| bad("malformed header line"))?;
         let value = value.trim();
+        if headers.len() < 100 {
+            headers.push((name.trim().to_ascii_lowercase(), value.to_string()));
+        }
         match name.to_ascii_lowercase().as_str() {
             "content-length" => {
                 let n: usize = value.parse().map_err(|_| bad("invalid Content-Length"))?;
@@ -188,7 +251,7 @@ pub fn read_request(stream: &mut TcpStream) -> Result<Request, ReadError> {
         Some((p, q)) => (p.to_string(), q.to_string()),
         None => (target.to_string(), String::new()),
     };
-    Ok(Request { method: method.to_string(), path, query, body })
+    Ok(Request { method: method.to_string(), path, query, headers, body })
 }
 
 /// Write `response` and close (`Connection: close`). HEAD gets the headers only.
@@ -269,6 +332,35 @@ mod tests {
         huge.extend(std::iter::repeat_n(b'a', MAX_HEAD + 10));
         huge.extend(b"\r\n\r\n");
         assert_eq!(status(&huge), 431);
+    }
+
+    #[test]
+    fn gzip_stored_frames_are_well_formed() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926, "the CRC-32 check value");
+        let data: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+        let gz = gzip_stored(&data);
+        assert_eq!(&gz[..3], &[0x1f, 0x8b, 8]);
+        // 3 stored blocks (65535 + 65535 + 18930), each with a 5-byte header.
+        assert_eq!(gz.len(), 10 + data.len() + 3 * 5 + 8);
+        assert_eq!(gz[10], 0, "first block is not final");
+        let trailer = &gz[gz.len() - 8..];
+        assert_eq!(&trailer[4..], &(data.len() as u32).to_le_bytes());
+        assert_eq!(gzip_stored(b"").len(), 10 + 5 + 8);
+    }
+
+    #[test]
+    fn gzip_is_accepted_unless_refused() {
+        let with = |v: &str| Request {
+            method: "GET".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers: vec![("accept-encoding".into(), v.into())],
+            body: Vec::new(),
+        };
+        assert!(with("gzip").accepts_gzip());
+        assert!(with("br, gzip;q=0.8").accepts_gzip());
+        assert!(!with("gzip;q=0").accepts_gzip());
+        assert!(!with("identity").accepts_gzip());
     }
 
     #[test]

@@ -15,239 +15,335 @@ use std::fmt::Write;
 /// Content type of the text exposition format 0.0.4 (what vLLM and the exporters send).
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-struct Out {
-    text: String,
-    labels: String,
+/// Which exposition format a vLLM replica answers in (prometheus_client negotiates on `Accept`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Text format 0.0.4.
+    Text,
+    /// OpenMetrics 1.0.0.
+    OpenMetrics,
 }
 
-impl Out {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
+impl Format {
+    /// prometheus_client's `choose_encoder`: OpenMetrics when any `Accept` entry's media type is
+    /// `application/openmetrics-text`, text 0.0.4 otherwise.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let om = accept.unwrap_or_default().split(',').any(|entry| {
+            entry.split(';').next().unwrap_or_default().trim() == "application/openmetrics-text"
+        });
+        if om { Format::OpenMetrics } else { Format::Text }
+    }
+
+    /// The response content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => CONTENT_TYPE,
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+}
+
+/// Content type of OpenMetrics 1.0.0 as prometheus_client sends it.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A prometheus_client-style writer: families with sorted labels, `_created` samples placed as
+/// each format wants them.
+struct PyWriter {
+    text: String,
+    format: Format,
+    base: Vec<(&'static str, String)>,
+    created: f64,
+}
+
+impl PyWriter {
+    fn labels(&self, extra: &[(&str, &str)]) -> String {
+        let mut all: Vec<(&str, &str)> = self.base.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        all.extend_from_slice(extra);
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        let inner: Vec<String> = all.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        if inner.is_empty() { String::new() } else { format!("{{{}}}", inner.join(",")) }
+    }
+
+    fn meta(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.text, "# HELP {name} {help}");
         let _ = writeln!(self.text, "# TYPE {name} {kind}");
     }
-    /// A sample with the replica's base labels plus `extra` (already sorted into place).
-    fn sample(&mut self, name: &str, extra_before: &str, extra_after: &str, value: f64) {
-        let _ = writeln!(
-            self.text,
-            "{name}{{{extra_before}{}{extra_after}}} {}",
-            self.labels,
-            py(value)
-        );
+
+    fn gauge(&mut self, name: &str, help: &str, children: &[(&[(&str, &str)], f64)]) {
+        self.meta(name, "gauge", help);
+        for (extra, v) in children {
+            let l = self.labels(extra);
+            let _ = writeln!(self.text, "{name}{l} {}", py(*v));
+        }
+    }
+
+    /// A counter registered as `base` (exposed as `base_total`); `created` adds `_created`.
+    fn counter(
+        &mut self,
+        base: &str,
+        help: &str,
+        children: &[(&[(&str, &str)], f64)],
+        created: bool,
+    ) {
+        match self.format {
+            Format::Text => {
+                self.meta(&format!("{base}_total"), "counter", help);
+                for (extra, v) in children {
+                    let l = self.labels(extra);
+                    let _ = writeln!(self.text, "{base}_total{l} {}", py(*v));
+                }
+                if created {
+                    self.meta(&format!("{base}_created"), "gauge", help);
+                    for (extra, _) in children {
+                        let l = self.labels(extra);
+                        let _ = writeln!(self.text, "{base}_created{l} {}", py(self.created));
+                    }
+                }
+            }
+            Format::OpenMetrics => {
+                self.meta(base, "counter", help);
+                for (extra, v) in children {
+                    let l = self.labels(extra);
+                    let _ = writeln!(self.text, "{base}_total{l} {}", py(*v));
+                    if created {
+                        let _ = writeln!(self.text, "{base}_created{l} {}", py(self.created));
+                    }
+                }
+            }
+        }
+    }
+
+    fn histogram(&mut self, name: &str, help: &str, hist: &crate::hist::Histogram) {
+        self.meta(name, "histogram", help);
+        for (bound, count) in hist.bounds.iter().zip(hist.cumulative()) {
+            let le = py(*bound);
+            let l = self.labels(&[("le", &le)]);
+            let _ = writeln!(self.text, "{name}_bucket{l} {}", py(count as f64));
+        }
+        let l = self.labels(&[("le", "+Inf")]);
+        let _ = writeln!(self.text, "{name}_bucket{l} {}", py(hist.count as f64));
+        let l = self.labels(&[]);
+        let _ = writeln!(self.text, "{name}_count{l} {}", py(hist.count as f64));
+        let _ = writeln!(self.text, "{name}_sum{l} {}", py(hist.sum));
+        match self.format {
+            Format::Text => {
+                self.meta(&format!("{name}_created"), "gauge", help);
+                let _ = writeln!(self.text, "{name}_created{l} {}", py(self.created));
+            }
+            Format::OpenMetrics => {
+                let _ = writeln!(self.text, "{name}_created{l} {}", py(self.created));
+            }
+        }
     }
 }
 
-/// A replica's vLLM `/metrics`.
-pub fn vllm(fleet: &Fleet, r: &Replica) -> String {
-    let mut o = Out { text: String::with_capacity(48 * 1024), labels: String::new() };
+/// A replica's vLLM `/metrics` in `format`.
+pub fn vllm(fleet: &Fleet, r: &Replica, format: Format) -> String {
     let start = fleet.unix(r.started_at);
-    let created = start;
+    let mut o = PyWriter {
+        text: String::with_capacity(48 * 1024),
+        format,
+        base: Vec::new(),
+        created: start,
+    };
     let m = &r.metrics;
 
-    // Process and Python collectors come first in prometheus_client's default registry.
+    // prometheus_client's default collectors come first (no `_created` on collector families).
     let gc = [(1843.0, 0.0, 112.0), (379.0, 0.0, 10.0), (17.0, 0.0, 1.0)];
-    o.family("python_gc_objects_collected_total", "counter", "Objects collected during gc");
-    for (g, (c, _, _)) in gc.iter().enumerate() {
-        let _ =
-            writeln!(o.text, "python_gc_objects_collected_total{{generation=\"{g}\"}} {}", py(*c));
-    }
-    o.family(
-        "python_gc_objects_uncollectable_total",
-        "counter",
-        "Uncollectable objects found during GC",
-    );
-    for (g, (_, u, _)) in gc.iter().enumerate() {
-        let _ = writeln!(
-            o.text,
-            "python_gc_objects_uncollectable_total{{generation=\"{g}\"}} {}",
-            py(*u)
-        );
-    }
-    o.family(
-        "python_gc_collections_total",
-        "counter",
-        "Number of times this generation was collected",
-    );
-    for (g, (_, _, n)) in gc.iter().enumerate() {
-        let _ = writeln!(o.text, "python_gc_collections_total{{generation=\"{g}\"}} {}", py(*n));
-    }
-    o.family("python_info", "gauge", "Python platform information");
-    let _ = writeln!(
-        o.text,
-        "python_info{{implementation=\"CPython\",major=\"3\",minor=\"12\",patchlevel=\"3\",version=\"3.12.3\"}} 1.0"
-    );
-    o.family("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
-    let _ = writeln!(o.text, "process_virtual_memory_bytes {}", py((r.rss_bytes + 38.0e9).round()));
-    o.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-    let _ = writeln!(o.text, "process_resident_memory_bytes {}", py(r.rss_bytes.round()));
-    o.family(
-        "process_start_time_seconds",
-        "gauge",
-        "Start time of the process since unix epoch in seconds.",
-    );
-    let _ = writeln!(o.text, "process_start_time_seconds {}", py((start * 100.0).round() / 100.0));
-    o.family(
-        "process_cpu_seconds_total",
-        "counter",
-        "Total user and system CPU time spent in seconds.",
-    );
-    let _ = writeln!(
-        o.text,
-        "process_cpu_seconds_total {}",
-        py((m.cpu_seconds * 100.0).round() / 100.0)
-    );
-    o.family("process_open_fds", "gauge", "Number of open file descriptors.");
-    let _ = writeln!(o.text, "process_open_fds {}", py(61.0 + (r.running() as f64)));
-    o.family("process_max_fds", "gauge", "Maximum number of open file descriptors.");
-    let _ = writeln!(o.text, "process_max_fds 1.048576e+06");
-
-    // vLLM families, in V1 registration order. Labels sort as engine, [le|reason|…], model_name.
-    o.labels = format!("engine=\"0\",model_name=\"{MODEL_NAME}\"");
-    let base = o.labels.clone();
-    let model_only = format!("model_name=\"{MODEL_NAME}\"");
-
-    o.family(
-        "vllm:num_requests_running",
-        "gauge",
-        "Number of requests in model execution batches.",
-    );
-    o.sample("vllm:num_requests_running", "", "", r.running() as f64);
-    o.family("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.");
-    o.sample("vllm:num_requests_waiting", "", "", r.waiting() as f64);
-    o.family(
-        "vllm:num_requests_waiting_by_reason",
-        "gauge",
-        "Number of waiting requests by reason. Reason labels: 'capacity' = waiting for scheduling capacity; 'deferred' = deferred by transient constraints (LoRA budget, KV transfer, blocked status). Sum of all reasons equals vllm:num_requests_waiting.",
-    );
-    for (reason, v) in [("capacity", r.waiting() as f64), ("deferred", 0.0)] {
-        let _ = writeln!(
-            o.text,
-            "vllm:num_requests_waiting_by_reason{{engine=\"0\",{model_only},reason=\"{reason}\"}} {}",
-            py(v)
-        );
-    }
-    o.family(
-        "vllm:engine_sleep_state",
-        "gauge",
-        "Engine sleep state; awake = 0 means engine is sleeping; awake = 1 means engine is awake; weights_offloaded = 1 means sleep level 1; discard_all = 1 means sleep level 2.",
-    );
-    for (state, v) in [("awake", 1.0), ("weights_offloaded", 0.0), ("discard_all", 0.0)] {
-        let _ = writeln!(
-            o.text,
-            "vllm:engine_sleep_state{{engine=\"0\",{model_only},sleep_state=\"{state}\"}} {}",
-            py(v)
-        );
-    }
-    o.family("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.");
-    o.sample("vllm:kv_cache_usage_perc", "", "", fleet.kv_usage(r));
-
-    let counters: [(&str, &str, u64); 5] = [
-        (
-            "vllm:prefix_cache_queries",
-            "Prefix cache queries, in terms of number of queried tokens.",
-            m.prefix_queries,
-        ),
-        (
-            "vllm:prefix_cache_hits",
-            "Prefix cache hits, in terms of number of cached tokens.",
-            m.prefix_hits,
-        ),
-        ("vllm:num_preemptions", "Cumulative number of preemption from the engine.", m.preemptions),
-        ("vllm:prompt_tokens", "Number of prefill tokens processed.", m.prompt_tokens),
-        ("vllm:generation_tokens", "Number of generation tokens processed.", m.generation_tokens),
+    let generations = ["0", "1", "2"];
+    let gen_labels: [[(&str, &str); 1]; 3] = [
+        [("generation", generations[0])],
+        [("generation", generations[1])],
+        [("generation", generations[2])],
     ];
-    for (name, help, value) in counters {
-        o.family(&format!("{name}_total"), "counter", help);
-        o.sample(&format!("{name}_total"), "", "", value as f64);
-        o.family(&format!("{name}_created"), "gauge", help);
-        o.sample(&format!("{name}_created"), "", "", created);
-        if name == "vllm:prompt_tokens" {
-            // 0.20+: prompt tokens by source, and cached prompt tokens.
-            let help = "Number of prompt tokens by source.";
-            o.family("vllm:prompt_tokens_by_source_total", "counter", help);
-            let computed = m.prompt_tokens.saturating_sub(m.prefix_hits) as f64;
-            for (source, v) in [
-                ("local_compute", computed),
-                ("local_cache_hit", m.prefix_hits.min(m.prompt_tokens) as f64),
-                ("external_kv_transfer", 0.0),
-            ] {
-                let _ = writeln!(
-                    o.text,
-                    "vllm:prompt_tokens_by_source_total{{engine=\"0\",{model_only},source=\"{source}\"}} {}",
-                    py(v)
-                );
-            }
-            o.family("vllm:prompt_tokens_by_source_created", "gauge", help);
-            for source in ["local_compute", "local_cache_hit", "external_kv_transfer"] {
-                let _ = writeln!(
-                    o.text,
-                    "vllm:prompt_tokens_by_source_created{{engine=\"0\",{model_only},source=\"{source}\"}} {}",
-                    py(created)
-                );
-            }
-            let help = "Number of cached prompt tokens (local + external).";
-            o.family("vllm:prompt_tokens_cached_total", "counter", help);
-            o.sample(
-                "vllm:prompt_tokens_cached_total",
-                "",
-                "",
-                m.prefix_hits.min(m.prompt_tokens) as f64,
-            );
-            o.family("vllm:prompt_tokens_cached_created", "gauge", help);
-            o.sample("vllm:prompt_tokens_cached_created", "", "", created);
-        }
-    }
-    let help = "Count of successfully processed requests.";
-    o.family("vllm:request_success_total", "counter", help);
-    for (i, reason) in FINISHED_REASONS.iter().enumerate() {
-        let _ = writeln!(
-            o.text,
-            "vllm:request_success_total{{engine=\"0\",finished_reason=\"{reason}\",{model_only}}} {}",
-            py(m.finished[i] as f64)
-        );
-    }
-    o.family("vllm:request_success_created", "gauge", help);
-    for reason in FINISHED_REASONS {
-        let _ = writeln!(
-            o.text,
-            "vllm:request_success_created{{engine=\"0\",finished_reason=\"{reason}\",{model_only}}} {}",
-            py(created)
-        );
-    }
+    let collected: Vec<(&[(&str, &str)], f64)> =
+        gen_labels.iter().zip(&gc).map(|(l, g)| (&l[..], g.0)).collect();
+    let uncollectable: Vec<(&[(&str, &str)], f64)> =
+        gen_labels.iter().zip(&gc).map(|(l, g)| (&l[..], g.1)).collect();
+    let collections: Vec<(&[(&str, &str)], f64)> =
+        gen_labels.iter().zip(&gc).map(|(l, g)| (&l[..], g.2)).collect();
+    o.counter("python_gc_objects_collected", "Objects collected during gc", &collected, false);
+    o.counter(
+        "python_gc_objects_uncollectable",
+        "Uncollectable objects found during GC",
+        &uncollectable,
+        false,
+    );
+    o.counter(
+        "python_gc_collections",
+        "Number of times this generation was collected",
+        &collections,
+        false,
+    );
+    o.gauge(
+        "python_info",
+        "Python platform information",
+        &[(
+            &[
+                ("implementation", "CPython"),
+                ("major", "3"),
+                ("minor", "12"),
+                ("patchlevel", "3"),
+                ("version", "3.12.3"),
+            ],
+            1.0,
+        )],
+    );
+    o.gauge(
+        "process_virtual_memory_bytes",
+        "Virtual memory size in bytes.",
+        &[(&[], (r.rss_bytes + 38.0e9).round())],
+    );
+    o.gauge(
+        "process_resident_memory_bytes",
+        "Resident memory size in bytes.",
+        &[(&[], r.rss_bytes.round())],
+    );
+    o.gauge(
+        "process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds.",
+        &[(&[], (start * 100.0).round() / 100.0)],
+    );
+    o.counter(
+        "process_cpu_seconds",
+        "Total user and system CPU time spent in seconds.",
+        &[(&[], (m.cpu_seconds * 100.0).round() / 100.0)],
+        false,
+    );
+    o.gauge(
+        "process_open_fds",
+        "Number of open file descriptors.",
+        &[(&[], 61.0 + r.running() as f64)],
+    );
+    o.gauge("process_max_fds", "Maximum number of open file descriptors.", &[(&[], 1_048_576.0)]);
 
+    // vLLM families, in V1 registration order, labelled `engine` and `model_name`.
+    o.base = vec![("engine", "0".to_string()), ("model_name", MODEL_NAME.to_string())];
+    o.gauge(
+        "vllm:num_requests_running",
+        "Number of requests in model execution batches.",
+        &[(&[], r.running() as f64)],
+    );
+    o.gauge(
+        "vllm:num_requests_waiting",
+        "Number of requests waiting to be processed.",
+        &[(&[], r.waiting() as f64)],
+    );
+    o.gauge(
+        "vllm:num_requests_waiting_by_reason",
+        "Number of waiting requests by reason. Reason labels: 'capacity' = waiting for scheduling capacity; 'deferred' = deferred by transient constraints (LoRA budget, KV transfer, blocked status). Sum of all reasons equals vllm:num_requests_waiting.",
+        &[(&[("reason", "capacity")], r.waiting() as f64), (&[("reason", "deferred")], 0.0)],
+    );
+    o.gauge(
+        "vllm:engine_sleep_state",
+        "Engine sleep state; awake = 0 means engine is sleeping; awake = 1 means engine is awake; weights_offloaded = 1 means sleep level 1; discard_all = 1 means sleep level 2.",
+        &[
+            (&[("sleep_state", "awake")], 1.0),
+            (&[("sleep_state", "weights_offloaded")], 0.0),
+            (&[("sleep_state", "discard_all")], 0.0),
+        ],
+    );
+    o.gauge(
+        "vllm:kv_cache_usage_perc",
+        "KV-cache usage. 1 means 100 percent usage.",
+        &[(&[], fleet.kv_usage(r))],
+    );
+    let hits = m.prefix_hits.min(m.prompt_tokens) as f64;
+    o.counter(
+        "vllm:prefix_cache_queries",
+        "Prefix cache queries, in terms of number of queried tokens.",
+        &[(&[], m.prefix_queries as f64)],
+        true,
+    );
+    o.counter(
+        "vllm:prefix_cache_hits",
+        "Prefix cache hits, in terms of number of cached tokens.",
+        &[(&[], m.prefix_hits as f64)],
+        true,
+    );
+    o.counter(
+        "vllm:num_preemptions",
+        "Cumulative number of preemption from the engine.",
+        &[(&[], m.preemptions as f64)],
+        true,
+    );
+    o.counter(
+        "vllm:prompt_tokens",
+        "Number of prefill tokens processed.",
+        &[(&[], m.prompt_tokens as f64)],
+        true,
+    );
+    o.counter(
+        "vllm:prompt_tokens_by_source",
+        "Number of prompt tokens by source.",
+        &[
+            (&[("source", "local_compute")], m.prompt_tokens as f64 - hits),
+            (&[("source", "local_cache_hit")], hits),
+            (&[("source", "external_kv_transfer")], 0.0),
+        ],
+        true,
+    );
+    o.counter(
+        "vllm:prompt_tokens_cached",
+        "Number of cached prompt tokens (local + external).",
+        &[(&[], hits)],
+        true,
+    );
+    o.counter(
+        "vllm:generation_tokens",
+        "Number of generation tokens processed.",
+        &[(&[], m.generation_tokens as f64)],
+        true,
+    );
+    let reasons: Vec<[(&str, &str); 1]> =
+        FINISHED_REASONS.iter().map(|r| [("finished_reason", *r)]).collect();
+    let finished: Vec<(&[(&str, &str)], f64)> =
+        reasons.iter().zip(m.finished).map(|(l, v)| (&l[..], v as f64)).collect();
+    o.counter("vllm:request_success", "Count of successfully processed requests.", &finished, true);
     for (i, (name, help)) in HISTOGRAMS.iter().enumerate() {
-        let hist = &m.hists[i];
-        o.family(name, "histogram", help);
-        let cumulative = hist.cumulative();
-        for (bound, count) in hist.bounds.iter().zip(&cumulative) {
-            let _ = writeln!(
-                o.text,
-                "{name}_bucket{{engine=\"0\",le=\"{}\",{model_only}}} {}",
-                py(*bound),
-                py(*count as f64)
-            );
-        }
-        let _ = writeln!(
-            o.text,
-            "{name}_bucket{{engine=\"0\",le=\"+Inf\",{model_only}}} {}",
-            py(hist.count as f64)
-        );
-        let _ = writeln!(o.text, "{name}_count{{{base}}} {}", py(hist.count as f64));
-        let _ = writeln!(o.text, "{name}_sum{{{base}}} {}", py(hist.sum));
-        o.family(&format!("{name}_created"), "gauge", help);
-        o.sample(&format!("{name}_created"), "", "", created);
+        o.histogram(name, help, &m.hists[i]);
     }
 
     let cfg = fleet.deployments[&r.deployment].config();
-    o.family("vllm:cache_config_info", "gauge", "Information of the LLMEngine CacheConfig");
     let kv_tokens = cfg.kv_tokens() as u64;
-    let _ = writeln!(
-        o.text,
-        "vllm:cache_config_info{{block_size=\"16\",cache_dtype=\"auto\",calculate_kv_scales=\"False\",cpu_offload_gb=\"0\",enable_prefix_caching=\"{}\",engine=\"0\",gpu_memory_utilization=\"{}\",is_attention_free=\"False\",kv_cache_max_concurrency=\"{:.2}\",kv_cache_size_tokens=\"{kv_tokens}\",num_cpu_blocks=\"None\",num_gpu_blocks=\"{}\",num_gpu_blocks_override=\"None\",prefix_caching_hash_algo=\"sha256\",sliding_window=\"None\",swap_space=\"4\",swap_space_bytes=\"4294967296\"}} 1.0",
+    let (prefix, gmu, concurrency, size, blocks) = (
         if cfg.enable_prefix_caching { "True" } else { "False" },
-        cfg.gpu_memory_utilization,
-        kv_tokens as f64 / crate::model::MAX_MODEL_LEN as f64,
-        kv_tokens / 16,
+        cfg.gpu_memory_utilization.to_string(),
+        format!("{:.2}", kv_tokens as f64 / crate::model::MAX_MODEL_LEN as f64),
+        kv_tokens.to_string(),
+        (kv_tokens / 16).to_string(),
     );
+    o.base = Vec::new();
+    o.gauge(
+        "vllm:cache_config_info",
+        "Information of the LLMEngine CacheConfig",
+        &[(
+            &[
+                ("block_size", "16"),
+                ("cache_dtype", "auto"),
+                ("calculate_kv_scales", "False"),
+                ("cpu_offload_gb", "0"),
+                ("enable_prefix_caching", prefix),
+                ("engine", "0"),
+                ("gpu_memory_utilization", &gmu),
+                ("is_attention_free", "False"),
+                ("kv_cache_max_concurrency", &concurrency),
+                ("kv_cache_size_tokens", &size),
+                ("num_cpu_blocks", "None"),
+                ("num_gpu_blocks", &blocks),
+                ("num_gpu_blocks_override", "None"),
+                ("prefix_caching_hash_algo", "sha256"),
+                ("sliding_window", "None"),
+                ("swap_space", "4"),
+                ("swap_space_bytes", "4294967296"),
+            ],
+            1.0,
+        )],
+    );
+    if format == Format::OpenMetrics {
+        o.text.push_str("# EOF\n");
+    }
     o.text
 }
 
@@ -602,7 +698,7 @@ mod tests {
         let mut f = fleet();
         f.advance(30.0);
         let r = &f.replicas["stable-0"];
-        let text = vllm(&f, r);
+        let text = vllm(&f, r, Format::Text);
         let ttft: Vec<f64> = text
             .lines()
             .filter(|l| l.starts_with("vllm:time_to_first_token_seconds_bucket{"))

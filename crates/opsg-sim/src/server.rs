@@ -242,10 +242,22 @@ fn serve(mut stream: TcpStream, role: &Role, shared: &Shared) {
             }
             response
         }
-        Role::Dcgm(ni) => exporter(&request, shared, |f| render::dcgm_exporter(f, *ni)),
-        Role::NodeExporter(ni) => exporter(&request, shared, |f| render::node_exporter(f, *ni)),
+        // node_exporter's promhttp handler gzips; dcgm-exporter's plain handler does not.
+        Role::Dcgm(ni) => exporter(&request, shared, false, |f| render::dcgm_exporter(f, *ni)),
+        Role::NodeExporter(ni) => {
+            exporter(&request, shared, true, |f| render::node_exporter(f, *ni))
+        }
     };
     http::write_response(&mut stream, &response, head_only);
+}
+
+/// Gzip the body when the client accepts it (both exporters' HTTP stacks do).
+fn encoded(req: &Request, mut response: Response) -> Response {
+    if req.accepts_gzip() {
+        response.body = http::gzip_stored(&response.body);
+        response.headers.push(("Content-Encoding", "gzip".to_string()));
+    }
+    response
 }
 
 fn method_not_allowed(allow: &'static str) -> Response {
@@ -264,7 +276,10 @@ fn replica(req: &Request, name: &str, shared: &Shared) -> Option<(Response, u64)
     let delay = w.fleet.metrics_delay_ms(name);
     let response = match req.path.as_str() {
         "/metrics" if is_get(req) => {
-            Response::text(200, render::CONTENT_TYPE, render::vllm(&w.fleet, r))
+            // As vLLM's prometheus_client app: OpenMetrics when asked for, gzip when accepted.
+            let format = render::Format::negotiate(req.header("accept"));
+            let body = render::vllm(&w.fleet, r, format);
+            encoded(req, Response::text(200, format.content_type(), body))
         }
         "/health" if is_get(req) => Response::text(200, "application/json", String::new()),
         "/version" if is_get(req) => {
@@ -276,11 +291,17 @@ fn replica(req: &Request, name: &str, shared: &Shared) -> Option<(Response, u64)
     Some((response, delay))
 }
 
-fn exporter(req: &Request, shared: &Shared, render: impl Fn(&Fleet) -> String) -> Response {
+fn exporter(
+    req: &Request,
+    shared: &Shared,
+    gzip: bool,
+    render: impl Fn(&Fleet) -> String,
+) -> Response {
     match req.path.as_str() {
         "/metrics" if is_get(req) => {
             let w = lock(shared);
-            Response::text(200, render::CONTENT_TYPE, render(&w.fleet))
+            let response = Response::text(200, render::CONTENT_TYPE, render(&w.fleet));
+            if gzip { encoded(req, response) } else { response }
         }
         "/metrics" => method_not_allowed("GET, HEAD"),
         _ => Response::error(404, &format!("no route `{}`; try /metrics", req.path)),
