@@ -3,8 +3,9 @@
 //! A `/metrics` endpoint on a sick replica is exactly what this tool points at, so every way it can
 //! misbehave ends as a classified [`FetchFailure`] instead of a hang or a crash: connect and total
 //! timeouts, a cap on the (decompressed) body that stops a runaway payload after `cap` bytes, a
-//! bounded number of redirects, and retries with exponential backoff for failures that may pass
-//! (refused connections, timeouts, 5xx, 429), never for ones that will not (4xx, the cap).
+//! bounded number of redirects, and retries with jittered exponential backoff for failures that
+//! may pass (refused connections, timeouts, 5xx, 429), never for ones that will not (4xx, the cap).
+//! Proxies come from `HTTP(S)_PROXY`/`NO_PROXY`, as with curl.
 
 use opsg_core::kinds::observation::TargetStatus;
 use std::io::Read;
@@ -113,7 +114,10 @@ pub fn get(
                     }
                     return Err(failure);
                 }
-                std::thread::sleep(backoff(opts.backoff, attempt));
+                std::thread::sleep(jitter(
+                    backoff(opts.backoff, attempt),
+                    jitter_seed(url, attempt),
+                ));
             }
         }
     }
@@ -123,6 +127,22 @@ pub fn get(
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
     let factor = 1u32 << attempt.saturating_sub(1).min(10);
     base.saturating_mul(factor).min(Duration::from_secs(8))
+}
+
+/// "Equal jitter": somewhere in `[d/2, d]`, so scrapers that failed together do not retry in
+/// lockstep against a recovering replica.
+pub fn jitter(d: Duration, seed: u64) -> Duration {
+    let fraction = (seed % 1024) as f64 / 1023.0;
+    d.mul_f64(0.5 + 0.5 * fraction)
+}
+
+/// A seed that differs between processes, targets and attempts (no RNG crate needed).
+fn jitter_seed(url: &str, attempt: u32) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(url.as_bytes());
+    h.write_u32(attempt);
+    h.finish()
 }
 
 fn get_once(
@@ -297,6 +317,17 @@ mod tests {
         assert_eq!(backoff(base, 2), Duration::from_millis(200));
         assert_eq!(backoff(base, 4), Duration::from_millis(800));
         assert_eq!(backoff(base, 30), Duration::from_secs(8));
+    }
+
+    #[test]
+    fn jitter_stays_within_half_and_full() {
+        let d = Duration::from_millis(1000);
+        assert_eq!(jitter(d, 0), Duration::from_millis(500));
+        assert_eq!(jitter(d, 1023), d);
+        for seed in [1, 77, 512, 9_999_999, u64::MAX] {
+            let j = jitter(d, seed);
+            assert!(j >= Duration::from_millis(500) && j <= d, "{j:?}");
+        }
     }
 
     #[test]

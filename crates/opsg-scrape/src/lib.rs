@@ -144,7 +144,8 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = duration)]
     pub connect_timeout: Duration,
 
-    /// Extra attempts after a transient failure (refused, timeout, 5xx), with exponential backoff.
+    /// Extra attempts after a transient failure (refused, timeout, 5xx, 429), with jittered
+    /// exponential backoff.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub retries: u32,
 
