@@ -56,7 +56,7 @@ fn full_pipe(fault: &str, target: &str) -> (Sim, Ran, TempDir, Value) {
          | \"$PLAN\" --fleet-state '{f}' \
          | \"$GATE\" --policy '{p}' --state-dir '{s}' \
          | \"$EXEC\" --execute --sim '{b}' --state-dir '{s}' \
-         | \"$VERIFY\" --settle 1s --samples 3 --interval 200ms --sim '{b}' --state-dir '{s}' \
+         | \"$VERIFY\" --settle 1s --samples 3 --interval 200ms --max-wait 2s --recheck 200ms --sim '{b}' --state-dir '{s}' \
          | \"$AUDIT\" --ledger '{l}'",
         t = targets.display(),
         f = fleet.display(),

@@ -98,7 +98,7 @@ fn act(sim: &Sim, dir: &TempDir, policy: &str, input: &[u8], env: &[(&str, &str)
         "\"$GATE\" --policy '{policy}' --state-dir '{state}' --explain \
          | tee '{decision}' \
          | \"$EXEC\" --execute --sim '{sim}' --state-dir '{state}' \
-         | \"$VERIFY\" --settle 1s --samples 3 --interval 200ms --sim '{sim}' --state-dir '{state}'",
+         | \"$VERIFY\" --settle 1s --samples 3 --interval 200ms --max-wait 2s --recheck 200ms --sim '{sim}' --state-dir '{state}'",
         sim = sim.base
     );
     pipe_while_ticking(sim, &script, env, input, 5.0)
@@ -158,7 +158,7 @@ fn kv_cache_saturation_is_resolved_by_shifting_traffic_and_a_rerun_executes_noth
     let decision = std::fs::read(dir.join("decision.jsonl")).expect("tee'd decision");
     let state = dir.str("state");
     let script = format!(
-        "\"$EXEC\" --execute --sim '{b}' --state-dir '{state}' | \"$VERIFY\" --settle 0s --samples 2 --interval 200ms --sim '{b}' --state-dir '{state}'",
+        "\"$EXEC\" --execute --sim '{b}' --state-dir '{state}' | \"$VERIFY\" --settle 0s --samples 2 --interval 200ms --max-wait 0s --sim '{b}' --state-dir '{state}'",
         b = sim.base
     );
     let again = pipe_while_ticking(&sim, &script, &[], &decision, 5.0);

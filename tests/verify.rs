@@ -146,6 +146,10 @@ fn pipe(dir: &TempDir, fleet_url: &str, input: &[u8], verify_args: &[&str]) -> (
         "--state-dir",
         &state,
     ];
+    if !verify_args.contains(&"--max-wait") {
+        // Decide on the first measurement unless a test is about waiting.
+        args.extend_from_slice(&["--max-wait", "0s"]);
+    }
     args.extend_from_slice(verify_args);
     let verify = run(VERIFY, &args, &[], &exec.stdout);
     (exec, verify)
@@ -168,6 +172,32 @@ fn resolved_only_when_the_effect_is_measured() {
     // The chain still reads back: every record is sealed, linked and valid against its schema.
     opsg_core::stream::read_chain(&verify.stdout[..], "verify", &Default::default())
         .expect("valid chain");
+}
+
+#[test]
+fn a_slow_fix_is_given_its_within_s_before_it_is_judged() {
+    let dir = TempDir::new("verify-slow");
+    let fleet = Arc::new(Fleet::start(&kv_metrics(0.95)));
+    let url = format!("{}/metrics", fleet.server.addr);
+    let chain = input(observation(&url, 0.95), kv_plan(1));
+    // The effect shows up a second and a half after the action.
+    let f2 = fleet.clone();
+    let flip = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        f2.set(&kv_metrics(0.30));
+    });
+    let started = std::time::Instant::now();
+    let (_, verify) =
+        pipe(&dir, &fleet.server.addr, &chain, &["--max-wait", "20s", "--recheck", "200ms"]);
+    flip.join().unwrap();
+    assert_eq!(verify.last_body()["outcome"], "resolved", "{}", verify.stderr);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1400));
+    assert!(verify.stderr.contains("not there yet"), "{}", verify.stderr);
+    // Without the wait, the same slow fix would have been judged failed and undone.
+    let dir = TempDir::new("verify-slow-nowait");
+    fleet.set(&kv_metrics(0.95));
+    let (_, verify) = pipe(&dir, &fleet.server.addr, &chain, &[]);
+    assert_eq!(verify.last_body()["outcome"], "rolled_back", "{}", verify.stderr);
 }
 
 #[test]
@@ -250,6 +280,8 @@ fn a_failed_fix_is_rolled_back_in_reverse_order() {
         VERIFY,
         &[
             "--settle",
+            "0s",
+            "--max-wait",
             "0s",
             "--samples",
             "1",

@@ -73,6 +73,13 @@ pub struct Args {
     /// Bound on one scrape attempt.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
     pub timeout: Duration,
+    /// The longest to keep re-measuring an effect that is not there yet, counted from when the
+    /// first action started; each effect's own `within_s` is the limit when it is shorter.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration)]
+    pub max_wait: Duration,
+    /// Time between re-measurements while waiting for an effect.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub recheck: Duration,
     /// Do not roll back a failed fix (record the failure and leave the fleet as it is).
     #[arg(long)]
     pub no_rollback: bool,
@@ -401,37 +408,36 @@ fn decide(ctx: &Ctx<'_>, body: &mut VerificationBody) -> Result<(Outcome, String
         ));
         std::thread::sleep(ctx.args.settle);
     }
+    // Measure; while an effect is not there yet and its `within_s` (counted from when the first
+    // action started, capped by --max-wait) has not run out, measure again: a fix is given the
+    // time its plan promised before it is declared failed and undone.
+    let acted_at = execution
+        .actions
+        .iter()
+        .filter_map(|a| Timestamp::parse_rfc3339(&a.started).ok())
+        .min()
+        .unwrap_or_else(Timestamp::now);
+    let within_ms = effects.iter().map(|(_, e)| (e.within_s * 1000.0) as i64).max().unwrap_or(0);
+    let deadline = acted_at.plus_millis(within_ms.min(ctx.args.max_wait.as_millis() as i64));
     let window_start = Timestamp::now();
-    let after = rescrape(&wanted, ctx.args)?;
-    body.window = Window { start: window_start.to_rfc3339(), end: Timestamp::now().to_rfc3339() };
-
-    for (index, effect) in &effects {
-        let sig = signal::parse(&effect.signal);
-        let higher_is_worse = effect.direction != "increase";
-        let before_t: Vec<&TargetObservation> =
-            observed.iter().filter(|t| signal::target_matches(t, &effect.target)).collect();
-        let after_t: Vec<&TargetObservation> =
-            after.iter().filter(|t| signal::target_matches(t, &effect.target)).collect();
-        let before = signal::measure(&sig, &before_t, higher_is_worse);
-        let mut check = if after_t.is_empty() {
-            check_effect(
-                *index,
-                effect,
-                &before,
-                &Measured::Missing(format!(
-                    "target `{}` was not re-measured (not in the observation, or not an HTTP target)",
-                    effect.target
-                )),
-            )
-        } else if let Some(problem) = telemetry_problem(&sig, &after_t) {
-            check_effect(*index, effect, &before, &Measured::Missing(problem))
-        } else {
-            check_effect(*index, effect, &before, &signal::measure(&sig, &after_t, higher_is_worse))
-        };
-        if check.result == "inconclusive" && check.reason.is_none() {
-            check.reason = Some("could not be measured".into());
+    let mut rounds = 0u32;
+    loop {
+        rounds += 1;
+        let after = rescrape(&wanted, ctx.args)?;
+        body.checks = effects
+            .iter()
+            .map(|(index, effect)| check_one(*index, effect, &observed, &after))
+            .collect();
+        body.window =
+            Window { start: window_start.to_rfc3339(), end: Timestamp::now().to_rfc3339() };
+        let all_pass = body.checks.iter().all(|c| c.result == "pass");
+        if all_pass || Timestamp::now() >= deadline {
+            break;
         }
-        body.checks.push(check);
+        opsg_core::cli::info(format!(
+            "not there yet (round {rounds}); measuring again until {deadline} (the effects' within_s)"
+        ));
+        std::thread::sleep(ctx.args.recheck);
     }
     let failed: Vec<&EffectCheck> = body.checks.iter().filter(|c| c.result == "fail").collect();
     let unsure = body.checks.iter().any(|c| c.result == "inconclusive");
@@ -469,6 +475,38 @@ fn decide(ctx: &Ctx<'_>, body: &mut VerificationBody) -> Result<(Outcome, String
     } else {
         Ok((Outcome::Failed, format!("the fix did not work ({why}) and the rollback did not hold")))
     }
+}
+
+/// Check one effect: the value before (the chain's observation) against the value after (the
+/// re-measurement), inconclusive when the target was not re-measured or its telemetry is bad.
+fn check_one(
+    index: u32,
+    effect: &ExpectedEffect,
+    observed: &[TargetObservation],
+    after: &[TargetObservation],
+) -> EffectCheck {
+    let sig = signal::parse(&effect.signal);
+    let higher_is_worse = effect.direction != "increase";
+    let before_t: Vec<&TargetObservation> =
+        observed.iter().filter(|t| signal::target_matches(t, &effect.target)).collect();
+    let after_t: Vec<&TargetObservation> =
+        after.iter().filter(|t| signal::target_matches(t, &effect.target)).collect();
+    let before = signal::measure(&sig, &before_t, higher_is_worse);
+    let mut check = if after_t.is_empty() {
+        let why = format!(
+            "target `{}` was not re-measured (not in the observation, or not an HTTP target)",
+            effect.target
+        );
+        check_effect(index, effect, &before, &Measured::Missing(why))
+    } else if let Some(problem) = telemetry_problem(&sig, &after_t) {
+        check_effect(index, effect, &before, &Measured::Missing(problem))
+    } else {
+        check_effect(index, effect, &before, &signal::measure(&sig, &after_t, higher_is_worse))
+    };
+    if check.result == "inconclusive" && check.reason.is_none() {
+        check.reason = Some("could not be measured".into());
+    }
+    check
 }
 
 /// Unreachable or stale telemetry for a non-`up` signal.
