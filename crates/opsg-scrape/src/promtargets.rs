@@ -3,7 +3,8 @@
 //!
 //! Series are grouped by their `instance` label into one [`TargetObservation`] each (series
 //! without `instance` stay in `queries` only). `instance` and `job` become the target's identity
-//! and are dropped from the series' labels, as a direct scrape would not carry them; `job`,
+//! and are dropped from the series' labels, as a direct scrape would not carry them; the target's
+//! `source` is `prometheus:<endpoint>` (not a `/metrics` URL anyone should re-scrape); `job`,
 //! `deployment`, `role`, `route` and `node` become target labels. vLLM names are normalized as in
 //! a scrape. Classic histograms are rebuilt from their `_bucket{le}`, `_sum` and `_count` series
 //! (the query API has no types: `_bucket` with `le` is a histogram, `_total` a counter, anything
@@ -66,7 +67,8 @@ pub fn targets_from_queries(results: &[QueryResult]) -> Vec<TargetObservation> {
         for s in &result.series {
             let Some(instance_name) = s.labels.get("instance") else { continue };
             let inst = instances.entry(instance_name.clone()).or_default();
-            inst.endpoint.clone_from(&result.endpoint);
+            // Not an `http://` source: it is not a `/metrics` URL a later stage could re-scrape.
+            inst.endpoint = format!("prometheus:{}", result.endpoint);
             for key in TARGET_LABELS {
                 if let Some(v) = s.labels.get(*key) {
                     inst.labels.entry((*key).to_string()).or_insert_with(|| v.clone());
@@ -232,7 +234,7 @@ mod tests {
         assert_eq!(targets.len(), 2);
         let r1 = &targets[0];
         assert_eq!(r1.name, "r1:8000");
-        assert_eq!(r1.source, "http://prom:9090");
+        assert_eq!(r1.source, "prometheus:http://prom:9090", "not mistaken for a /metrics URL");
         assert_eq!(r1.labels["role"], "canary");
         assert_eq!(r1.labels["job"], "vllm");
         assert_eq!(r1.status, TargetStatus::Up);
