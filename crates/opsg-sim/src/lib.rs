@@ -130,6 +130,14 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         None if args.manual_clock => MANUAL_EPOCH,
         None => opsg_core::time::Timestamp::now().seconds_f64().floor(),
     };
+    if args.stable_replicas + args.canary_replicas > args.nodes * model::GPUS_PER_NODE {
+        return Err(Error::usage(format!(
+            "{} replicas do not fit on {} node(s) of {} GPUs",
+            args.stable_replicas + args.canary_replicas,
+            args.nodes,
+            model::GPUS_PER_NODE
+        )));
+    }
     let logs = model_logs(&args)?;
     let fleet = model::Fleet::new(
         model::FleetConfig {
@@ -142,14 +150,6 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         },
         logs,
     );
-    if args.stable_replicas + args.canary_replicas > args.nodes * model::GPUS_PER_NODE {
-        return Err(Error::usage(format!(
-            "{} replicas do not fit on {} node(s) of {} GPUs",
-            args.stable_replicas + args.canary_replicas,
-            args.nodes,
-            model::GPUS_PER_NODE
-        )));
-    }
     let control = TcpListener::bind(args.listen).map_err(|e| Error::io(args.listen, e))?;
     let listen = control.local_addr().map_err(|e| Error::io(args.listen, e))?;
     let shared = server::start(fleet, control, args.manual_clock, args.speed)

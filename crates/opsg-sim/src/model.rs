@@ -1434,9 +1434,9 @@ impl Fleet {
                     }
                 }
                 FaultKind::CanaryRegression => {
-                    if let (Some(prev), Some(bad)) = (f.previous_version, f.bad_version)
+                    // Still listed means its settings still run: back to the version before.
+                    if let Some(prev) = f.previous_version
                         && let Some(dep) = self.deployments.get_mut(&f.target)
-                        && dep.config_version == bad
                     {
                         dep.config_version = prev;
                         self.rollout(&f.target.clone());
@@ -1460,9 +1460,14 @@ impl Fleet {
             FaultKind::NetworkLatency => {
                 replicas.get(&f.target).is_some_and(|r| Some(r.node) == f.node)
             }
-            FaultKind::CanaryRegression => {
-                deployments.get(&f.target).is_some_and(|d| Some(d.config_version) == f.bad_version)
-            }
+            // The regression lasts while its settings run, whatever version carries them (a
+            // config change on top of the bad version keeps it; a rollback or a fix ends it).
+            FaultKind::CanaryRegression => deployments.get(&f.target).is_some_and(|d| {
+                f.bad_version.and_then(|v| d.versions.get(v as usize - 1)).is_some_and(|bad| {
+                    d.config().enforce_eager == bad.enforce_eager
+                        && d.config().max_num_batched_tokens == bad.max_num_batched_tokens
+                })
+            }),
             _ => true,
         });
     }
@@ -2283,6 +2288,23 @@ mod tests {
         let bad = ConfigPatch { gpu_memory_utilization: Some(1.5), ..ConfigPatch::default() };
         assert_eq!(f.change_config("canary", &bad).unwrap_err().status, 400);
         assert_eq!(f.deployments["canary"].versions.len(), 2, "a rejected change adds no version");
+    }
+
+    #[test]
+    fn a_regression_ends_with_its_settings_not_its_version_number() {
+        let mut f = fleet(2);
+        f.inject(FaultKind::CanaryRegression, None, 0.8).unwrap();
+        let unrelated = ConfigPatch { max_num_seqs: Some(40), ..ConfigPatch::default() };
+        f.change_config("canary", &unrelated).unwrap();
+        assert_eq!(f.deployments["canary"].config_version, 3);
+        assert_eq!(f.faults.len(), 1, "version 3 still carries the bad settings");
+        let fix = ConfigPatch {
+            enforce_eager: Some(false),
+            max_num_batched_tokens: Some(8192),
+            ..ConfigPatch::default()
+        };
+        f.change_config("canary", &fix).unwrap();
+        assert!(f.faults.is_empty(), "rolling forward with a fix ends it");
     }
 
     #[test]
