@@ -73,10 +73,29 @@ pub fn query(
         },
     };
     match parse_response(&body, promql) {
-        Ok(series) => result.series = series,
+        Ok(series) => {
+            result.series = series;
+            let warned = warnings(&body);
+            if !warned.is_empty() {
+                result.reason = Some(format!("partial answer: {}", warned.join("; ")));
+            }
+        }
         Err(reason) => result = fail(result, reason),
     }
     result
+}
+
+/// The `warnings` Prometheus (or Thanos, when a store is down) attaches to a successful answer:
+/// the result may be partial, and the record should say so.
+pub fn warnings(body: &[u8]) -> Vec<String> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("warnings")
+                .and_then(Value::as_array)
+                .map(|w| w.iter().filter_map(Value::as_str).map(str::to_string).collect::<Vec<_>>())
+        })
+        .unwrap_or_default()
 }
 
 fn fail(mut result: QueryResult, reason: String) -> QueryResult {
@@ -204,6 +223,14 @@ mod tests {
 
         let scalar = br#"{"status":"success","data":{"resultType":"scalar","result":[5,"42"]}}"#;
         assert_eq!(parse_response(scalar, "42").unwrap()[0].points[0].v, Some(Float(42.0)));
+    }
+
+    #[test]
+    fn warnings_of_a_partial_answer() {
+        let body = br#"{"status":"success","warnings":["store 10.0.0.3:10901 unavailable"],"data":{"resultType":"vector","result":[]}}"#;
+        assert_eq!(warnings(body), ["store 10.0.0.3:10901 unavailable"]);
+        assert!(parse_response(body, "up").unwrap().is_empty());
+        assert!(warnings(br#"{"status":"success","data":{}}"#).is_empty());
     }
 
     #[test]

@@ -175,7 +175,8 @@ pub struct QueryResult {
     pub query: String,
     /// `ok`, or the error Prometheus (or the connection) gave.
     pub status: String,
-    /// Why, when not ok.
+    /// Why, when not ok; for an ok answer, the warnings Prometheus attached (a partial result,
+    /// e.g. a Thanos store down).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Result series as compact series (`name` from `__name__` or the query).
