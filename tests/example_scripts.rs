@@ -1,0 +1,217 @@
+//! The users' three jobs as shipped in `examples/scripts/`: the CI replay, a forensic jq session
+//! over a ledger, and the cron job against a live opsg-sim. Each runs the real script with the
+//! built binaries first on PATH.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_opsg-audit")).parent().unwrap().to_path_buf()
+}
+
+fn path_env() -> String {
+    format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default())
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("opsg-scripts-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn script(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new("bash");
+    cmd.arg(root().join("examples/scripts").join(name))
+        .args(args)
+        .current_dir(root())
+        .env_clear()
+        .env("PATH", path_env())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn require(tool: &str) -> bool {
+    if have(tool) {
+        return true;
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "`{tool}` is required under CI");
+    // Loud on purpose: a skipped test must not pass unnoticed.
+    let _ =
+        writeln!(std::io::stderr(), "SKIPPED: `{tool}` is not installed (apt-get install {tool})");
+    false
+}
+
+#[test]
+fn ci_replay_script_passes_on_the_corpus_and_keeps_results() {
+    let dir = temp_dir("ci");
+    let results = dir.join("results.csv");
+    let out = script("ci-replay.sh", &["examples/incidents", results.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cases = std::fs::read_dir(root().join("examples/incidents")).unwrap().count();
+    let csv = std::fs::read_to_string(&results).unwrap();
+    assert_eq!(csv.lines().count(), cases + 1, "a header and one row per case");
+}
+
+fn pipe_case(case: &str, state: &Path, ledger: &Path) -> i32 {
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("examples/incidents").join(case).join("case.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let now = meta["now"].as_str().unwrap().to_string();
+    let script = format!(
+        "opsg-triage --now {now} --state-dir '{s}' | opsg-plan --now {now} | opsg-gate --now {now} --state-dir '{s}' \
+         | opsg-exec --state-dir '{s}' | opsg-verify --state-dir '{s}' | opsg-audit append --ledger '{l}' >/dev/null",
+        s = state.display(),
+        l = ledger.display()
+    );
+    let input =
+        std::fs::read(root().join("examples/incidents").join(case).join("observation.jsonl"))
+            .unwrap();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env_clear()
+        .env("PATH", path_env())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    child.wait().unwrap().code().unwrap_or(-1)
+}
+
+#[test]
+fn forensics_script_answers_from_a_verified_ledger() {
+    if !require("jq") {
+        return;
+    }
+    let dir = temp_dir("forensics");
+    let (state, ledger) = (dir.join("state"), dir.join("ledger.jsonl"));
+    assert_eq!(
+        pipe_case("kv_cache_saturation-100", &state, &ledger),
+        12,
+        "blocked by the default policy"
+    );
+    assert_eq!(pipe_case("healthy-quiet-200", &state, &ledger), 10, "no incident");
+    let out = script("forensics.sh", &[ledger.to_str().unwrap()], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let incidents: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("== incidents"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("=="))
+        .collect();
+    assert_eq!(incidents.len(), 2, "{text}");
+    assert!(
+        incidents[0].contains("kv_cache_saturation") && incidents[0].ends_with("blocked"),
+        "{text}"
+    );
+    assert!(incidents[1].ends_with("no_incident"), "{text}");
+    assert!(text.contains("blast_radius"), "blocked reasons listed: {text}");
+
+    // A tampered ledger stops the session at the integrity check.
+    let bytes =
+        std::fs::read_to_string(&ledger).unwrap().replacen("\"blocked\"", "\"resolved\"", 1);
+    std::fs::write(&ledger, bytes).unwrap();
+    let out = script("forensics.sh", &[ledger.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+struct Sim(Child, String);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_sim() -> Sim {
+    let mut child = Command::new(bin_dir().join("opsg-sim"))
+        .args(["--listen", "127.0.0.1:0", "--seed", "5", "--speed", "20", "--exit-on-stdin-eof"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let url = format!("http://{}", v["listen"].as_str().unwrap());
+    Sim(child, url)
+}
+
+#[test]
+fn cron_job_script_reports_no_incident_on_a_healthy_fleet() {
+    if !have("flock") && !require("flock") {
+        return;
+    }
+    let dir = temp_dir("cron");
+    let sim = start_sim();
+    let body =
+        ureq::get(format!("{}/state", sim.1)).call().unwrap().into_body().read_to_string().unwrap();
+    let state: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let targets: Vec<serde_json::Value> = state["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["job"] == "vllm")
+        .map(|t| {
+            serde_json::json!({"name": t["replica"], "url": t["url"],
+                               "labels": {"deployment": t["deployment"], "role": t["role"], "node": t["node"]}})
+        })
+        .collect();
+    let targets_file = dir.join("targets.json");
+    std::fs::write(&targets_file, serde_json::json!({ "targets": targets }).to_string()).unwrap();
+    let policy = root().join("examples/policy.json");
+    let (ledger, state_dir) = (dir.join("ledger.jsonl"), dir.join("state"));
+    let env = [
+        ("OPSG_TARGETS", targets_file.to_str().unwrap()),
+        ("OPSG_POLICY", policy.to_str().unwrap()),
+        ("OPSG_LEDGER", ledger.to_str().unwrap()),
+        ("OPSG_STATE_DIR", state_dir.to_str().unwrap()),
+        ("OPSG_SAMPLES", "3"),
+        ("OPSG_INTERVAL", "300ms"),
+    ];
+    let out = script("cron-job.sh", &[], &env);
+    assert_eq!(out.status.code(), Some(10), "{}", String::from_utf8_lossy(&out.stderr));
+    // The run left a verified ledger with one observation, its finding and a report.
+    let verify = Command::new(bin_dir().join("opsg-audit"))
+        .args(["verify", "--ledger"])
+        .arg(&ledger)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    let kinds: Vec<String> = std::fs::read_to_string(&ledger)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["record"]["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("observation"));
+    assert_eq!(kinds.last().map(String::as_str), Some("report"));
+}
