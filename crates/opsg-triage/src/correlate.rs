@@ -9,11 +9,15 @@
 //! signal reaches certainty. Symptoms (latency, errors, burn rate) on a target count for every
 //! cause found on that target or its node. Structure then scales the support:
 //!
-//! - canary regression: a config on the canary that differs from stable's (or changed within the
-//!   last 24 h) is one more piece of evidence of weight 0.5; without one the support is ×0.6; load classes seen on the canary alone are scaled ×0.4 (the same
-//!   traffic mix is fine on stable, so load is the less likely cause);
+//! - canary regression: a config on the canary that differs from stable's (`config_version`
+//!   label, `config_changed_at` within 24 h, or a different `vllm:cache_config_info`) is one more
+//!   piece of evidence of weight 0.5; a recent rollout alone (its processes started after every
+//!   stable replica's) weighs 0.35; with neither the support is ×0.6. With a config change, load
+//!   classes seen on the canary alone are scaled ×0.4 (×0.7 after a rollout): the same traffic mix
+//!   is fine on stable, so load is the less likely cause;
 //! - traffic surge: ×min(1, g − 1), where g is the fleet's arrival rate at the end of the window
 //!   over its start; a surge scales queue and KV hypotheses ×0.5 (they are its symptoms);
+//! - a queue backlog on replicas whose KV cache is saturated ×0.6 (waiting is the symptom);
 //! - network latency without slow scrapes ×0.7; unexplained symptoms give `unknown` ×0.5;
 //! - telemetry: ×(1 − 0.5·stale/total) for everyone; ×0.7 when an implicated target is stale;
 //!   ×0.5 for `replica_down` when every replica is down (the scraper's own network is then the
@@ -242,9 +246,12 @@ pub fn correlate(obs: &ObservationBody, rules: &Rules) -> Correlation {
     ];
     let load = [IncidentClass::KvCacheSaturation, IncidentClass::QueueBacklog];
     // Targets a cause implicates: where it fired, plus the replicas on the same node.
+    // An exporter's anomaly (GPU, host, disk) implicates the replicas on its node; a replica's
+    // implicates only itself.
     let implicated = |evidence: &[&Fired]| -> BTreeSet<usize> {
         let mut set: BTreeSet<usize> = evidence.iter().map(|f| f.target).collect();
-        let nodes: BTreeSet<&str> = set.iter().filter_map(|i| node_of(*i)).collect();
+        let nodes: BTreeSet<&str> =
+            set.iter().filter(|i| !is_replica(&targets[**i])).filter_map(|i| node_of(*i)).collect();
         for r in &replicas {
             if node_of(*r).is_some_and(|n| nodes.contains(n)) {
                 set.insert(*r);
@@ -287,28 +294,23 @@ pub fn correlate(obs: &ObservationBody, rules: &Rules) -> Correlation {
     let canary_ev: Vec<&Fired> = canaries.iter().flat_map(|i| regression_on(*i)).collect();
     let stable_regressed = stables.iter().any(|i| !regression_on(*i).is_empty());
     let mut canary_only = false;
+    let mut canary_load_factor = 1.0;
     if !canary_ev.is_empty() && !stable_regressed && !stables.is_empty() {
         canary_only = true;
         let set: BTreeSet<usize> = canary_ev.iter().map(|f| f.target).collect();
-        let stable_cfg: BTreeSet<&str> =
-            stables.iter().filter_map(|i| label(&targets[*i], "config_version")).collect();
-        let end = Timestamp::parse_rfc3339(&obs.window.end).ok();
-        let changed = set.iter().any(|i| {
-            let t = &targets[*i];
-            let differs = label(t, "config_version")
-                .is_some_and(|v| !stable_cfg.is_empty() && !stable_cfg.contains(v));
-            let recent = label(t, "config_changed_at")
-                .and_then(|c| Timestamp::parse_rfc3339(c).ok())
-                .zip(end)
-                .is_some_and(|(c, e)| c <= e && e.millis() - c.millis() <= 86_400_000);
-            differs || recent
-        });
-        // The config change is one more piece of evidence (weight 0.5); without one, the
-        // regression may as well be the canary's hardware or placement.
-        let mut support = if changed {
-            noisy_or(canary_ev.iter().map(|f| f.score).chain([0.5]))
-        } else {
-            noisy_or(canary_ev.iter().map(|f| f.score)) * 0.6
+        let evidence_of_change = config_change(obs, &set, &stables);
+        canary_load_factor = match evidence_of_change {
+            Change::Config => 0.4,
+            Change::Rollout => 0.7,
+            Change::None => 1.0,
+        };
+        // A config change is one more piece of evidence (weight 0.5; a recent rollout of the
+        // canary's processes alone, 0.35); without either, the regression may as well be the
+        // canary's hardware or placement.
+        let mut support = match evidence_of_change {
+            Change::Config => noisy_or(canary_ev.iter().map(|f| f.score).chain([0.5])),
+            Change::Rollout => noisy_or(canary_ev.iter().map(|f| f.score).chain([0.35])),
+            Change::None => noisy_or(canary_ev.iter().map(|f| f.score)) * 0.6,
         };
         let infra_on_canary =
             hyps.iter().any(|(c, _, s, _)| infra.contains(c) && s.iter().any(|t| set.contains(t)));
@@ -364,14 +366,23 @@ pub fn correlate(obs: &ObservationBody, rules: &Rules) -> Correlation {
     let all_down =
         !replicas.is_empty() && replicas.iter().all(|i| targets[*i].status != TargetStatus::Up);
     let stale: BTreeSet<&str> = tele.stale_targets.iter().map(String::as_str).collect();
+    // Requests wait when the KV cache is full: a backlog on saturated replicas is its symptom.
+    let kv_targets: BTreeSet<usize> = hyps
+        .iter()
+        .filter(|h| h.0 == IncidentClass::KvCacheSaturation)
+        .flat_map(|h| h.2.iter().copied())
+        .collect();
     let mut out: Vec<Hypothesis> = Vec::new();
     for (class, mut support, set, ev) in hyps {
+        if class == IncidentClass::QueueBacklog && set.iter().any(|t| kv_targets.contains(t)) {
+            support *= 0.6;
+        }
         if load.contains(&class) {
             if surge {
                 support *= 0.5;
             }
             if canary_only && set.iter().all(|t| role_of(*t) == Some("canary")) {
-                support *= 0.4;
+                support *= canary_load_factor;
             }
         }
         if class == IncidentClass::ReplicaDown && all_down {
@@ -409,6 +420,77 @@ pub fn correlate(obs: &ObservationBody, rules: &Rules) -> Correlation {
         tele.notes.push("every replica is down: the scraper's own network may be at fault".into());
     }
     Correlation { fired, hypotheses: out, telemetry: tele, arrival_growth: growth }
+}
+
+/// What says the canary's config changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Its config differs from stable's: a `config_version` label, a recent `config_changed_at`,
+    /// or a different `vllm:cache_config_info` label set.
+    Config,
+    /// Its processes started after every stable replica's, within the last day (a rollout).
+    Rollout,
+    /// Nothing.
+    None,
+}
+
+fn last_value(t: &TargetObservation, name: &str) -> Option<f64> {
+    t.series
+        .iter()
+        .filter(|s| s.name == name)
+        .filter_map(|s| {
+            s.points.iter().rev().find_map(|p| p.v.map(|v| v.0).filter(|v| v.is_finite()))
+        })
+        .reduce(f64::max)
+}
+
+fn cache_config(t: &TargetObservation) -> Option<BTreeMap<&str, &str>> {
+    let s = t.series.iter().find(|s| s.name == "vllm:cache_config_info")?;
+    Some(
+        s.labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != "engine")
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+    )
+}
+
+fn config_change(obs: &ObservationBody, canaries: &BTreeSet<usize>, stables: &[usize]) -> Change {
+    let targets = &obs.targets;
+    let end = Timestamp::parse_rfc3339(&obs.window.end).ok();
+    let stable_cfg: BTreeSet<&str> =
+        stables.iter().filter_map(|i| label(&targets[*i], "config_version")).collect();
+    let stable_info: Vec<BTreeMap<&str, &str>> =
+        stables.iter().filter_map(|i| cache_config(&targets[*i])).collect();
+    let config = canaries.iter().any(|i| {
+        let t = &targets[*i];
+        let differs = label(t, "config_version")
+            .is_some_and(|v| !stable_cfg.is_empty() && !stable_cfg.contains(v));
+        let recent = label(t, "config_changed_at")
+            .and_then(|c| Timestamp::parse_rfc3339(c).ok())
+            .zip(end)
+            .is_some_and(|(c, e)| c <= e && e.millis() - c.millis() <= 86_400_000);
+        let info = cache_config(t)
+            .is_some_and(|c| !stable_info.is_empty() && stable_info.iter().all(|s| *s != c));
+        differs || recent || info
+    });
+    if config {
+        return Change::Config;
+    }
+    let stable_start = stables
+        .iter()
+        .filter_map(|i| last_value(&targets[*i], "process_start_time_seconds"))
+        .reduce(f64::max);
+    let rollout = canaries.iter().any(|i| {
+        let started = last_value(&targets[*i], "process_start_time_seconds");
+        match (started, stable_start, end) {
+            (Some(c), Some(s), Some(e)) => {
+                c > s + 1.0 && e.seconds_f64() - c <= 86_400.0 && c <= e.seconds_f64()
+            }
+            _ => false,
+        }
+    });
+    if rollout { Change::Rollout } else { Change::None }
 }
 
 fn cause_text(

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Record incidents from a real opsg-sim into examples/incidents/sim-*/ (the corpus that
+# tests/bench/triage_quality.sh scores). For each case: start opsg-sim (real-time clock, seeded),
+# let it warm up, inject one fault (or none), let it develop, then scrape every replica, DCGM
+# exporter and node_exporter target 12 times 5 s apart with opsg-scrape. The recording is trimmed
+# to the series triage reads and re-sealed (crates/opsg-triage/examples/trim_recording.rs).
+#
+#   tests/bench/record_sim_corpus.sh [OUT_DIR] [PARALLEL]      (takes about 2 minutes per batch)
+#
+# Timing is real time, so re-recording gives similar, not identical, windows.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out="${1:-examples/incidents}"
+parallel="${2:-8}"
+cargo build --quiet --bin opsg-sim --bin opsg-scrape
+cargo build --quiet -p opsg-triage --example trim_recording
+B="$PWD/target/debug"
+TRIM="$PWD/target/debug/examples/trim_recording"
+
+record() { # name fault target seed class first_action
+  local name=$1 fault=$2 target=$3 seed=$4 class=$5 action=$6
+  local dir="$out/$name" tmp
+  tmp=$(mktemp -d)
+  mkdir -p "$dir"
+  coproc SIM { exec "$B/opsg-sim" --listen 127.0.0.1:0 --seed "$seed" --exit-on-stdin-eof 2>/dev/null; }
+  local hello base
+  read -r hello <&"${SIM[0]}"
+  base="http://$(echo "$hello" | jq -r .listen)"
+  sleep 20
+  if [ "$fault" != healthy ]; then
+    local body='{"intensity":0.9}'
+    [ -n "$target" ] && body="{\"target\":\"$target\",\"intensity\":0.9}"
+    curl -sf -XPOST "$base/chaos/$fault" -d "$body" > /dev/null
+  fi
+  sleep 30
+  curl -sf "$base/state" > "$tmp/state.json"
+  jq '{targets: [.targets[] | if .job == "vllm"
+        then {name: .replica, url: .url, labels: {deployment: .deployment, role: .role, node: .node}}
+        else {name: "\(.job)-\(.node)", url: .url, labels: {node: .node, job: .job}} end]}' \
+    "$tmp/state.json" > "$tmp/targets.json"
+  "$B/opsg-scrape" --targets "$tmp/targets.json" --samples 12 --interval 5s 2>/dev/null \
+    | "$TRIM" > "$dir/observation.jsonl"
+  kill "$SIM_PID" 2>/dev/null || true
+  local end now
+  end=$(jq -r '.body.window.end' "$dir/observation.jsonl")
+  now=$(date -u -d "$end + 5 seconds" +%Y-%m-%dT%H:%M:%S.000Z)
+  jq -n --arg id "$name" --arg class "$class" --arg action "$action" --arg now "$now" \
+        --arg fault "$fault" --arg target "$target" --argjson seed "$seed" \
+    '{id: $id, expected_class: $class, expected_first_action: $action, now: $now,
+      scenario: (if $fault == "healthy" then "healthy" else "opsg-sim fault \($fault) on \($target | if . == "" then "fleet" else . end), intensity 0.9" end),
+      seed: $seed,
+      source: "recorded: opsg-sim (real-time clock) scraped by opsg-scrape, trimmed and re-sealed (tests/bench/record_sim_corpus.sh)"}' \
+    > "$dir/case.json"
+  rm -rf "$tmp"
+}
+
+cases=()
+for seed in 11 12 13 14 15; do
+  dep=$([ $((seed % 2)) -eq 0 ] && echo stable || echo canary)
+  rep=$([ $((seed % 2)) -eq 0 ] && echo stable-$((seed % 3)) || echo canary-0)
+  node=gpu-node-$([ $((seed % 2)) -eq 0 ] && echo a || echo b)
+  cases+=("sim-kv_cache_saturation-$seed kv_cache_saturation $dep $seed kv_cache_saturation shift_traffic")
+  cases+=("sim-traffic_surge-$seed traffic_surge '' $seed traffic_surge scale_replicas")
+  cases+=("sim-canary_regression-$seed canary_regression canary $seed canary_regression rollback_config")
+  cases+=("sim-replica_down-$seed replica_crash $rep $seed replica_down restart_replica")
+  cases+=("sim-gpu_fault-$seed gpu_fault $rep $seed gpu_fault drain_node")
+  cases+=("sim-memory_leak-$seed memory_leak $rep $seed memory_leak restart_replica")
+  cases+=("sim-network_latency-$seed network_latency $rep $seed network_latency drain_node")
+  cases+=("sim-disk_pressure-$seed disk_pressure $node $seed disk_pressure escalate")
+done
+for seed in 21 22 23 24 25 26 27 28 29 30; do
+  cases+=("sim-healthy-$seed healthy '' $seed none none")
+done
+
+running=0
+for c in "${cases[@]}"; do
+  eval "set -- $c"
+  record "$@" &
+  running=$((running + 1))
+  if [ "$running" -ge "$parallel" ]; then wait -n; running=$((running - 1)); fi
+done
+wait
+echo "recorded ${#cases[@]} cases under $out" >&2
