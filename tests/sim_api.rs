@@ -147,6 +147,21 @@ fn reset_returns_to_the_seeded_state_on_the_same_ports() {
     assert_eq!(log.len(), 1, "the log restarts with the reset itself: {log:?}");
     assert_eq!(log[0]["path"], json!("/reset"));
     assert_eq!(s["admin_log_total"], json!(3));
+
+    // Reseeding gives another fleet; the same seed again gives the same one.
+    sim.post("/reset", json!({"seed": 10}));
+    assert_eq!(sim.state()["seed"], json!(10));
+    sim.tick(20.0);
+    let ten = sim.metrics("stable-0");
+    sim.post("/reset", json!({"seed": 9}));
+    sim.tick(20.0);
+    let nine = sim.metrics("stable-0");
+    assert_ne!(ten, nine);
+    sim.post("/reset", json!({"seed": 10}));
+    sim.tick(20.0);
+    assert_eq!(sim.metrics("stable-0"), ten);
+    let (status, _) = sim.call("POST", "/reset", Some(&json!({"seed": "x"})));
+    assert_eq!(status, 400);
 }
 
 fn error_of(sim: &Sim, method: &str, path: &str, body: Option<&str>) -> (u16, String) {

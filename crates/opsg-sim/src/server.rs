@@ -351,6 +351,13 @@ struct ScaleBody {
 #[serde(deny_unknown_fields)]
 struct EmptyBody {}
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetBody {
+    /// Reseed the fleet (campaigns run each incident on its own seed).
+    seed: Option<u64>,
+}
+
 /// Parse a JSON object body; an empty body is `{}` (every field optional) or an error.
 fn body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let text = std::str::from_utf8(&req.body).map_err(|_| ApiError::bad("body is not UTF-8"))?;
@@ -428,8 +435,11 @@ fn route(req: &Request, seg: &[&str], shared: &Shared) -> Response {
             let w = lock(shared);
             Ok(json!({"sim_time": w.fleet.time, "unix_time": w.fleet.unix(w.fleet.time)}))
         })),
-        ["reset"] if m == "POST" => respond(body::<EmptyBody>(req).map(|_| {
+        ["reset"] if m == "POST" => respond(body::<ResetBody>(req).map(|b| {
             let mut w = lock(shared);
+            if let Some(seed) = b.seed {
+                w.fleet.cfg.seed = seed;
+            }
             w.fleet.reset();
             reconcile(&mut w, shared);
             json!({"reset": true, "seed": w.fleet.cfg.seed, "sim_time": w.fleet.time})
@@ -587,7 +597,7 @@ fn index() -> Value {
             "POST /chaos/<fault>": "start a fault: {\"target\": NAME, \"intensity\": 0..1}",
             "DELETE /chaos/<fault>": "end a fault (optional ?target=NAME) and undo its effects",
             "POST /tick": "advance sim time: {\"seconds\": N}",
-            "POST /reset": "back to the seeded initial state",
+            "POST /reset": "back to the seeded initial state; {\"seed\": N} reseeds",
             "POST /admin/traffic": "{\"weights\": {\"stable\": 0.5, \"canary\": 0.5}}",
             "POST /admin/deployments/<d>/status": "{\"status\": \"drain\"|\"active\"}",
             "POST /admin/deployments/<d>/config": "{\"max_num_seqs\": N, ...}: new config version",
