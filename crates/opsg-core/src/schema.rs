@@ -26,6 +26,13 @@ pub const SCHEMAS: &[(&str, &str)] = &[
     ("report.schema.json", include_str!("../../../schemas/report.schema.json")),
     ("ledger-line.schema.json", include_str!("../../../schemas/ledger-line.schema.json")),
     ("checkpoint.schema.json", include_str!("../../../schemas/checkpoint.schema.json")),
+    // Config files, validated by the tools that read them and by the examples test.
+    ("targets.schema.json", include_str!("../../../schemas/targets.schema.json")),
+    ("rules.schema.json", include_str!("../../../schemas/rules.schema.json")),
+    ("catalog.schema.json", include_str!("../../../schemas/catalog.schema.json")),
+    ("policy.schema.json", include_str!("../../../schemas/policy.schema.json")),
+    ("actuators.schema.json", include_str!("../../../schemas/actuators.schema.json")),
+    ("campaign.schema.json", include_str!("../../../schemas/campaign.schema.json")),
 ];
 
 /// The schema file for a record kind.
@@ -134,6 +141,18 @@ mod tests {
             assert_eq!(value["$schema"], "https://json-schema.org/draft/2020-12/schema", "{name}");
             assert_eq!(value["$id"], format!("{BASE_URI}{name}"), "{name}");
             validator(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    /// Guards against a schema file added to `schemas/` but never embedded (and so never used).
+    #[test]
+    fn every_schema_file_is_embedded() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if name.ends_with(".schema.json") {
+                assert!(SCHEMAS.iter().any(|(n, _)| *n == name), "{name} is not in SCHEMAS");
+            }
         }
     }
 
