@@ -20,9 +20,9 @@
 //!   tx_bytes_per_s?, errors_per_s?}], tcp: {active_opens, passive_opens, attempt_fails,
 //!   estab_resets, curr_estab, in_segs, out_segs, retrans_segs, in_errs, out_rsts,
 //!   retrans_per_s?, retrans_fraction?}, processes?: [{name, matched, total_rss_bytes,
-//!   total_threads, total_fds, processes: [{pid, comm,
-//!   cmdline (redacted), state, rss_bytes, rss_peak_bytes, vm_size_bytes, swap_bytes, threads,
-//!   cpu_ticks, age_s, start_time_unix, oom_score, fd_limit, fds, fds_reason?}]}]}`
+//!   total_threads, total_fds, total_cpu_cores_used?, processes: [{pid, comm, cmdline
+//!   (redacted), state, rss_bytes, rss_peak_bytes, vm_size_bytes, swap_bytes, threads, cpu_ticks,
+//!   cpu_cores_used?, age_s, start_time_unix, oom_score, fd_limit, fds, fds_reason?}]}]}`
 //!   (`?`: only with a sampling interval, or only when present).
 //! - `gpus` ([`gpu`]): `{available, driver_version, cuda_driver_version, count, devices: [{index,
 //!   name, uuid, pci_bus_id, utilization: {gpu_pct, memory_pct}, memory: {total_bytes,
@@ -160,9 +160,15 @@ pub fn collect_with_gpu(
             )
         });
 
+        // Per-process CPU use is sampled over the same interval as the host's.
+        let processes = (!args.processes.is_empty()).then(|| {
+            let interval = args.cpu_interval.unwrap_or(host::DEFAULT_CPU_INTERVAL);
+            scope.spawn(move || {
+                process::collect_processes_sampled(&args.proc_root, &args.processes, interval)
+            })
+        });
+
         // The quick, file-only sources run here meanwhile.
-        let processes = (!args.processes.is_empty())
-            .then(|| process::collect_processes(&args.proc_root, &args.processes));
         signals.cgroups = cgroup::collect_cgroups(&args.cgroup_root, &args.cgroups);
         for path in &args.logs {
             let (entry, stored) = logs::collect_log(path, evidence);
@@ -178,6 +184,8 @@ pub fn collect_with_gpu(
             gpus.map(|g| g.join().unwrap_or_else(|_| procfile::unavailable(joined("GPU"))));
         signals.alerts =
             alerts.join().unwrap_or_else(|_| vec![procfile::unavailable(joined("alerts"))]);
+        let processes = processes
+            .map(|p| p.join().unwrap_or_else(|_| vec![procfile::unavailable(joined("process"))]));
         if let Some(processes) = processes {
             // Per-process signals live in the host object (`host.processes`), with or without
             // the rest of `--host`.

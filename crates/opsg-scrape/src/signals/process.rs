@@ -12,7 +12,9 @@
 use super::procfile::{read_text, unavailable};
 use super::redact::redact_line;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// The most processes reported per name (a `--process python3` on a busy host).
 const MAX_PER_NAME: usize = 32;
@@ -210,6 +212,17 @@ fn describe(proc_root: &Path, candidate: &Candidate, clock: Clock) -> Value {
 /// One entry per requested name: `{"name", "matched", "processes": […]}`, or an unavailable entry
 /// when the proc root cannot be listed.
 pub fn collect_processes(proc_root: &Path, names: &[String]) -> Vec<Value> {
+    collect_processes_sampled(proc_root, names, Duration::ZERO)
+}
+
+/// [`collect_processes`] with CPU use measured over `interval`: each matched process's
+/// utime + stime is read, the collector sleeps, and it is read again, giving `cpu_cores_used`
+/// (1.0 is one core busy all the time: a single-threaded API server at its ceiling).
+pub fn collect_processes_sampled(
+    proc_root: &Path,
+    names: &[String],
+    interval: Duration,
+) -> Vec<Value> {
     let all = match candidates(proc_root) {
         Ok(all) => all,
         Err(reason) => {
@@ -234,24 +247,71 @@ pub fn collect_processes(proc_root: &Path, names: &[String]) -> Vec<Value> {
             .ok()
             .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())),
     };
+    let found: Vec<Vec<&Candidate>> =
+        names.iter().map(|name| all.iter().filter(|c| matches(c, name)).collect()).collect();
+    // First CPU reading of every reported process, then one sleep for all of them.
+    let ticks_of = |pid: u32| {
+        read_text(&proc_root.join(pid.to_string()).join("stat")).ok().as_deref().and_then(cpu_ticks)
+    };
+    let mut first: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut elapsed = None;
+    if !interval.is_zero() {
+        for c in found.iter().flat_map(|f| f.iter().take(MAX_PER_NAME)) {
+            if let Some(t) = ticks_of(c.pid) {
+                first.insert(c.pid, t);
+            }
+        }
+        if !first.is_empty() {
+            let started = Instant::now();
+            std::thread::sleep(interval);
+            elapsed = Some(started.elapsed());
+        }
+    }
     names
         .iter()
-        .map(|name| {
-            let found: Vec<&Candidate> = all.iter().filter(|c| matches(c, name)).collect();
-            let processes: Vec<Value> =
-                found.iter().take(MAX_PER_NAME).map(|c| describe(proc_root, c, clock)).collect();
+        .zip(found)
+        .map(|(name, found)| {
+            let processes: Vec<Value> = found
+                .iter()
+                .take(MAX_PER_NAME)
+                .map(|c| {
+                    let mut p = describe(proc_root, c, clock);
+                    if let (Some(elapsed), Some(obj)) = (elapsed, p.as_object_mut()) {
+                        let now = obj.get("cpu_ticks").and_then(Value::as_u64);
+                        let cores = first
+                            .get(&c.pid)
+                            .zip(now)
+                            // A counter that went backwards is a reused pid: no claim.
+                            .filter(|(a, b)| b >= a)
+                            .map(|(a, b)| {
+                                let used = (b - a) as f64 / USER_HZ / elapsed.as_secs_f64();
+                                (used * 1000.0).round() / 1000.0
+                            });
+                        obj.insert("cpu_cores_used".into(), json!(cores));
+                    }
+                    p
+                })
+                .collect();
             // vLLM runs as several processes (API server, engine core, TP workers): the totals
             // are what a memory leak or an fd leak moves.
             let total =
                 |key: &str| -> u64 { processes.iter().filter_map(|p| p[key].as_u64()).sum() };
-            json!({
+            let mut entry = json!({
                 "name": name,
                 "matched": found.len(),
                 "total_rss_bytes": total("rss_bytes"),
                 "total_threads": total("threads"),
                 "total_fds": total("fds"),
-                "processes": processes,
-            })
+            });
+            if let (Some(_), Some(obj)) = (elapsed, entry.as_object_mut()) {
+                let cores: f64 =
+                    processes.iter().filter_map(|p| p["cpu_cores_used"].as_f64()).sum();
+                obj.insert("total_cpu_cores_used".into(), json!((cores * 1000.0).round() / 1000.0));
+            }
+            if let Some(obj) = entry.as_object_mut() {
+                obj.insert("processes".into(), Value::Array(processes));
+            }
+            entry
         })
         .collect()
 }
@@ -391,6 +451,47 @@ mod tests {
         assert!(p["age_s"].as_f64().unwrap() < 120.0, "{p}");
         // stdin, stdout, stderr at least.
         assert!(p["fds"].as_u64().unwrap() >= 3, "{p}");
+    }
+
+    #[test]
+    fn cpu_use_of_a_busy_and_an_idle_process() {
+        use std::os::unix::process::CommandExt;
+        let busy_name = format!("opsg-busy-{}", std::process::id());
+        let idle_name = format!("opsg-idle-{}", std::process::id());
+        let spawn = |name: &str, script: &str| {
+            std::process::Command::new("sh")
+                .arg0(name)
+                .args(["-c", script])
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot spawn sh: {e}"))
+        };
+        let mut busy = spawn(&busy_name, "while :; do :; done");
+        let mut idle = spawn(&idle_name, "sleep 30");
+        for child in [&busy, &idle] {
+            let cmdline = format!("/proc/{}/cmdline", child.id());
+            for _ in 0..200 {
+                if std::fs::read(&cmdline).is_ok_and(|c| c.starts_with(b"opsg-")) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let out = collect_processes_sampled(
+            Path::new("/proc"),
+            &[busy_name, idle_name],
+            Duration::from_millis(500),
+        );
+        for child in [&mut busy, &mut idle] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let busy_cores = out[0]["processes"][0]["cpu_cores_used"].as_f64().unwrap();
+        let idle_cores = out[1]["processes"][0]["cpu_cores_used"].as_f64().unwrap();
+        // A spinning shell burns CPU whenever it is scheduled; `sh -c sleep` waits in wait(2).
+        assert!(busy_cores > 0.05, "busy {busy_cores}");
+        assert!(idle_cores < busy_cores, "idle {idle_cores} busy {busy_cores}");
+        assert!(busy_cores <= 1.05, "one thread cannot use more than a core: {busy_cores}");
+        assert_eq!(out[0]["total_cpu_cores_used"], busy_cores);
     }
 
     #[test]
