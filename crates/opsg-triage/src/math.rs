@@ -1,24 +1,20 @@
 //! Counter and histogram arithmetic over compact series, with Prometheus semantics.
 //!
-//! `increase` is reset-aware (a value lower than the one before it is a counter reset: the new
-//! value is counted from zero), and `histogram_quantile` interpolates linearly inside the bucket
-//! the rank falls in, as PromQL's `histogram_quantile` does. These mirror what `opsg-expo` exposes;
-//! they live here too so triage stays pure arithmetic over the record, with no parser involved.
+//! The PromQL parts (`increase`, `histogram_quantile`) delegate to `opsg_expo`, the one
+//! implementation shared with the scraper; this module adapts them to compact series.
 
-/// The reset-aware increase of a counter over consecutive values (`NaN` values skipped).
+/// The reset-aware increase of a counter over consecutive values (`NaN` values skipped; 0 with
+/// fewer than two): `opsg_expo::increase`, PromQL's reset handling without
+/// extrapolation, so the figure is exactly what happened between the samples.
 pub fn increase(values: &[f64]) -> f64 {
-    let mut total = 0.0;
-    let mut prev: Option<f64> = None;
-    for &v in values {
-        if !v.is_finite() {
-            continue;
-        }
-        if let Some(p) = prev {
-            total += if v >= p { v - p } else { v };
-        }
-        prev = Some(v);
-    }
-    total
+    let points: Vec<(i64, f64)> = values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_finite())
+        .map(|(i, v)| (i as i64, *v))
+        .collect();
+    let inc = opsg_expo::increase(&points);
+    if inc.is_nan() { 0.0 } else { inc }
 }
 
 /// The increase of each cumulative bucket (and of the count) between two histogram points.
@@ -38,36 +34,16 @@ pub fn bucket_increase(before: &[f64], after: &[f64]) -> Option<Vec<f64>> {
     })
 }
 
-/// The `q` quantile of a histogram given as `(upper bound, cumulative count)` pairs, ascending,
-/// the last bound `+Inf`. `None` when there is no `+Inf` bucket, no observation, or `q` is outside
-/// [0, 1]. A rank in the `+Inf` bucket returns the highest finite bound (PromQL's behaviour).
+/// The `q` quantile of a histogram given as `(upper bound, cumulative count)` pairs:
+/// `opsg_expo::histogram_quantile` (PromQL's exact semantics: a rank in the `+Inf`
+/// bucket returns the highest finite bound), as `None` where PromQL gives NaN or an infinity (no
+/// `+Inf` bucket, no observation, `q` outside [0, 1]).
 pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
-    if !(0.0..=1.0).contains(&q) || buckets.len() < 2 {
+    if !(0.0..=1.0).contains(&q) {
         return None;
     }
-    let (last_le, total) = *buckets.last()?;
-    if last_le != f64::INFINITY || total.is_nan() || total <= 0.0 {
-        return None;
-    }
-    let rank = q * total;
-    let mut lower_bound = 0.0;
-    let mut lower_count = 0.0;
-    for (i, &(le, cum)) in buckets.iter().enumerate() {
-        if cum >= rank && cum > 0.0 {
-            if le == f64::INFINITY {
-                return Some(buckets.get(i.wrapping_sub(1)).map_or(0.0, |b| b.0));
-            }
-            let in_bucket = cum - lower_count;
-            if in_bucket <= 0.0 {
-                return Some(le);
-            }
-            let lower = if i == 0 && le <= 0.0 { le } else { lower_bound };
-            return Some(lower + (le - lower) * (rank - lower_count) / in_bucket);
-        }
-        lower_bound = le;
-        lower_count = cum;
-    }
-    None
+    let v = opsg_expo::histogram_quantile(q, buckets);
+    v.is_finite().then_some(v)
 }
 
 /// The fraction of observations above `bound`, from cumulative buckets (`None` with no
