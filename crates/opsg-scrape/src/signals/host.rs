@@ -10,6 +10,7 @@
 
 use super::procfile::{parse_flat_keyed, psi_at, read_text, unavailable};
 use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -167,7 +168,21 @@ impl CpuTimes {
 
 /// Parse the `cpu ` line of `/proc/stat`.
 pub(crate) fn parse_cpu_times(stat: &str) -> Option<CpuTimes> {
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    parse_cpu_line(stat.lines().find(|l| l.starts_with("cpu "))?)
+}
+
+/// Per-core lines (`cpu0 …`, `cpu1 …`) of `/proc/stat`, by core number.
+fn parse_core_times(stat: &str) -> BTreeMap<u32, CpuTimes> {
+    stat.lines()
+        .filter_map(|line| {
+            let (name, _) = line.split_once(' ')?;
+            let core = name.strip_prefix("cpu")?.parse::<u32>().ok()?;
+            Some((core, parse_cpu_line(line)?))
+        })
+        .collect()
+}
+
+fn parse_cpu_line(line: &str) -> Option<CpuTimes> {
     let mut fields = line.split_ascii_whitespace().skip(1).map(|w| w.parse::<u64>());
     let mut next = || fields.next().and_then(Result::ok);
     let mut times = CpuTimes {
@@ -220,6 +235,20 @@ fn cpu_section(first: &str, second: Option<&str>, elapsed: Option<Duration>) -> 
         obj.insert("interval_ms".into(), json!(elapsed.as_millis() as u64));
         for (key, value) in cpu_utilization(&start, &last) {
             obj.insert(key.into(), value);
+        }
+        // The average hides one pegged core (a single-threaded API server, an IRQ storm).
+        let before = parse_core_times(first);
+        let after = parse_core_times(last_text);
+        let busiest = after
+            .iter()
+            .filter_map(|(core, end)| {
+                let util = cpu_utilization(before.get(core)?, end);
+                Some((*core, util.first()?.1.as_f64()?))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((core, util)) = busiest {
+            obj.insert("max_core_utilization".into(), json!(util));
+            obj.insert("busiest_core".into(), json!(core));
         }
     }
     cpu
@@ -626,6 +655,11 @@ mod tests {
         assert_eq!(util["utilization"], round4(106.0 / 208.0));
         assert_eq!(util["iowait"], round4(3.0 / 208.0));
         assert_eq!(util["steal"], 0.0);
+        // Per core: cpu1 went user +46, system +58, idle +0 (the pegged `yes`); cpu0 stayed idle.
+        let cpu = cpu_section(&first, Some(&second), Some(Duration::from_secs(1)));
+        assert_eq!(cpu["max_core_utilization"], 1.0);
+        assert_eq!(cpu["busiest_core"], 1);
+        assert_eq!(cpu["utilization"], round4(106.0 / 208.0));
 
         let disks = disks_section(
             &fixture("proc/diskstats"),

@@ -8,7 +8,7 @@
 //!
 //! - `host` ([`host`]): `{available, hostname, cpu: {cpus, jiffies{user,nice,system,idle,iowait,
 //!   irq,softirq,steal}, procs_running, procs_blocked, context_switches, interval_ms?,
-//!   utilization?, iowait?, steal?}, memory: {total_bytes, available_bytes, free_bytes,
+//!   utilization?, iowait?, steal?, max_core_utilization?, busiest_core?}, memory: {total_bytes, available_bytes, free_bytes,
 //!   cached_bytes, dirty_bytes, used_fraction, swap_total_bytes, swap_free_bytes,
 //!   swap_used_bytes}, load: {load1, load5, load15, runnable, threads}, pressure: {cpu, memory,
 //!   io: {some: {avg10, avg60, avg300, total_us}, full?: {…}}}, disks: [{device, reads, writes,
