@@ -48,7 +48,8 @@ const EXAMPLES: &str = "Examples:
 
 const SELECTION: &str = "Series kept (records stay small): every `vllm:` family (V0 and V1 \
 names normalized to the current ones, the exposed name kept as `source_name`; `_created` \
-timestamps dropped), `process_*`, `DCGM_*`, `up`, and the node_exporter families incidents need \
+timestamps dropped), `process_*`, `DCGM_*`, `up`, `http_requests_total` (vLLM's API server \
+answers by status), and the node_exporter families incidents need \
 (memory, load, CPU, pressure, OOM kills, filesystem, disk, network errors). Add more with \
 `--keep GLOB` (`*` wildcard; `--keep '*'` keeps everything).";
 

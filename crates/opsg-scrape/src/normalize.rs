@@ -10,9 +10,9 @@
 //!
 //! **Selection.** A vLLM `/metrics` page is mostly histogram buckets; node_exporter exposes
 //! thousands of series. Records stay small by keeping, by default: every `vllm:` family (except
-//! `_created` timestamps), `process_*`, `DCGM_*` (GPU exporter), and the node_exporter families the
-//! incident classes need (memory, load, CPU, pressure, OOM kills, filesystem and disk, network
-//! errors). `--keep GLOB` adds more (`*` matches any run of characters); `--keep '*'` keeps all.
+//! `_created` timestamps), `process_*`, `DCGM_*` (GPU exporter), `http_requests_total` (vLLM's API
+//! server answers by status), `up`, and the node_exporter families the incident classes need
+//! (memory, load, CPU, pressure, OOM kills, filesystem and disk, network errors). `--keep GLOB` adds more (`*` matches any run of characters); `--keep '*'` keeps all.
 
 /// vLLM renames: (old exposed name, current exposed name). Histograms are listed by family name;
 /// counters by their `_total` sample name, as exposed.
@@ -40,6 +40,11 @@ pub fn current_name(name: &str) -> Option<&'static str> {
 pub fn superseded(name: &str, present: &dyn Fn(&str) -> bool) -> bool {
     current_name(name).is_some_and(present)
 }
+
+/// Families kept by default besides node_exporter's: vLLM's own, the process and GPU exporters',
+/// `up`, and the request counter vLLM's API server exposes (prometheus_fastapi_instrumentator:
+/// `http_requests_total{handler,method,status}`, where 5xx answers show).
+pub const DEFAULT_KEEP: &[&str] = &["vllm:*", "process_*", "DCGM_*", "up", "http_requests_total"];
 
 /// node_exporter families kept by default: what the host-side incident classes need.
 pub const NODE_KEEP: &[&str] = &[
@@ -87,8 +92,7 @@ impl Default for Keep {
 impl Keep {
     /// The default selection plus `extra` globs (`*` keeps everything).
     pub fn with_extra(extra: &[String]) -> Keep {
-        let mut patterns: Vec<String> =
-            ["vllm:*", "process_*", "DCGM_*", "up"].iter().map(|s| s.to_string()).collect();
+        let mut patterns: Vec<String> = DEFAULT_KEEP.iter().map(|s| s.to_string()).collect();
         patterns.extend(NODE_KEEP.iter().map(|s| s.to_string()));
         patterns.extend(extra.iter().cloned());
         let all = extra.iter().any(|p| p == "*");
@@ -104,7 +108,7 @@ impl Keep {
         // timestamps, not signals. An explicit `--keep` still brings them back.
         let default_drop = family.starts_with("vllm:") && family.ends_with("_created");
         self.patterns.iter().enumerate().any(|(i, p)| {
-            let explicit = i >= 4 + NODE_KEEP.len();
+            let explicit = i >= DEFAULT_KEEP.len() + NODE_KEEP.len();
             glob(p, family) && (explicit || !default_drop)
         })
     }
@@ -169,6 +173,8 @@ mod tests {
         assert!(keep.keeps("node_filesystem_avail_bytes"));
         assert!(!keep.keeps("node_netstat_Tcp_InSegs"));
         assert!(!keep.keeps("python_gc_objects_collected_total"));
+        assert!(keep.keeps("http_requests_total"));
+        assert!(!keep.keeps("http_request_duration_seconds"));
         assert!(!keep.keeps("vllm:prompt_tokens_created"));
         let keep = Keep::with_extra(&["python_*".into(), "vllm:*_created".into()]);
         assert!(keep.keeps("python_gc_objects_collected_total"));
