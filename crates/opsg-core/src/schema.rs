@@ -108,6 +108,28 @@ pub fn validate(name: &str, instance: &Value) -> Result<()> {
     Ok(())
 }
 
+/// Parse a JSON config file's bytes and validate them against the embedded schema `name`. Errors
+/// name the source, the line and column of malformed JSON, or the first failing field and why.
+/// Every opsg config (rules, catalog, policy, actuators, targets, campaigns) loads through here.
+pub fn parse_config(bytes: &[u8], source: &str, name: &str) -> Result<Value> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        Error::invalid(format!("malformed JSON: {}", strip_position(&e)))
+            .in_source(source)
+            .at_line(e.line() as u64)
+            .at_column(e.column() as u64)
+    })?;
+    validate(name, &value).map_err(|e| e.in_source(source))?;
+    Ok(value)
+}
+
+fn strip_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
 /// Validate a record's JSON against its kind's schema.
 pub fn validate_record(kind: Kind, instance: &Value) -> Result<()> {
     validate(file_for(kind), instance)
@@ -142,6 +164,18 @@ mod tests {
             assert_eq!(value["$id"], format!("{BASE_URI}{name}"), "{name}");
             validator(name).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
+    }
+
+    #[test]
+    fn config_errors_name_line_column_and_field() {
+        let e = parse_config(b"{\n  \"mode\": ,\n}", "p.json", "policy.schema.json").unwrap_err();
+        assert!(e.to_string().starts_with("p.json:2:"), "{e}");
+        let campaign =
+            br#"{"seed": 1, "interval_s": 30, "max_runs": 1, "trials": 1, "arms": [{"name": "a"}],
+            "faults": [{"fault": "meteor_strike", "target": "x", "intensities": [0.5]}]}"#;
+        let e = parse_config(campaign, "c.json", "campaign.schema.json").unwrap_err();
+        assert!(e.to_string().starts_with("c.json: field `faults[0].fault`"), "{e}");
+        assert_eq!(e.status().code(), 3);
     }
 
     /// Guards against a schema file added to `schemas/` but never embedded (and so never used).
