@@ -153,6 +153,10 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 /// Parses from a reader in bounded memory: a buffer of 256 KiB (grown only for a longer line,
 /// up to [`MAX_LINE_BYTES`]). Samples borrow from that buffer, so the callback sees them only
 /// for the duration of the call: convert with [`Sample::into_owned`] to keep one.
+///
+/// Besides the buffer, the parser keeps one small record per distinct metric family (names,
+/// HELP, UNIT) and, in OpenMetrics mode, one hash per series of the current family; nothing per
+/// sample. Set `max_bytes` to bound a hostile payload with millions of distinct family names.
 pub fn parse_reader<R, F>(
     mut reader: R,
     opts: &ParseOptions,
