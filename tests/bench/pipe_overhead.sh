@@ -6,6 +6,7 @@
 #
 #   tests/bench/pipe_overhead.sh                 # release build, 30 runs each
 #   PROFILE=debug RUNS=10 tests/bench/pipe_overhead.sh
+#   BUILD=0 tests/bench/pipe_overhead.sh         # time the binaries already built
 #
 # The incident is recorded first from a real opsg-sim (manual clock, fixed seed): a KV-cache
 # saturation on `stable`, every replica's /metrics saved to a file and /state as the fleet
@@ -27,12 +28,13 @@ trap cleanup EXIT
 bins=(opsg-sim opsg-scrape opsg-triage opsg-plan opsg-gate opsg-exec opsg-verify opsg-audit)
 args=()
 for b in "${bins[@]}"; do args+=(--bin "$b"); done
-if [ "$PROFILE" = release ]; then
-  cargo build --release --quiet -p opsg "${args[@]}"
-  BIN=target/release
-else
-  cargo build --quiet -p opsg "${args[@]}"
-  BIN=target/debug
+BIN=target/$([ "$PROFILE" = release ] && echo release || echo debug)
+if [ "${BUILD:-1}" = 1 ]; then # BUILD=0 times the binaries already there
+  if [ "$PROFILE" = release ]; then
+    cargo build --release --quiet -p opsg "${args[@]}"
+  else
+    cargo build --quiet -p opsg "${args[@]}"
+  fi
 fi
 
 echo "== recording an incident from opsg-sim"

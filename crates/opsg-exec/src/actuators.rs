@@ -186,12 +186,18 @@ fn validator() -> Result<&'static jsonschema::Validator> {
 impl Config {
     /// Parse and validate; errors name the source, the field and why.
     pub fn parse(bytes: &[u8], source: &str) -> Result<Config> {
+        Config::parse_with(bytes, source, true)
+    }
+
+    /// Parse, validating against the schema only when `validate` (the built-in config is
+    /// checked against it by a unit test instead: compiling the schema costs every run).
+    fn parse_with(bytes: &[u8], source: &str, validate: bool) -> Result<Config> {
         let value: Value = serde_json::from_slice(bytes).map_err(|e| {
             Error::invalid(format!("malformed JSON: {e}"))
                 .in_source(source)
                 .at_line(e.line() as u64)
         })?;
-        if let Some(err) = validator()?.iter_errors(&value).next() {
+        if validate && let Some(err) = validator()?.iter_errors(&value).next() {
             let field = opsg_core::schema::pointer_to_dotted(&err.instance_path().to_string());
             let e = Error::invalid(format!("does not match `actuators.schema.json`: {err}"))
                 .in_source(source);
@@ -206,7 +212,7 @@ impl Config {
 
     /// The built-in config (opsg-sim's admin API).
     pub fn builtin() -> Result<Config> {
-        Config::parse(DEFAULT_ACTUATORS.as_bytes(), "built-in actuators")
+        Config::parse_with(DEFAULT_ACTUATORS.as_bytes(), "built-in actuators", false)
     }
 
     /// Load from a file, or the built-in.
@@ -588,6 +594,7 @@ mod tests {
     #[test]
     fn builtin_and_example_configs_parse() {
         Config::builtin().unwrap();
+        Config::parse(DEFAULT_ACTUATORS.as_bytes(), "built-in").unwrap();
         Config::parse(
             include_bytes!("../../../examples/actuators.json"),
             "examples/actuators.json",
