@@ -70,6 +70,10 @@ fn resolved_incident_is_appended_reported_and_passed_through() {
     let verify = audit(&["verify", "--ledger", ledger.to_str().unwrap()], b"");
     assert_eq!(verify.status.code(), Some(0), "{}", stderr(&verify));
     assert!(stderr(&verify).contains("ok: 7 lines"), "{}", stderr(&verify));
+    // An audit log is created without access for others.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&ledger).unwrap().permissions().mode();
+    assert_eq!(mode & 0o007, 0, "the ledger is world-accessible: {mode:o}");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use opsg_core::seal::{self, GENESIS, HashHex};
 use opsg_core::{Error, ExitStatus, Result, cli};
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Bytes read per step when searching the tail backwards.
@@ -97,7 +97,8 @@ impl LedgerWriter {
         let shown = path.display().to_string();
         let io = |e: std::io::Error| Error::io(&shown, e);
         let (file, created) =
-            match OpenOptions::new().read(true).append(true).create_new(true).open(path) {
+            // An audit log is not for everyone's eyes: owner read-write, group read.
+            match OpenOptions::new().read(true).append(true).create_new(true).mode(0o640).open(path) {
                 Ok(file) => (file, true),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     (OpenOptions::new().read(true).append(true).open(path).map_err(io)?, false)
@@ -178,6 +179,7 @@ impl LedgerWriter {
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(0o640)
             .open(&aside)
             .map_err(|e| Error::io(&shown_aside, e))?;
         out.write_all(&torn)

@@ -67,7 +67,7 @@ pub struct Args {
     /// The ledger to append to (as `append --ledger`).
     #[arg(long, env = "OPSG_LEDGER", value_name = "FILE")]
     pub ledger: Option<PathBuf>,
-    /// Post a short incident summary to this webhook URL after appending (as `append --notify`).
+    /// Post a short incident summary to this webhook URL with the append (as `append --notify`).
     #[arg(long, value_name = "URL")]
     pub notify: Option<String>,
 }
