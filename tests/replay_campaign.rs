@@ -81,11 +81,13 @@ fn baseline_arm_detects_and_does_nothing() {
 fn bad_campaign_files_are_one_line_errors() {
     let dir = temp_dir("bad");
     let file = dir.join("campaign.json");
-    std::fs::write(&file, r#"{"seed": 1, "interval_s": 30, "max_runs": 1, "trials": 1, "faults": [], "arms": [], "colour": "blue"}"#).unwrap();
+    std::fs::write(&file, r#"{"seed": 1, "interval_s": 30, "max_runs": 1, "trials": 1, "arms": [{"name": "a"}],
+        "faults": [{"fault": "replica_crash", "target": "x", "intensities": [0.5]}], "colour": "blue"}"#).unwrap();
     let out = Command::new(REPLAY).args(["campaign", file.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("campaign.json:1") && err.contains("colour"), "{err}");
+    assert!(err.contains("campaign.json") && err.contains("colour"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 
     std::fs::write(
         &file,
@@ -95,5 +97,6 @@ fn bad_campaign_files_are_one_line_errors() {
     .unwrap();
     let out = Command::new(REPLAY).args(["campaign", file.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("intensities must be in [0, 1]"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("field `faults[0].intensities[0]`"), "{err}");
 }

@@ -513,12 +513,11 @@ pub fn trial(
 
 /// Load a campaign file.
 pub fn load(path: &Path) -> Result<CampaignFile> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))?;
-    let file: CampaignFile = serde_json::from_str(&text).map_err(|e| {
-        Error::invalid(format!("invalid campaign file: {e}"))
-            .in_source(path.display().to_string())
-            .at_line(e.line() as u64)
-    })?;
+    let source = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(&source, e))?;
+    let value = opsg_core::schema::parse_config(&bytes, &source, "campaign.schema.json")?;
+    let file: CampaignFile = serde_json::from_value(value)
+        .map_err(|e| Error::invalid(format!("invalid campaign file: {e}")).in_source(&source))?;
     if file.interval_s <= 0.0 || file.speed <= 0.0 || file.max_runs == 0 || file.trials == 0 {
         return Err(Error::invalid("interval_s, speed, max_runs and trials must be positive")
             .in_source(path.display().to_string()));
