@@ -1,7 +1,7 @@
 //! vLLM-like log files, one per replica (`<replica>.log`) and one kernel log per node
 //! (`<node>-kern.log`), written with `--log-dir`.
 //!
-//! Lines follow vLLM 0.11's format: `(APIServer pid=N) INFO MM-DD HH:MM:SS [file.py:line] msg`,
+//! Lines follow vLLM V1 server logs: `(APIServer pid=N) INFO MM-DD HH:MM:SS [file.py:line] msg`,
 //! with the periodic V1 stats line every 10 s and each fault's own error lines (tracebacks ending
 //! in `EngineDeadError`, `torch.OutOfMemoryError`, NCCL watchdog timeouts, `NVRM: Xid` in the
 //! kernel log). Timestamps come from the simulation clock. Each file is capped: past

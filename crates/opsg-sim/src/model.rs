@@ -20,7 +20,7 @@ pub const MODEL_NAME: &str = "meta-llama/Llama-3.1-8B-Instruct";
 /// `--max-model-len` of every replica; the token-count histogram buckets derive from it.
 pub const MAX_MODEL_LEN: u64 = 8192;
 /// vLLM version the replicas pretend to be (log lines).
-pub const VLLM_VERSION: &str = "0.11.0";
+pub const VLLM_VERSION: &str = "0.33.0";
 /// GPUs per node.
 pub const GPUS_PER_NODE: u32 = 8;
 /// GPU model (DCGM `modelName`).
