@@ -63,7 +63,8 @@ use std::time::Duration;
 /// What to collect besides `/metrics` targets.
 #[derive(Debug, Clone, Default)]
 pub struct SignalArgs {
-    /// Collect host signals from procfs (CPU, memory, PSI, load, disk, OOM kills).
+    /// Collect host signals from procfs (CPU, memory, PSI, load, disks, network, TCP, OOM kills)
+    /// and filesystem usage (`df`, live host only).
     pub host: bool,
     /// Per-process RSS, threads and fds for processes with these names (matched against `comm`,
     /// `argv[0]`, or an interpreter's script or `-m` module).
