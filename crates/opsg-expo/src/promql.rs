@@ -165,6 +165,9 @@ pub fn extrapolated_increase(points: &[(i64, f64)], range_start_ms: i64, range_e
         prev = v;
     }
     let sampled_interval = (last.0 - first.0) as f64 / 1000.0;
+    if sampled_interval <= 0.0 {
+        return f64::NAN;
+    }
     let average_duration_between_samples = sampled_interval / (points.len() - 1) as f64;
     let mut duration_to_start = (first.0 - range_start_ms) as f64 / 1000.0;
     let mut duration_to_end = (range_end_ms - last.0) as f64 / 1000.0;
@@ -280,5 +283,11 @@ mod tests {
         // A sample far from the end edge: extrapolate only half an interval (5 s) there.
         let early: Vec<(i64, f64)> = (0..3).map(|i| (i * 10_000, 100.0 + i as f64)).collect();
         assert!((extrapolated_increase(&early, 0, 60_000) - 2.0 * 25.0 / 20.0).abs() < 1e-9);
+        // Degenerate inputs: fewer than two points, or no time between them.
+        assert!(extrapolated_increase(&early[..1], 0, 60_000).is_nan());
+        assert!(extrapolated_increase(&[(5, 1.0), (5, 2.0)], 0, 60_000).is_nan());
+        // A reset inside the range is corrected before extrapolating: 100 -> 102, reset, 0 -> 3.
+        let reset = [(0, 100.0), (10_000, 102.0), (20_000, 0.0), (30_000, 3.0)];
+        assert!((extrapolated_increase(&reset, 0, 30_000) - (102.0 - 100.0 + 3.0)).abs() < 1e-9);
     }
 }
