@@ -16,7 +16,11 @@
 //!   classes seen on the canary alone are scaled ×0.4 (×0.7 after a rollout): the same traffic mix
 //!   is fine on stable, so load is the less likely cause;
 //! - traffic surge: ×min(1, g − 1), where g is the fleet's arrival rate at the end of the window
-//!   over its start; a surge scales queue and KV hypotheses ×0.5 (they are its symptoms);
+//!   over its start; or ×0.9 when the KV-saturated replicas hold about the same KV per running
+//!   request as the healthy ones (at most 1.5×: more requests, not longer ones). A surge scales
+//!   queue and KV hypotheses ×0.5 (they are its symptoms). Conversely, 2.5× or more KV per running
+//!   request than the healthy replicas (long contexts) is one more piece of KV evidence (0.5);
+//! - a replica down on a node whose GPU faulted ×0.6 (the GPU is the cause);
 //! - a queue backlog on replicas whose KV cache is saturated ×0.6 (waiting is the symptom);
 //! - network latency without slow scrapes ×0.7; unexplained symptoms give `unknown` ×0.5;
 //! - telemetry: ×(1 − 0.5·stale/total) for everyone; ×0.7 when an implicated target is stale;
@@ -329,18 +333,47 @@ pub fn correlate(obs: &ObservationBody, rules: &Rules) -> Correlation {
     let loaded: Vec<usize> =
         up_replicas.iter().copied().filter(|i| !regression_on(*i).is_empty()).collect();
     let mut surge = false;
-    if let Some(g) = growth
-        && g >= 1.5
-        && !up_replicas.is_empty()
-        && loaded.len() * 2 >= up_replicas.len()
+    // What fills the KV cache: each running request's share of it on the saturated replicas,
+    // against the replicas that are fine. Several times more per request: long contexts (the
+    // request mix), a KV problem. About the same: more requests, a load problem.
+    let kv_set: BTreeSet<usize> = hyps
+        .iter()
+        .filter(|h| h.0 == IncidentClass::KvCacheSaturation)
+        .flat_map(|h| h.2.iter().copied())
+        .collect();
+    let per_request = |i: usize| kv_per_request(&targets[i]);
+    let saturated: Vec<f64> = kv_set.iter().filter_map(|i| per_request(*i)).collect();
+    let fine: Vec<f64> = up_replicas
+        .iter()
+        .filter(|i| !kv_set.contains(i) && regression_on(**i).is_empty())
+        .filter_map(|i| per_request(*i))
+        .collect();
+    let mix_ratio = match (median(&saturated), median(&fine)) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    let load_driven = mix_ratio.is_some_and(|r| r <= 1.5);
+    if let Some(h) = hyps.iter_mut().find(|h| h.0 == IncidentClass::KvCacheSaturation)
+        && mix_ratio.is_some_and(|r| r >= 2.5)
     {
+        h.1 = noisy_or([h.1, 0.5]);
+    }
+    let grew = growth.is_some_and(|g| g >= 1.5)
+        && !up_replicas.is_empty()
+        && loaded.len() * 2 >= up_replicas.len();
+    if grew || load_driven {
         surge = true;
-        let ev: Vec<&Fired> = loaded.iter().flat_map(|i| regression_on(*i)).collect();
-        let support = noisy_or(ev.iter().map(|f| f.score)) * (g - 1.0).min(1.0);
-        for t in &loaded {
+        let set: Vec<usize> = if grew { loaded.clone() } else { kv_set.iter().copied().collect() };
+        let ev: Vec<&Fired> = set.iter().flat_map(|i| regression_on(*i)).collect();
+        let factor = match growth {
+            Some(g) if grew => (g - 1.0).min(1.0),
+            _ => 0.9,
+        };
+        let support = noisy_or(ev.iter().map(|f| f.score)) * factor;
+        for t in &set {
             explained.insert(*t);
         }
-        hyps.push((IncidentClass::TrafficSurge, support, loaded.iter().copied().collect(), ev));
+        hyps.push((IncidentClass::TrafficSurge, support, set.into_iter().collect(), ev));
     }
 
     // Unexplained symptoms: one stable replica → network path; otherwise unknown.
@@ -372,9 +405,18 @@ pub fn correlate(obs: &ObservationBody, rules: &Rules) -> Correlation {
         .filter(|h| h.0 == IncidentClass::KvCacheSaturation)
         .flat_map(|h| h.2.iter().copied())
         .collect();
+    // A replica on a node whose GPU faulted going down is the fault's symptom.
+    let gpu_targets: BTreeSet<usize> = hyps
+        .iter()
+        .filter(|h| h.0 == IncidentClass::GpuFault)
+        .flat_map(|h| h.2.iter().copied())
+        .collect();
     let mut out: Vec<Hypothesis> = Vec::new();
     for (class, mut support, set, ev) in hyps {
         if class == IncidentClass::QueueBacklog && set.iter().any(|t| kv_targets.contains(t)) {
+            support *= 0.6;
+        }
+        if class == IncidentClass::ReplicaDown && set.iter().all(|t| gpu_targets.contains(t)) {
             support *= 0.6;
         }
         if load.contains(&class) {
@@ -420,6 +462,35 @@ pub fn correlate(obs: &ObservationBody, rules: &Rules) -> Correlation {
         tele.notes.push("every replica is down: the scraper's own network may be at fault".into());
     }
     Correlation { fired, hypotheses: out, telemetry: tele, arrival_growth: growth }
+}
+
+/// The KV cache share each running request holds, averaged over the last three samples.
+fn kv_per_request(t: &TargetObservation) -> Option<f64> {
+    let tail = |name: &str| -> Option<f64> {
+        let s = t.series.iter().find(|s| s.name == name)?;
+        let vals: Vec<f64> = s
+            .points
+            .iter()
+            .rev()
+            .filter_map(|p| p.v.map(|v| v.0))
+            .filter(|v| v.is_finite())
+            .take(3)
+            .collect();
+        (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64)
+    };
+    let kv = tail("vllm:kv_cache_usage_perc")?;
+    let running = tail("vllm:num_requests_running")?;
+    (running >= 1.0).then(|| kv / running)
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
 
 /// What says the canary's config changed.
