@@ -102,6 +102,24 @@ const SIGNATURES: &[Signature] = &[
         matches: |l| any(l, &["Engine core initialization failed", "EngineCore failed to start"]),
     },
     Signature {
+        id: "kv_cache_insufficient",
+        matches: |l| {
+            any(
+                l,
+                &[
+                    "No available memory for the cache blocks",
+                    "which is larger than the available KV cache memory",
+                    "maximum number of tokens that can be stored in KV cache",
+                ],
+            )
+        },
+    },
+    Signature {
+        // Workers not answering the scheduler for a minute: hung collectives, or compilation.
+        id: "engine_stall",
+        matches: |l| l.contains("No available shared memory broadcast block found"),
+    },
+    Signature {
         id: "kv_cache_preemption",
         matches: |l| any(l, &["is preempted by PreemptionMode", "not enough KV cache space"]),
     },
@@ -495,6 +513,8 @@ mod tests {
             ("python_traceback", 1),
             ("engine_dead", 2),
             ("engine_start_failed", 0),
+            ("kv_cache_insufficient", 0),
+            ("engine_stall", 0),
             ("kv_cache_preemption", 0),
             ("process_restart", 1),
             ("host_oom_kill", 0),
@@ -527,6 +547,26 @@ mod tests {
         assert!(stored.contains("adapter with token=[REDACTED]\n"));
         assert!(stored.contains("CUDA out of memory. Tried to allocate 1.96 GiB"));
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn startup_kv_failures_and_worker_stalls() {
+        // Messages as vLLM prints them (vllm/v1/core/kv_cache_utils.py, shm_broadcast.py).
+        let dir = scratch("kv");
+        let path = dir.join("vllm.log");
+        std::fs::write(
+            &path,
+            "ERROR 05-01 10:00:00 [core.py:700] ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing the engine.\n\
+             INFO 05-01 10:02:00 [shm_broadcast.py:542] No available shared memory broadcast block found in 60 seconds. This typically happens when some processes are hanging.\n\
+             INFO 05-01 10:03:00 [shm_broadcast.py:542] No available shared memory broadcast block found in 60 seconds. This typically happens when some processes are hanging.\n",
+        )
+        .unwrap();
+        let (entry, _) = collect_log(&path, None);
+        std::fs::remove_dir_all(dir).ok();
+        assert_eq!(entry["counts"]["kv_cache_insufficient"], 1);
+        assert_eq!(entry["counts"]["engine_stall"], 2);
+        assert_eq!(entry["matches"]["engine_stall"]["first_line"], 2);
+        assert_eq!(entry["counts"]["cuda_oom"], 0);
     }
 
     #[test]
