@@ -349,3 +349,92 @@ fn queries_prometheus_for_a_series_it_scraped_from_the_sim() {
         direct_ttft.points.first().map(|p| &p.buckets)
     );
 }
+
+/// Run `openssl` with `args` in `dir`, failing the test on error.
+fn openssl(bin: &Path, dir: &Path, args: &[&str]) {
+    let out = Command::new(bin).args(args).current_dir(dir).output().expect("run openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn scrapes_over_tls_with_an_internal_ca() {
+    let Some(bin) = require("openssl", "openssl") else { return };
+    let dir = tempdir("tls");
+    // A CA and a leaf for 127.0.0.1 signed by it (rustls refuses a CA certificate as the leaf).
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=opsg test CA"]);
+    openssl(&bin, &dir, &ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=127.0.0.1"]);
+    openssl(&bin, &dir, &csr);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &bin,
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "leaf.ext",
+        ],
+    );
+    // `openssl s_server -WWW` serves files of its working directory: ./metrics is the page.
+    std::fs::write(
+        dir.join("metrics"),
+        "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{engine=\"0\"} 5\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let mut child = Command::new(&bin)
+        .args(["s_server", "-accept", &format!("127.0.0.1:{port}"), "-cert", "leaf.pem"])
+        .args(["-key", "leaf.key", "-WWW", "-quiet"])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start openssl s_server");
+    wait_listening(port, &mut child, "openssl s_server");
+    let _server = Reaper(child);
+    let url = format!("https://127.0.0.1:{port}/metrics");
+
+    let ca = dir.join("ca.pem");
+    let out = run(&["--target", &url, "--ca-file", ca.to_str().unwrap()], None);
+    let (_, body) = record(&out);
+    let t = &body.targets[0];
+    assert_eq!(t.status, TargetStatus::Up, "{:?}", t.reason);
+    assert_eq!(t.series[0].points[0].v, Some(Float(5.0)));
+
+    // Without the internal CA the certificate is not trusted: an error, with a reason.
+    let out = run(&["--target", &url, "--retries", "3", "--backoff", "10ms"], None);
+    let (_, body) = record(&out);
+    let t = &body.targets[0];
+    assert_eq!(t.status, TargetStatus::Error);
+    let reason = t.reason.as_deref().unwrap_or("");
+    assert!(reason.contains("invalid peer certificate"), "{reason}");
+    assert!(!reason.contains("attempts"), "a certificate error is not retried: {reason}");
+
+    // A PEM file without certificates is bad input naming the file.
+    let key = dir.join("leaf.key");
+    let out = run(&["--target", &url, "--ca-file", key.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no PEM certificate"));
+}

@@ -34,6 +34,8 @@ pub struct HttpOptions {
     /// Extra request headers (`Authorization`, a Mimir/Cortex `X-Scope-OrgID`, …). Their values
     /// never appear in records or messages.
     pub headers: Vec<(String, String)>,
+    /// Trust these roots for HTTPS instead of the bundled Mozilla roots (an internal CA).
+    pub roots: Option<ureq::tls::RootCerts>,
 }
 
 impl Default for HttpOptions {
@@ -47,6 +49,7 @@ impl Default for HttpOptions {
             max_redirects: 5,
             accept: ACCEPT,
             headers: Vec::new(),
+            roots: None,
         }
     }
 }
@@ -79,7 +82,12 @@ pub struct FetchFailure {
 
 /// Build the agent every fetch shares (connection reuse across samples of one target).
 pub fn agent(opts: &HttpOptions) -> ureq::Agent {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(roots) = &opts.roots {
+        tls = tls.root_certs(roots.clone());
+    }
     ureq::Agent::config_builder()
+        .tls_config(tls.build())
         .http_status_as_error(false)
         .timeout_connect(Some(opts.connect_timeout))
         .timeout_global(Some(opts.timeout))
@@ -198,6 +206,22 @@ fn get_once(
     Ok(Fetched { bytes: bytes?, content_type, attempts: 0 })
 }
 
+/// Read the certificates of a PEM file (`--ca-file`) as the only roots to trust.
+pub fn load_roots(pem: &[u8]) -> Result<ureq::tls::RootCerts, String> {
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert),
+            Ok(_) => {} // keys and other sections are not roots
+            Err(e) => return Err(format!("malformed PEM: {e}")),
+        }
+    }
+    if certs.is_empty() {
+        return Err("no PEM certificate found".into());
+    }
+    Ok(ureq::tls::RootCerts::new_with_certs(&certs))
+}
+
 /// Parse a `Name: value` request header given on the command line.
 pub fn parse_header(text: &str) -> Result<(String, String), String> {
     let (name, value) = text
@@ -267,6 +291,9 @@ fn classify(err: &ureq::Error, opts: &HttpOptions) -> FetchFailure {
             | ErrorKind::AddrNotAvailable => {
                 (TargetStatus::Down, format!("unreachable: {io}"), true)
             }
+            // rustls reports certificate and handshake failures as invalid data: retrying will
+            // not change the peer's certificate.
+            ErrorKind::InvalidData => (TargetStatus::Error, io.to_string(), false),
             _ => (TargetStatus::Error, format!("i/o error: {io}"), true),
         },
         ureq::Error::HostNotFound => (TargetStatus::Down, "host not found".into(), true),

@@ -181,6 +181,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub bearer_token_file: Option<PathBuf>,
 
+    /// Trust the CA certificates in this PEM file for HTTPS targets and Prometheus (an internal
+    /// CA), instead of the bundled Mozilla roots.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
     /// Store raw payloads here, content-addressed (`DIR/sha256/<hex>`), referenced from the record.
     #[arg(long, value_name = "DIR")]
     pub evidence_dir: Option<PathBuf>,
@@ -360,8 +365,19 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         }
         headers.push(("Authorization".into(), format!("Bearer {token}")));
     }
+    let roots = match &args.ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| Error::io(path.display(), e))?;
+            Some(
+                fetch::load_roots(&pem)
+                    .map_err(|e| Error::invalid(e).in_source(path.display().to_string()))?,
+            )
+        }
+        None => None,
+    };
     let http = fetch::HttpOptions {
         headers,
+        roots,
         connect_timeout: args.connect_timeout,
         timeout: args.timeout,
         retries: args.retries,
