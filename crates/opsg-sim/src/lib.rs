@@ -8,6 +8,7 @@
 //! ([`server`]). Everything is deterministic for a seed; `--manual-clock` makes time advance only
 //! through `POST /tick`, so tests are exact and fast.
 
+pub mod engine;
 pub mod hist;
 pub mod http;
 pub mod logs;

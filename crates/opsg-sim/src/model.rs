@@ -1,15 +1,15 @@
-//! The simulated fleet: a router over deployments of vLLM replicas on GPU nodes, a discrete-event
-//! model of vLLM V1's scheduler per replica, faults, and the admin operations that fix them.
+//! The simulated fleet: a router over deployments of vLLM replicas (each an [`crate::engine`]) on
+//! GPU nodes, the faults that hit them, and the admin operations that fix them.
 //!
-//! Each replica runs *engine steps* like vLLM V1's scheduler: a token budget per step
-//! (`max_num_batched_tokens`) is spent first on one decode token per running request, then on
-//! prefill chunks, then on admitting waiting requests while `max_num_seqs` and the KV cache allow.
-//! When the KV cache cannot hold the next decode tokens, the most recently admitted request is
-//! preempted (recompute mode: its KV is freed and it goes back to the front of the queue). Latency
-//! histograms are observed from the simulated step times, so queueing, KV pressure and faults
-//! show up in TTFT/ITL/e2e the way they do on a real server.
+//! Time advances in chunks of 0.25 s: the router draws that chunk's Poisson arrivals and sends
+//! each to the least-loaded serving replica of a deployment picked by weight; then every replica
+//! runs its engine steps up to the chunk's end; then faults progress (GPU error counters, disk
+//! fill, memory leaks) and the replicas' logs get their periodic lines.
 
-use crate::hist::{self, Histogram};
+pub use crate::engine::{
+    ConfigPatch, DownReason, EngineConfig, EngineMetrics, FINISHED_REASONS, HISTOGRAMS, Replica, h,
+};
+use crate::engine::{Effects, Request, advance_replica};
 use crate::logs::Logs;
 use crate::rng::Rng;
 use serde_json::{Value, json};
@@ -44,15 +44,6 @@ const CHUNK_S: f64 = 0.25;
 /// vLLM prints its stats line every 10 s (`VLLM_LOG_STATS_INTERVAL`).
 const LOG_INTERVAL_S: f64 = 10.0;
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
-
-/// Engine step cost model (H100, 8B model): fixed launch cost, per decoding sequence, per prefill
-/// token. With CUDA graphs off (`enforce_eager`), the fixed cost triples.
-const STEP_BASE_S: f64 = 0.010;
-const STEP_PER_SEQ_S: f64 = 0.00035;
-const STEP_PER_PREFILL_TOKEN_S: f64 = 1.0 / 25_000.0;
-const EAGER_FACTOR: f64 = 3.0;
-/// KV cache tokens at `gpu_memory_utilization = 0.9`.
-const KV_TOKENS_AT_090: f64 = 40_960.0;
 
 /// An error from an API operation: an HTTP status and a one-line message.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,82 +89,6 @@ pub struct FleetConfig {
     pub nodes: u32,
 }
 
-/// A deployment's engine configuration (the keys a config change may set).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EngineConfig {
-    /// Maximum running requests per engine step batch.
-    pub max_num_seqs: u32,
-    /// Token budget of one engine step (decode tokens + prefill chunks).
-    pub max_num_batched_tokens: u32,
-    /// Fraction of GPU memory vLLM may use (weights + KV cache).
-    pub gpu_memory_utilization: f64,
-    /// Disable CUDA graphs (slower steps).
-    pub enforce_eager: bool,
-    /// Reuse KV blocks of shared prompt prefixes.
-    pub enable_prefix_caching: bool,
-}
-
-impl Default for EngineConfig {
-    fn default() -> EngineConfig {
-        EngineConfig {
-            max_num_seqs: 48,
-            max_num_batched_tokens: 8192,
-            gpu_memory_utilization: 0.9,
-            enforce_eager: false,
-            enable_prefix_caching: true,
-        }
-    }
-}
-
-/// A partial config change, as `POST /admin/deployments/<d>/config` takes it.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigPatch {
-    max_num_seqs: Option<u32>,
-    max_num_batched_tokens: Option<u32>,
-    gpu_memory_utilization: Option<f64>,
-    enforce_eager: Option<bool>,
-    enable_prefix_caching: Option<bool>,
-}
-
-impl EngineConfig {
-    fn apply(&self, patch: &ConfigPatch) -> Result<EngineConfig, ApiError> {
-        let mut next = self.clone();
-        if let Some(v) = patch.max_num_seqs {
-            if !(1..=1024).contains(&v) {
-                return Err(ApiError::bad("`max_num_seqs` must be in 1..=1024"));
-            }
-            next.max_num_seqs = v;
-        }
-        if let Some(v) = patch.max_num_batched_tokens {
-            if !(16..=65536).contains(&v) {
-                return Err(ApiError::bad("`max_num_batched_tokens` must be in 16..=65536"));
-            }
-            next.max_num_batched_tokens = v;
-        }
-        if let Some(v) = patch.gpu_memory_utilization {
-            // Below 0.6 the KV cache could not hold one max_model_len request (vLLM refuses).
-            if !(0.6..=1.0).contains(&v) {
-                return Err(ApiError::bad("`gpu_memory_utilization` must be in 0.6..=1.0"));
-            }
-            next.gpu_memory_utilization = v;
-        }
-        if let Some(v) = patch.enforce_eager {
-            next.enforce_eager = v;
-        }
-        if let Some(v) = patch.enable_prefix_caching {
-            next.enable_prefix_caching = v;
-        }
-        Ok(next)
-    }
-
-    /// KV cache capacity in tokens for this config (weights take a fixed share of the GPU).
-    pub fn kv_tokens(&self) -> f64 {
-        KV_TOKENS_AT_090 * (self.gpu_memory_utilization - 0.5).max(0.01) / 0.4
-    }
-}
-
 /// Whether a deployment takes traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeploymentStatus {
@@ -214,235 +129,6 @@ impl Deployment {
     pub fn config(&self) -> &EngineConfig {
         &self.versions
             [(self.config_version as usize).saturating_sub(1).min(self.versions.len() - 1)]
-    }
-}
-
-/// One in-flight request.
-#[derive(Debug, Clone)]
-struct Request {
-    arrival: f64,
-    prompt: u32,
-    cached: u32,
-    max_tokens: u32,
-    target_output: u32,
-    /// Tokens whose KV must be computed before decoding (prompt, plus output after a preemption).
-    prefill_target: u32,
-    computed: u32,
-    generated: u32,
-    first_scheduled: Option<f64>,
-    first_token: Option<f64>,
-    preemptions: u32,
-}
-
-impl Request {
-    fn kv_tokens(&self) -> u32 {
-        // Before a preemption, generated tokens are appended to the prompt's KV; after one, they
-        // are part of `prefill_target` until recomputed.
-        let recomputed = self.prefill_target.saturating_sub(self.prompt);
-        self.computed + self.generated.saturating_sub(recomputed)
-    }
-    fn prefilling(&self) -> bool {
-        self.computed < self.prefill_target
-    }
-}
-
-/// The counters and histograms one vLLM engine exposes (reset when the process restarts).
-#[derive(Debug, Clone)]
-pub struct EngineMetrics {
-    /// `vllm:prompt_tokens_total`.
-    pub prompt_tokens: u64,
-    /// `vllm:generation_tokens_total`.
-    pub generation_tokens: u64,
-    /// `vllm:num_preemptions_total`.
-    pub preemptions: u64,
-    /// `vllm:prefix_cache_queries_total`.
-    pub prefix_queries: u64,
-    /// `vllm:prefix_cache_hits_total`.
-    pub prefix_hits: u64,
-    /// `vllm:request_success_total` by `finished_reason` (see [`FINISHED_REASONS`]).
-    pub finished: [u64; 5],
-    /// Process CPU seconds.
-    pub cpu_seconds: f64,
-    /// Histograms, in exposition order (see [`HISTOGRAMS`]).
-    pub hists: Vec<Histogram>,
-}
-
-/// `finished_reason` label values, as vLLM 0.20+ pre-creates them.
-pub const FINISHED_REASONS: [&str; 5] = ["stop", "length", "abort", "error", "repetition"];
-
-/// Indices into [`EngineMetrics::hists`].
-pub mod h {
-    /// `vllm:request_prompt_tokens`.
-    pub const PROMPT_TOKENS: usize = 0;
-    /// `vllm:request_generation_tokens`.
-    pub const GENERATION_TOKENS: usize = 1;
-    /// `vllm:iteration_tokens_total`.
-    pub const ITERATION_TOKENS: usize = 2;
-    /// `vllm:request_max_num_generation_tokens`.
-    pub const MAX_NUM_GENERATION_TOKENS: usize = 3;
-    /// `vllm:request_params_n`.
-    pub const PARAMS_N: usize = 4;
-    /// `vllm:request_params_max_tokens`.
-    pub const PARAMS_MAX_TOKENS: usize = 5;
-    /// `vllm:time_to_first_token_seconds`.
-    pub const TTFT: usize = 6;
-    /// `vllm:inter_token_latency_seconds`.
-    pub const ITL: usize = 7;
-    /// `vllm:request_time_per_output_token_seconds`.
-    pub const TPOT: usize = 8;
-    /// `vllm:e2e_request_latency_seconds`.
-    pub const E2E: usize = 9;
-    /// `vllm:request_queue_time_seconds`.
-    pub const QUEUE: usize = 10;
-    /// `vllm:request_inference_time_seconds`.
-    pub const INFERENCE: usize = 11;
-    /// `vllm:request_prefill_time_seconds`.
-    pub const PREFILL: usize = 12;
-    /// `vllm:request_decode_time_seconds`.
-    pub const DECODE: usize = 13;
-}
-
-/// Histogram families: (name, HELP text from vLLM 0.33.0 `loggers.py`).
-pub const HISTOGRAMS: [(&str, &str); 14] = [
-    ("vllm:request_prompt_tokens", "Number of prefill tokens processed."),
-    ("vllm:request_generation_tokens", "Number of generation tokens processed."),
-    ("vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step."),
-    (
-        "vllm:request_max_num_generation_tokens",
-        "Histogram of maximum number of requested generation tokens.",
-    ),
-    ("vllm:request_params_n", "Histogram of the n request parameter."),
-    ("vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter."),
-    ("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds."),
-    ("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds."),
-    (
-        "vllm:request_time_per_output_token_seconds",
-        "Histogram of time_per_output_token_seconds per request.",
-    ),
-    ("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds."),
-    ("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request."),
-    (
-        "vllm:request_inference_time_seconds",
-        "Histogram of time spent in RUNNING phase for request.",
-    ),
-    ("vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request."),
-    ("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request."),
-];
-
-impl EngineMetrics {
-    fn new() -> EngineMetrics {
-        let tokens = hist::one_two_five(MAX_MODEL_LEN);
-        let bounds: [&[f64]; 14] = [
-            &tokens,
-            &tokens,
-            hist::ITERATION_TOKENS,
-            &tokens,
-            hist::PARAMS_N,
-            &tokens,
-            hist::TTFT,
-            hist::ITL,
-            hist::ITL,
-            hist::REQUEST_LATENCY,
-            hist::REQUEST_LATENCY,
-            hist::REQUEST_LATENCY,
-            hist::REQUEST_LATENCY,
-            hist::REQUEST_LATENCY,
-        ];
-        EngineMetrics {
-            prompt_tokens: 0,
-            generation_tokens: 0,
-            preemptions: 0,
-            prefix_queries: 0,
-            prefix_hits: 0,
-            finished: [0; 5],
-            cpu_seconds: 0.0,
-            hists: bounds.iter().map(|b| Histogram::new(b)).collect(),
-        }
-    }
-}
-
-/// Why a replica is not serving.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DownReason {
-    /// The engine process died (fault name and detail).
-    Crashed(String),
-    /// Evicted from a drained node with no free GPU elsewhere.
-    Unschedulable,
-    /// Failed to start (detail).
-    StartFailed(String),
-}
-
-impl DownReason {
-    fn describe(&self) -> String {
-        match self {
-            DownReason::Crashed(why) => format!("crashed: {why}"),
-            DownReason::Unschedulable => "pending: no schedulable GPU".into(),
-            DownReason::StartFailed(why) => format!("start failed: {why}"),
-        }
-    }
-}
-
-/// One vLLM server process on one GPU.
-#[derive(Debug, Clone)]
-pub struct Replica {
-    /// Name (`stable-0`).
-    pub name: String,
-    /// Deployment it belongs to.
-    pub deployment: String,
-    /// Node index.
-    pub node: usize,
-    /// GPU index on the node.
-    pub gpu: u32,
-    /// `None` while serving; why not otherwise.
-    pub down: Option<DownReason>,
-    /// Times the process was (re)started after the first start.
-    pub restarts: u32,
-    /// Sim time of the current process start.
-    pub started_at: f64,
-    /// Port of its `/metrics` listener (kept across restarts).
-    pub port: Option<u16>,
-    /// Config version the process runs.
-    pub config_version: u32,
-    /// Process id shown in logs.
-    pub pid: u32,
-    /// Host resident memory.
-    pub rss_bytes: f64,
-    /// Counters and histograms.
-    pub metrics: EngineMetrics,
-    clock: f64,
-    waiting: VecDeque<Request>,
-    running: Vec<Request>,
-    rng: Rng,
-    busy_s: f64,
-    utilization: f64,
-    window_prompt: u64,
-    window_generation: u64,
-    window_queries: u64,
-    window_hits: u64,
-    last_log: f64,
-    last_fault_log: f64,
-}
-
-impl Replica {
-    /// Requests running on the GPU.
-    pub fn running(&self) -> usize {
-        self.running.len()
-    }
-    /// Requests queued.
-    pub fn waiting(&self) -> usize {
-        self.waiting.len()
-    }
-    /// True while the process serves.
-    pub fn is_up(&self) -> bool {
-        self.down.is_none()
-    }
-    /// GPU busy fraction over the last sim chunk.
-    pub fn gpu_utilization(&self) -> f64 {
-        self.utilization
-    }
-    /// KV tokens in use.
-    fn kv_used(&self) -> f64 {
-        self.running.iter().map(|r| f64::from(r.kv_tokens())).sum()
     }
 }
 
@@ -615,15 +301,6 @@ pub struct Fault {
     pub previous_version: Option<u32>,
     /// Config version the regression introduced.
     pub bad_version: Option<u32>,
-}
-
-/// What faults do to one replica during one chunk.
-#[derive(Debug, Clone, Default)]
-struct Effects {
-    kv_factor: f64,
-    step_penalty_s: f64,
-    error_prob: f64,
-    leak_bytes_per_s: f64,
 }
 
 /// One entry of the admin log.
@@ -817,6 +494,20 @@ impl Fleet {
         best.map(|(ni, _, g)| (ni, g))
     }
 
+    /// GPUs a new replica could be placed on now.
+    fn free_gpu_count(&self) -> u32 {
+        let mut free = 0;
+        for (ni, node) in self.nodes.iter().enumerate().filter(|(_, n)| !n.cordoned) {
+            for g in node.gpus.iter().filter(|g| !g.lost) {
+                let taken = self.replicas.values().any(|r| {
+                    r.node == ni && r.gpu == g.index && r.down != Some(DownReason::Unschedulable)
+                });
+                free += u32::from(!taken);
+            }
+        }
+        free
+    }
+
     fn add_replica(&mut self, deployment: &str) -> Result<String, ApiError> {
         let (node, gpu) = self
             .free_gpu(None)
@@ -829,32 +520,9 @@ impl Fleet {
         dep.next_ordinal += 1;
         let config_version = dep.config_version;
         let rng = Rng::new(self.cfg.seed, &name);
-        let replica = Replica {
-            name: name.clone(),
-            deployment: deployment.to_string(),
-            node,
-            gpu,
-            down: None,
-            restarts: 0,
-            started_at: self.time,
-            port: None,
-            config_version,
-            pid: 0,
-            rss_bytes: RSS_BASE_BYTES,
-            metrics: EngineMetrics::new(),
-            clock: self.time,
-            waiting: VecDeque::new(),
-            running: Vec::new(),
-            rng,
-            busy_s: 0.0,
-            utilization: 0.0,
-            window_prompt: 0,
-            window_generation: 0,
-            window_queries: 0,
-            window_hits: 0,
-            last_log: self.time,
-            last_fault_log: f64::NEG_INFINITY,
-        };
+        let mut replica = Replica::new(&name, deployment, (node, gpu), rng, self.time);
+        replica.config_version = config_version;
+        replica.rss_bytes = RSS_BASE_BYTES;
         self.replicas.insert(name.clone(), replica);
         self.start_process(&name);
         Ok(name)
@@ -1593,23 +1261,12 @@ impl Fleet {
             .collect();
         let n = current.len() as u32;
         if replicas > n {
-            let mut free = 0;
-            let mut probe = self.clone_placement();
-            while free < replicas - n {
-                match probe.free_gpu(None) {
-                    Some((node, gpu)) => {
-                        probe
-                            .replicas
-                            .insert(format!("probe-{free}"), placeholder_replica(node, gpu));
-                        free += 1;
-                    }
-                    None => {
-                        return Err(ApiError::conflict(format!(
-                            "only {free} free GPU(s) on schedulable nodes; cannot add {}",
-                            replicas - n
-                        )));
-                    }
-                }
+            let free = self.free_gpu_count();
+            if replicas - n > free {
+                return Err(ApiError::conflict(format!(
+                    "only {free} free GPU(s) on schedulable nodes; cannot add {}",
+                    replicas - n
+                )));
             }
             for _ in n..replicas {
                 self.add_replica(name)?;
@@ -1627,30 +1284,6 @@ impl Fleet {
             self.settle_faults();
         }
         Ok(self.deployment_json(name))
-    }
-
-    fn clone_placement(&self) -> Fleet {
-        Fleet {
-            cfg: self.cfg.clone(),
-            time: self.time,
-            deployments: BTreeMap::new(),
-            replicas: self
-                .replicas
-                .iter()
-                .map(|(k, r)| (k.clone(), placeholder_replica_from(r)))
-                .collect(),
-            nodes: self.nodes.clone(),
-            faults: Vec::new(),
-            admin_log: VecDeque::new(),
-            admin_seq: 0,
-            router_requests: 0,
-            router_rejected: 0,
-            router_failed: 0,
-            logs: Logs::default(),
-            rng: self.rng.clone(),
-            next_arrival: 0.0,
-            next_pid: 0,
-        }
     }
 
     /// Restart a replica where it is. Fails when its GPU is lost or its node's disk is full.
@@ -1904,231 +1537,9 @@ fn fault_json(f: &Fault, epoch: f64) -> Value {
     })
 }
 
-fn placeholder_replica(node: usize, gpu: u32) -> Replica {
-    Replica {
-        name: String::new(),
-        deployment: String::new(),
-        node,
-        gpu,
-        down: None,
-        restarts: 0,
-        started_at: 0.0,
-        port: None,
-        config_version: 0,
-        pid: 0,
-        rss_bytes: 0.0,
-        metrics: EngineMetrics::new(),
-        clock: 0.0,
-        waiting: VecDeque::new(),
-        running: Vec::new(),
-        rng: Rng::new(0, ""),
-        busy_s: 0.0,
-        utilization: 0.0,
-        window_prompt: 0,
-        window_generation: 0,
-        window_queries: 0,
-        window_hits: 0,
-        last_log: 0.0,
-        last_fault_log: 0.0,
-    }
-}
-
-fn placeholder_replica_from(r: &Replica) -> Replica {
-    let mut p = placeholder_replica(r.node, r.gpu);
-    p.down = r.down.clone();
-    p
-}
-
 /// GPU board power (W) at a utilization; an H100 SXM idles near 70 W and peaks near 700 W.
 pub fn gpu_power(util: f64, lost: bool) -> f64 {
     if lost { 0.0 } else { 72.0 + 560.0 * util }
-}
-
-/// Run one replica's engine steps until its clock reaches `until`.
-fn advance_replica(r: &mut Replica, until: f64, config: &EngineConfig, fx: &Effects) {
-    // Clients give up on requests that never got scheduled.
-    let clock = r.clock;
-    let before = r.waiting.len();
-    r.waiting.retain(|q| q.first_scheduled.is_some() || clock - q.arrival < CLIENT_TIMEOUT_S);
-    r.metrics.finished[2] += (before - r.waiting.len()) as u64;
-
-    let kv_cap = config.kv_tokens() * fx.kv_factor;
-    while r.clock < until {
-        let admissible = r.waiting.front().is_some_and(|q| q.arrival <= r.clock);
-        if r.running.is_empty() && !admissible {
-            let next = r.waiting.iter().map(|q| q.arrival).fold(f64::INFINITY, f64::min);
-            r.clock = next.min(until).max(r.clock);
-            if r.clock >= until {
-                break;
-            }
-            continue;
-        }
-        engine_step(r, config, fx, kv_cap);
-    }
-}
-
-fn engine_step(r: &mut Replica, config: &EngineConfig, fx: &Effects, kv_cap: f64) {
-    let now = r.clock;
-    let mut budget = i64::from(config.max_num_batched_tokens);
-    let mut kv_used = r.kv_used();
-
-    // 1. Running requests, in order: one decode token each, or the next prefill chunk. When the
-    //    KV cache cannot hold the new tokens, preempt the lowest-priority (last) running request,
-    //    as V1's scheduler does; if that is the request itself, stop scheduling running ones.
-    let mut decode_tokens = 0u64;
-    let mut prefill_tokens = 0u64;
-    let mut finished_prefill = Vec::new();
-    let mut preempted = false;
-    let mut i = 0;
-    while i < r.running.len() && budget > 0 {
-        let q = &r.running[i];
-        let need =
-            if q.prefilling() { i64::from(q.prefill_target - q.computed).min(budget) } else { 1 };
-        let mut scheduled = true;
-        while kv_used + need as f64 > kv_cap {
-            let victim_idx = r.running.len() - 1;
-            let mut victim = r.running.pop().expect("non-empty");
-            kv_used -= f64::from(victim.kv_tokens());
-            // Recompute preemption: everything generated so far must be prefilled again.
-            victim.prefill_target = victim.prompt + victim.generated;
-            victim.computed = 0;
-            victim.preemptions += 1;
-            r.metrics.preemptions += 1;
-            r.waiting.push_front(victim);
-            preempted = true;
-            if victim_idx == i {
-                scheduled = false;
-                break;
-            }
-        }
-        if !scheduled {
-            break;
-        }
-        let q = &mut r.running[i];
-        if q.prefilling() {
-            q.computed += need as u32;
-            prefill_tokens += need as u64;
-            if !q.prefilling() {
-                finished_prefill.push(i);
-            }
-        } else {
-            q.generated += 1;
-            decode_tokens += 1;
-        }
-        budget -= need;
-        kv_used += need as f64;
-        i += 1;
-    }
-
-    // 2. Admit waiting requests (FCFS) while the step budget, max_num_seqs and the KV cache
-    //    allow; V1 admits nothing new in a step that had to preempt.
-    while !preempted && budget > 0 && r.running.len() < config.max_num_seqs as usize {
-        let Some(front) = r.waiting.front() else { break };
-        if front.arrival > now {
-            break;
-        }
-        if f64::from(front.prefill_target) > kv_cap && r.running.is_empty() {
-            // It cannot fit even in an empty cache: the engine rejects it instead of stalling.
-            r.waiting.pop_front();
-            r.metrics.finished[2] += 1;
-            continue;
-        }
-        let start = if front.first_scheduled.is_none() { front.cached } else { front.computed };
-        let chunk = i64::from(front.prefill_target.saturating_sub(start)).min(budget);
-        if kv_used + f64::from(start) + chunk as f64 > kv_cap {
-            break;
-        }
-        let mut q = r.waiting.pop_front().expect("front exists");
-        if q.first_scheduled.is_none() {
-            q.first_scheduled = Some(now);
-            r.metrics.hists[h::QUEUE].observe(now - q.arrival);
-            r.metrics.prefix_queries += u64::from(q.prompt);
-            r.metrics.prefix_hits += u64::from(q.cached);
-            r.window_queries += u64::from(q.prompt);
-            r.window_hits += u64::from(q.cached);
-        }
-        // Prefix-cache hits need no compute.
-        q.computed = start;
-        q.computed += chunk as u32;
-        budget -= chunk;
-        prefill_tokens += chunk as u64;
-        kv_used += f64::from(start) + chunk as f64;
-        if !q.prefilling() {
-            finished_prefill.push(r.running.len());
-        }
-        r.running.push(q);
-    }
-
-    // 3. The step's duration.
-    let base = STEP_BASE_S * if config.enforce_eager { EAGER_FACTOR } else { 1.0 };
-    if decode_tokens + prefill_tokens == 0 {
-        // Nothing fits (a prompt larger than the free KV cache): idle until something changes.
-        r.clock = now + base;
-        return;
-    }
-    let duration = base
-        + STEP_PER_SEQ_S * decode_tokens as f64
-        + STEP_PER_PREFILL_TOKEN_S * prefill_tokens as f64
-        + fx.step_penalty_s;
-    let end = now + duration;
-    r.busy_s += duration;
-    r.clock = end;
-    let m = &mut r.metrics;
-    m.hists[h::ITERATION_TOKENS].observe((decode_tokens + prefill_tokens) as f64);
-    m.hists[h::ITL].observe_n(duration, decode_tokens);
-    m.generation_tokens += decode_tokens;
-    r.window_generation += decode_tokens;
-
-    // 4. Requests whose prefill completed emit a token (the first one, unless resumed).
-    for i in finished_prefill {
-        let q = &mut r.running[i];
-        q.generated += 1;
-        m.generation_tokens += 1;
-        r.window_generation += 1;
-        if q.first_token.is_none() {
-            q.first_token = Some(end);
-            m.hists[h::TTFT].observe(end - q.arrival);
-            m.prompt_tokens += u64::from(q.prompt);
-            r.window_prompt += u64::from(q.prompt);
-        }
-    }
-
-    // 5. Finished requests.
-    let mut i = 0;
-    while i < r.running.len() {
-        let q = &r.running[i];
-        let errored = fx.error_prob > 0.0 && !q.prefilling() && r.rng.chance(fx.error_prob * 0.02);
-        if q.generated >= q.target_output || errored {
-            let q = r.running.remove(i);
-            let reason = if errored {
-                3
-            } else if q.target_output >= q.max_tokens {
-                1
-            } else {
-                0
-            };
-            m.finished[reason] += 1;
-            if !errored {
-                let first_token = q.first_token.unwrap_or(end);
-                let scheduled = q.first_scheduled.unwrap_or(q.arrival);
-                m.hists[h::E2E].observe(end - q.arrival);
-                m.hists[h::INFERENCE].observe(end - scheduled);
-                m.hists[h::PREFILL].observe(first_token - scheduled);
-                m.hists[h::DECODE].observe(end - first_token);
-                if q.generated > 1 {
-                    m.hists[h::TPOT].observe((end - first_token) / f64::from(q.generated - 1));
-                }
-                m.hists[h::PROMPT_TOKENS].observe(f64::from(q.prompt));
-                m.hists[h::GENERATION_TOKENS].observe(f64::from(q.generated));
-                m.hists[h::PARAMS_N].observe(1.0);
-                m.hists[h::PARAMS_MAX_TOKENS].observe(f64::from(q.max_tokens));
-                m.hists[h::MAX_NUM_GENERATION_TOKENS].observe(f64::from(q.max_tokens));
-            }
-            let _ = q.preemptions;
-        } else {
-            i += 1;
-        }
-    }
 }
 
 #[cfg(test)]
