@@ -128,7 +128,7 @@ pub fn run(args: Args) -> Result<ExitStatus> {
     let chain = read_stdin(&Limits::default())?;
     let state_dir = StateDir::new(args.state_dir.clone().unwrap_or_else(state::default_state_dir));
     let ledger = match &args.ledger {
-        Some(path) => state::read_ledger(path)?,
+        Some(path) => state::read_ledger(path, Some(now.plus_millis(-policy.policy.memory_ms())))?,
         None => state::LedgerMemory::default(),
     };
     let mut events = ledger.events.clone();

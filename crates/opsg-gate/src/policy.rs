@@ -252,6 +252,16 @@ impl Policy {
             .max()
     }
 
+    /// How far back the gate must remember: the longest cooldown, the hour of the rate limit,
+    /// and the longest an approval token may live (a spent token must stay spent), plus an hour
+    /// for clock skew between hosts.
+    pub fn memory_ms(&self) -> i64 {
+        let cooldown =
+            self.cooldowns.iter().filter_map(|c| parse_duration_ms(&c.duration).ok()).max();
+        let ttl = parse_duration_ms(&self.max_approval_ttl).unwrap_or(0);
+        cooldown.unwrap_or(0).max(3_600_000).max(ttl) + 3_600_000
+    }
+
     /// The freeze window `now` falls in, if any.
     pub fn freeze_at(&self, now: Timestamp) -> Option<&FreezeWindow> {
         self.freeze_windows.iter().find(|w| w.contains(now))

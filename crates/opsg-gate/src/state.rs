@@ -192,39 +192,91 @@ pub struct LedgerMemory {
     pub spent_nonces: BTreeMap<String, u64>,
 }
 
-/// Read a ledger (`schemas/HASHING.md` §5), checking each line's seal. A torn last line is
-/// warned about and ignored; any other damage is refused (exit 5): the gate does not decide on
-/// a history someone may have rewritten.
-pub fn read_ledger(path: &Path) -> Result<LedgerMemory> {
+/// Read the recent part of a ledger (`schemas/HASHING.md` §5): lines are read from the end
+/// backwards and reading stops at the first line appended before `since` (all of it when
+/// `None`), so a cron run costs what the last hours of history cost, not the whole ledger's.
+/// Each line read has its seal checked: damage is refused (exit 5), the gate does not decide on
+/// a history someone rewrote; a torn last line (a writer cut off) is warned about and ignored.
+/// The full check of every line and link is `opsg-audit verify`.
+pub fn read_ledger(path: &Path, since: Option<Timestamp>) -> Result<LedgerMemory> {
+    read_ledger_blocks(path, since, 1 << 20)
+}
+
+fn read_ledger_blocks(
+    path: &Path,
+    since: Option<Timestamp>,
+    block_size: u64,
+) -> Result<LedgerMemory> {
+    use std::io::{Read, Seek, SeekFrom};
     let source = path.display().to_string();
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
         // A ledger that does not exist yet has no history: the first cron run.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LedgerMemory::default()),
         Err(e) => return Err(Error::io(&source, e)),
     };
+    let len = file.metadata().map_err(|e| Error::io(&source, e))?.len();
     let mut memory = LedgerMemory::default();
-    let mut lines = bytes.split(|b| *b == b'\n').peekable();
-    let mut line_no = 0u64;
-    while let Some(line) = lines.next() {
-        line_no += 1;
-        if line.is_empty() && lines.peek().is_none() {
-            break;
-        }
-        let torn = lines.peek().is_none();
-        if let Err(e) = opsg_core::seal::verify(line) {
-            if torn {
-                opsg_core::cli::warn(format!("{source}:{line_no}: torn last line ignored ({e})"));
-                break;
+    let mut end = len;
+    // Bytes after the last newline seen so far (the start of a line continuing into the block
+    // read before it).
+    let mut carry: Vec<u8> = Vec::new();
+    let mut last_line = true;
+    loop {
+        let start = end.saturating_sub(block_size.max(1));
+        let mut block = vec![0u8; (end - start) as usize];
+        file.seek(SeekFrom::Start(start))
+            .and_then(|_| file.read_exact(&mut block))
+            .map_err(|e| Error::io(&source, e))?;
+        block.extend_from_slice(&carry);
+        let mut lines: Vec<&[u8]> = block.split(|b| *b == b'\n').collect();
+        // The first piece may continue in the previous block, unless this is the file's start.
+        let head = if start > 0 { lines.remove(0).to_vec() } else { Vec::new() };
+        for line in lines.into_iter().rev() {
+            let torn = std::mem::take(&mut last_line);
+            if line.is_empty() && torn {
+                continue; // the file ends with a newline: nothing after it
             }
-            return Err(Error::tamper(e.to_string()).in_source(&source).at_line(line_no));
+            if torn && len > 0 {
+                // The last piece without a newline after it is a torn append.
+                opsg_core::cli::warn(format!("{source}: torn last line ignored (no newline)"));
+                continue;
+            }
+            if !memorize(line, &source, since, &mut memory)? {
+                return Ok(memory);
+            }
         }
-        let value: Value = serde_json::from_slice(line).map_err(|e| {
-            Error::invalid(format!("malformed JSON: {e}")).in_source(&source).at_line(line_no)
-        })?;
-        remember(&value["record"], line_no, &mut memory);
+        if start == 0 {
+            return Ok(memory);
+        }
+        carry = head;
+        end = start;
     }
-    Ok(memory)
+}
+
+/// Check and remember one ledger line; `false` when it is older than `since` (stop reading).
+fn memorize(
+    line: &[u8],
+    source: &str,
+    since: Option<Timestamp>,
+    memory: &mut LedgerMemory,
+) -> Result<bool> {
+    let value: Option<Value> = serde_json::from_slice(line).ok();
+    let seq = value.as_ref().and_then(|v| v["seq"].as_u64());
+    let at = |e: Error| match seq {
+        Some(n) => e.in_source(source).at_line(n),
+        None => e.in_source(source),
+    };
+    opsg_core::seal::verify(line).map_err(|e| at(Error::tamper(e.to_string())))?;
+    let value =
+        value.ok_or_else(|| at(Error::invalid("malformed JSON in a sealed ledger line")))?;
+    if let (Some(since), Some(appended)) = (since, value["appended"].as_str())
+        && Timestamp::parse_rfc3339(appended).is_ok_and(|t| t < since)
+    {
+        return Ok(false);
+    }
+    remember(&value["record"], seq.unwrap_or(0), memory);
+    Ok(true)
 }
 
 fn remember(record: &Value, line_no: u64, memory: &mut LedgerMemory) {
@@ -332,6 +384,96 @@ mod tests {
         assert!(state.spend_nonce("ab12").unwrap());
         assert!(!state.spend_nonce("ab12").unwrap());
         assert!(state.nonce_spent("ab12"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A ledger line as opsg-audit writes it (HASHING.md §5) around a record.
+    fn ledger_line(
+        seq: u64,
+        appended: Timestamp,
+        record: &[u8],
+        prev: opsg_core::seal::HashHex,
+    ) -> (Vec<u8>, opsg_core::seal::HashHex) {
+        let mut unsealed = format!(
+            "{{\"ledger\":\"opsg.ledger/v1\",\"seq\":{seq},\"appended\":\"{appended}\",\"record\":"
+        )
+        .into_bytes();
+        unsealed.extend_from_slice(record);
+        unsealed.extend_from_slice(format!(",\"prev\":\"{prev}\"}}").as_bytes());
+        opsg_core::seal::seal(&unsealed).unwrap()
+    }
+
+    fn record(kind: opsg_core::record::Kind, body: Value) -> Vec<u8> {
+        let stamp = opsg_core::record::Stamp { tool: "opsg-test", version: "0", now: Timestamp(0) };
+        let mut r = opsg_core::Record::new(kind, &stamp, "run-1".into(), None, body);
+        r.seal(opsg_core::seal::GENESIS).unwrap().0
+    }
+
+    fn sample_ledger(dir: &Path, now: Timestamp) -> PathBuf {
+        use opsg_core::record::Kind;
+        let exec = |target: &str, at: Timestamp, key: &str| {
+            record(
+                Kind::Execution,
+                serde_json::json!({"mode": "live", "actions": [{"index": 0, "idempotency_key": key,
+                "action": "restart_replica", "target": target, "outcome": "succeeded", "started": at.to_rfc3339()}]}),
+            )
+        };
+        let decision = record(
+            Kind::Decision,
+            serde_json::json!({"mode": "live", "verdict": "approved", "approval": {"token_id": "n0nce"}}),
+        );
+        let mut out = Vec::new();
+        let mut prev = opsg_core::seal::GENESIS;
+        for (seq, (ago, rec)) in [
+            (7_200_000, exec("old", now.plus_millis(-7_200_000), "k-old")),
+            (600_000, decision),
+            (60_000, exec("new", now.plus_millis(-60_000), "k-new")),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (line, h) = ledger_line(seq as u64 + 1, now.plus_millis(-ago), &rec, prev);
+            out.extend_from_slice(&line);
+            out.push(b'\n');
+            prev = h;
+        }
+        let path = dir.join("ledger.jsonl");
+        std::fs::write(&path, out).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_ledger_is_read_from_the_end_back_to_the_horizon() {
+        let dir = tmp("ledger");
+        std::fs::create_dir_all(&dir).unwrap();
+        let now = Timestamp(1_800_000_000_000);
+        let path = sample_ledger(&dir, now);
+        for block in [7, 64, 1 << 20] {
+            let all = read_ledger_blocks(&path, None, block).unwrap();
+            let mut targets: Vec<&str> = all.events.iter().map(|e| e.target.as_str()).collect();
+            targets.sort_unstable();
+            assert_eq!(targets, vec!["new", "old"], "block {block}");
+            assert_eq!(all.spent_nonces.get("n0nce"), Some(&2));
+            let recent =
+                read_ledger_blocks(&path, Some(now.plus_millis(-3_600_000)), block).unwrap();
+            assert_eq!(recent.events.len(), 1, "block {block}");
+            assert_eq!(recent.events[0].target, "new");
+            assert!(recent.spent_nonces.contains_key("n0nce"));
+        }
+        // A torn append (no newline) is ignored; the lines before it still count.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(b"{\"ledger\":\"opsg.ledger/v1\",\"seq\":4,\"app");
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read_ledger_blocks(&path, None, 64).unwrap().events.len(), 2);
+        // A modified line is refused, naming it.
+        let text = String::from_utf8(std::fs::read(&path).unwrap())
+            .unwrap()
+            .replace("\"target\":\"new\"", "\"target\":\"wen\"");
+        std::fs::write(&path, text).unwrap();
+        let e = read_ledger_blocks(&path, None, 64).unwrap_err();
+        assert_eq!(e.status().code(), 5, "{e}");
+        assert!(e.to_string().contains(":3:"), "{e}");
+        assert!(read_ledger(&dir.join("missing.jsonl"), None).unwrap().events.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
