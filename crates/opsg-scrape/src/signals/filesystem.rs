@@ -53,7 +53,7 @@ fn pseudo(device: &str) -> bool {
 /// df's own "Use%": used over what non-root users can have (used + available), so blocks
 /// reserved for root do not hide a full disk.
 fn fraction(used: u64, avail: u64) -> Value {
-    let base = used + avail;
+    let base = used.saturating_add(avail);
     if base == 0 {
         return Value::Null;
     }
@@ -71,9 +71,9 @@ pub(crate) fn filesystems_json(space: &str, inodes: Option<&str>) -> Value {
             let mut fs = json!({
                 "mount": l.mount,
                 "device": l.device,
-                "size_bytes": l.total * 1024,
-                "used_bytes": l.used * 1024,
-                "avail_bytes": l.avail * 1024,
+                "size_bytes": l.total.saturating_mul(1024),
+                "used_bytes": l.used.saturating_mul(1024),
+                "avail_bytes": l.avail.saturating_mul(1024),
                 "used_fraction": fraction(l.used, l.avail),
             });
             if let (Some(i), Some(obj)) =

@@ -155,15 +155,22 @@ pub(crate) struct CpuTimes {
 impl CpuTimes {
     fn total(&self) -> u64 {
         // guest/guest_nice are already included in user/nice, so they are not added again.
-        self.user
-            + self.nice
-            + self.system
-            + self.idle
-            + self.iowait
-            + self.irq
-            + self.softirq
-            + self.steal
+        sum(&[
+            self.user,
+            self.nice,
+            self.system,
+            self.idle,
+            self.iowait,
+            self.irq,
+            self.softirq,
+            self.steal,
+        ])
     }
+}
+
+/// Saturating sum: counters from a corrupt file must not overflow (a panic in debug builds).
+fn sum(values: &[u64]) -> u64 {
+    values.iter().fold(0u64, |acc, v| acc.saturating_add(*v))
 }
 
 /// Parse the `cpu ` line of `/proc/stat`.
@@ -265,7 +272,7 @@ pub(crate) fn cpu_utilization(start: &CpuTimes, end: &CpuTimes) -> Vec<(&'static
     let idle = end.idle.saturating_sub(start.idle);
     let iowait = end.iowait.saturating_sub(start.iowait);
     let steal = end.steal.saturating_sub(start.steal);
-    let busy = total.saturating_sub(idle + iowait);
+    let busy = total.saturating_sub(idle.saturating_add(iowait));
     let frac = |n: u64| json!(round4(n as f64 / total as f64));
     vec![("utilization", frac(busy)), ("iowait", frac(iowait)), ("steal", frac(steal))]
 }
@@ -277,7 +284,7 @@ fn memory_section(meminfo: &str) -> Value {
             let mut words = rest.split_ascii_whitespace();
             let value = words.next()?.parse::<u64>().ok()?;
             // Every size field is in kB (really KiB); HugePages_* are counts without a unit.
-            Some(if words.next() == Some("kB") { value * 1024 } else { value })
+            Some(if words.next() == Some("kB") { value.saturating_mul(1024) } else { value })
         })
     };
     let Some(total) = kib("MemTotal") else {
@@ -285,7 +292,11 @@ fn memory_section(meminfo: &str) -> Value {
     };
     // MemAvailable appeared in 3.14; before that, free + buffers + cached is the usual estimate.
     let available = kib("MemAvailable").or_else(|| {
-        Some(kib("MemFree")? + kib("Buffers").unwrap_or(0) + kib("Cached").unwrap_or(0))
+        Some(
+            kib("MemFree")?
+                .saturating_add(kib("Buffers").unwrap_or(0))
+                .saturating_add(kib("Cached").unwrap_or(0)),
+        )
     });
     let swap_total = kib("SwapTotal");
     let swap_free = kib("SwapFree");
@@ -396,8 +407,8 @@ fn disks_section(first: &str, second: Option<&str>, elapsed: Option<Duration>) -
                 "device": d.device,
                 "reads": d.reads,
                 "writes": d.writes,
-                "read_bytes": d.sectors_read * DISKSTATS_SECTOR,
-                "written_bytes": d.sectors_written * DISKSTATS_SECTOR,
+                "read_bytes": d.sectors_read.saturating_mul(DISKSTATS_SECTOR),
+                "written_bytes": d.sectors_written.saturating_mul(DISKSTATS_SECTOR),
                 "read_ms": d.read_ms,
                 "write_ms": d.write_ms,
                 "in_flight": d.in_flight,
@@ -411,13 +422,16 @@ fn disks_section(first: &str, second: Option<&str>, elapsed: Option<Duration>) -
                 let rate = |a: u64, b: u64| json!((b.saturating_sub(a) as f64 / secs).round());
                 obj.insert(
                     "read_bytes_per_s".into(),
-                    rate(before.sectors_read * DISKSTATS_SECTOR, d.sectors_read * DISKSTATS_SECTOR),
+                    rate(
+                        before.sectors_read.saturating_mul(DISKSTATS_SECTOR),
+                        d.sectors_read.saturating_mul(DISKSTATS_SECTOR),
+                    ),
                 );
                 obj.insert(
                     "write_bytes_per_s".into(),
                     rate(
-                        before.sectors_written * DISKSTATS_SECTOR,
-                        d.sectors_written * DISKSTATS_SECTOR,
+                        before.sectors_written.saturating_mul(DISKSTATS_SECTOR),
+                        d.sectors_written.saturating_mul(DISKSTATS_SECTOR),
                     ),
                 );
                 // iostat's %util: the share of wall time the device had I/O in flight.
@@ -501,8 +515,8 @@ fn net_section(first: &str, second: Option<&str>, elapsed: Option<Duration>) -> 
                 obj.insert("rx_bytes_per_s".into(), rate(before.rx[0], c.rx[0]));
                 obj.insert("tx_bytes_per_s".into(), rate(before.tx[0], c.tx[0]));
                 obj.insert("errors_per_s".into(), rate(
-                    before.rx[2] + before.tx[2] + before.rx[3] + before.tx[3],
-                    c.rx[2] + c.tx[2] + c.rx[3] + c.tx[3],
+                    sum(&[before.rx[2], before.tx[2], before.rx[3], before.tx[3]]),
+                    sum(&[c.rx[2], c.tx[2], c.rx[3], c.tx[3]]),
                 ));
             }
             v
@@ -713,6 +727,25 @@ mod tests {
         let b = parse_cpu_times("cpu  10 0 10 10 0 0 0 0 0 0\n").unwrap();
         let util = cpu_utilization(&a, &b);
         assert!(util.iter().all(|(_, v)| v.is_null()));
+    }
+
+    #[test]
+    fn counters_at_u64_max_do_not_overflow() {
+        // Regression: sums and byte conversions of corrupt counters panicked in debug builds.
+        let max = u64::MAX;
+        let stat =
+            format!("cpu  {max} {max} {max} {max} {max} {max} {max} {max}\ncpu0 {max} 0 0 0\n");
+        let cpu = cpu_section(&stat, Some(&stat), Some(Duration::from_millis(100)));
+        assert!(cpu["utilization"].is_null());
+        let disk = format!("8 0 sda {max} 0 {max} 0 {max} 0 {max} 0 0 {max} 0\n");
+        let disks = disks_section(&disk, Some(&disk), Some(Duration::from_secs(1)));
+        assert_eq!(disks[0]["read_bytes"], max);
+        let dev = format!("eth0: {max} 1 {max} {max} 0 0 0 0 {max} 1 {max} {max} 0 0 0 0\n");
+        let net = net_section(&dev, Some(&dev), Some(Duration::from_secs(1)));
+        assert_eq!(net[0]["errors_per_s"], 0.0);
+        let mem =
+            memory_section(&format!("MemTotal: {max} kB\nMemFree: {max} kB\nCached: {max} kB\n"));
+        assert_eq!(mem["total_bytes"], max);
     }
 
     #[test]

@@ -114,7 +114,7 @@ fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
 fn status_kib(status: &str, key: &str) -> Option<u64> {
     let value = status_field(status, key)?;
     let number = value.strip_suffix("kB").unwrap_or(value).trim();
-    number.parse::<u64>().ok().map(|k| k * 1024)
+    number.parse::<u64>().ok().map(|k| k.saturating_mul(1024))
 }
 
 /// utime + stime from `/proc/<pid>/stat`, in clock ticks. The comm field may hold spaces and
@@ -125,7 +125,7 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
     // After the comm: state is field 3 (index 0 here); utime is field 14, stime 15.
     let utime = fields.get(11)?.parse::<u64>().ok()?;
     let stime = fields.get(12)?.parse::<u64>().ok()?;
-    Some(utime + stime)
+    Some(utime.saturating_add(stime))
 }
 
 /// Clock ticks per second in `/proc/<pid>/stat`. USER_HZ is part of the proc ABI and is 100 on
@@ -164,7 +164,7 @@ fn describe(proc_root: &Path, candidate: &Candidate, clock: Clock) -> Value {
         .zip(started)
         .map(|(up, start)| ((up - start).max(0.0) * 100.0).round() / 100.0);
     let start_time_unix =
-        clock.boot_time_unix.zip(started).map(|(boot, start)| boot + start as u64);
+        clock.boot_time_unix.zip(started).map(|(boot, start)| boot.saturating_add(start as u64));
     let status = read_text(&dir.join("status")).unwrap_or_default();
     let mut cmdline = redact_line(&candidate.argv.join(" "));
     if cmdline.len() > MAX_CMDLINE {
@@ -294,8 +294,9 @@ pub fn collect_processes_sampled(
                 .collect();
             // vLLM runs as several processes (API server, engine core, TP workers): the totals
             // are what a memory leak or an fd leak moves.
-            let total =
-                |key: &str| -> u64 { processes.iter().filter_map(|p| p[key].as_u64()).sum() };
+            let total = |key: &str| -> u64 {
+                processes.iter().filter_map(|p| p[key].as_u64()).fold(0, u64::saturating_add)
+            };
             let mut entry = json!({
                 "name": name,
                 "matched": found.len(),
