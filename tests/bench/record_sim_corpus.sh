@@ -3,7 +3,8 @@
 # tests/bench/triage_quality.sh scores). For each case: start opsg-sim (real-time clock, seeded),
 # let it warm up, inject one fault (or none), let it develop, then scrape every replica, DCGM
 # exporter and node_exporter target 12 times 5 s apart with opsg-scrape. The recording is trimmed
-# to the series triage reads and re-sealed (crates/opsg-triage/examples/trim_recording.rs).
+# to the series triage reads and re-sealed (crates/opsg-triage/examples/trim_recording.rs), and
+# the sim's GET /state settings are kept as fleet-state.json for `opsg-plan --fleet-state`.
 #
 #   tests/bench/record_sim_corpus.sh [OUT_DIR] [PARALLEL]      (takes about 2 minutes per batch)
 #
@@ -34,6 +35,12 @@ record() { # name fault target seed class first_action
   fi
   sleep 30
   curl -sf "$base/state" > "$tmp/state.json"
+  # The settings opsg-plan needs (weights, statuses, config versions, replicas), as the cron job
+  # would pass them with --fleet-state.
+  jq '{deployments: (.deployments | map_values({name, weight, status, config_version,
+        config_history: [.config_history[] | {version}], replicas})),
+       replicas: (.replicas | map_values({deployment, node})),
+       nodes: (.nodes | map_values({cordoned}))}' "$tmp/state.json" > "$dir/fleet-state.json"
   jq '{targets: [.targets[] | if .job == "vllm"
         then {name: .replica, url: .url, labels: {deployment: .deployment, role: .role, node: .node}}
         else {name: "\(.job)-\(.node)", url: .url, labels: {node: .node, job: .job}} end]}' \

@@ -6,7 +6,7 @@
 #   tests/bench/triage_quality.sh [CORPUS_DIR]     (builds release binaries first)
 #
 # Each case runs the real binaries as the cron job would, with the case's recorded clock:
-#   opsg-triage --now T < observation.jsonl | opsg-plan --now T
+#   opsg-triage --now T < observation.jsonl | opsg-plan --now T [--fleet-state fleet-state.json]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 corpus="${1:-examples/incidents}"
@@ -22,8 +22,10 @@ for case in "$corpus"/*/; do
   now=$(jq -r .now "$case/case.json")
   want_class=$(jq -r .expected_class "$case/case.json")
   want_action=$(jq -r .expected_first_action "$case/case.json")
+  fleet=()
+  [ -f "$case/fleet-state.json" ] && fleet=(--fleet-state "$case/fleet-state.json")
   "$bin/opsg-triage" --now "$now" < "$case/observation.jsonl" 2>/dev/null \
-    | "$bin/opsg-plan" --now "$now" > "$tmp/out.jsonl" 2>/dev/null
+    | "$bin/opsg-plan" --now "$now" "${fleet[@]}" > "$tmp/out.jsonl" 2>/dev/null
   got_class=$(jq -r 'select(.kind=="finding") | .body.class' "$tmp/out.jsonl")
   got_action=$(jq -r 'select(.kind=="plan") | (.body.actions[0].action // "none")' "$tmp/out.jsonl")
   printf '%s\t%s\t%s\t%s\t%s\n' "$id" "$want_class" "$got_class" "$want_action" "$got_action" >> "$results"
