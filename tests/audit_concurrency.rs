@@ -109,3 +109,37 @@ fn eight_writers_make_five_appends_each_under_contention() {
     let flat: Vec<Vec<u8>> = inputs.into_iter().flatten().collect();
     assert_eq!(check_ledger(&ledger, &flat, &outputs), 40 * 101);
 }
+
+#[test]
+fn verify_waits_for_an_append_in_progress_instead_of_calling_it_torn() {
+    let dir = TempDir::new("verify-during-append");
+    let ledger = dir.join("ledger.jsonl");
+    let out = append(&ledger, &observation_chain(20, 1, 1));
+    assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    let raw = std::fs::read(&ledger).unwrap();
+    let last = lines(&raw).pop().unwrap();
+    let parts = opsg_audit::line::parse(&last).unwrap();
+    let record = parts.record.to_vec();
+    let (next, _) =
+        opsg_audit::line::build(parts.seq + 1, "2030-01-01T00:00:00.000Z", &record, parts.hash);
+
+    // Play a writer: take the lock, write half the line, and start a verification meanwhile.
+    let mut file = std::fs::OpenOptions::new().append(true).open(&ledger).unwrap();
+    file.lock().unwrap();
+    file.write_all(&next[..next.len() / 2]).unwrap();
+    let mut verify = Command::new(AUDIT)
+        .args(["verify", "--ledger", ledger.to_str().unwrap()])
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(verify.try_wait().unwrap().is_none(), "verify did not wait for the writer's lock");
+    file.write_all(&next[next.len() / 2..]).unwrap();
+    file.write_all(b"\n").unwrap();
+    file.unlock().unwrap();
+    let out = verify.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ok: 22 lines"), "{}", stderr(&out));
+}

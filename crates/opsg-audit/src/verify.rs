@@ -115,12 +115,25 @@ pub struct Options {
     pub max_line_bytes: usize,
 }
 
-/// Verify the ledger at `path`.
+/// Verify the ledger at `path`, as it was when the verification started.
+///
+/// Writers append whole lines under an exclusive lock; taking the shared lock for a moment gives
+/// a length at which no append is half done, and only that prefix is read. So a verification
+/// running while cron jobs append neither blocks them nor mistakes their half-written line for a
+/// torn one.
 pub fn verify_path(path: &Path, options: &Options) -> Result<Summary> {
     let shown = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|e| Error::io(&shown, e))?;
-    let len = file.metadata().map(|m| m.len()).ok();
-    verify_reader(file, len, options).map_err(|e| e.in_source(shown))
+    let len = match file.lock_shared() {
+        Ok(()) => {
+            let len = file.metadata().map(|m| m.len());
+            let _ = file.unlock();
+            len.map_err(|e| Error::io(&shown, e))?
+        }
+        // A file system without locks: read what is there.
+        Err(_) => file.metadata().map_err(|e| Error::io(&shown, e))?.len(),
+    };
+    verify_reader(file.take(len), Some(len), options).map_err(|e| e.in_source(shown))
 }
 
 /// Verify a ledger read from `reader` (`len`, when known, sizes the progress bar).
