@@ -40,6 +40,7 @@ pub enum Api {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct LlmArgs {
     /// Ask an LLM advisor (off by default); its answer is validated and falls back to the rules.
+    /// The API key is read from OPSG_LLM_API_KEY only, never from a flag.
     #[arg(long)]
     pub llm: bool,
     /// Endpoint base URL (e.g. http://127.0.0.1:8000/v1 for vLLM, https://api.anthropic.com).
