@@ -396,3 +396,45 @@ fn no_incident_chains_pass_through_with_no_action() {
     assert_eq!(out.last_body()["verdict"], "no_action");
     assert!(out.stdout.starts_with(&input), "records pass through byte for byte");
 }
+
+#[test]
+fn approve_from_a_recorded_chain_shows_the_plan_and_binds_to_it() {
+    let dir = TempDir::new("gate-from");
+    let policy = live_policy(&dir, |_| {});
+    let input = chain_of(canary_rollback());
+    let waiting =
+        run(GATE, &["--policy", &policy, "--now", NOW, "--state-dir", &dir.str("s")], &[], &input);
+    assert_eq!(waiting.last_body()["verdict"], "awaiting_approval");
+    let recorded = dir.join("awaiting.jsonl");
+    std::fs::write(&recorded, &waiting.stdout).unwrap();
+    let approve = run(
+        GATE,
+        &["approve", "--from", &recorded.display().to_string(), "--approver", "bob", "--now", NOW],
+        &[("OPSG_APPROVAL_KEY", KEY)],
+        b"",
+    );
+    assert_eq!(approve.code, Some(0), "{}", approve.stderr);
+    assert!(
+        approve.stderr.contains("action 0 `rollback_config` on `canary` (Impactful"),
+        "{}",
+        approve.stderr
+    );
+    assert!(approve.stderr.contains(waiting.last_body()["plan_hash"].as_str().unwrap()));
+    let token = String::from_utf8(approve.stdout).unwrap().trim().to_string();
+    let out = run(
+        GATE,
+        &["--policy", &policy, "--now", NOW, "--state-dir", &dir.str("s"), "--approval", &token],
+        &[("OPSG_APPROVAL_KEY", KEY)],
+        &input,
+    );
+    assert_eq!(out.last_body()["verdict"], "approved", "{}", out.stderr);
+    assert_eq!(out.last_body()["approval"]["approver"], "bob");
+    // --from and --plan-hash together are a usage error.
+    let both = run(
+        GATE,
+        &["approve", "--from", "x", "--plan-hash", &"a".repeat(64), "--approver", "bob"],
+        &[],
+        b"",
+    );
+    assert_eq!(both.code, Some(2));
+}

@@ -32,6 +32,7 @@ fn after_help() -> String {
   opsg-scrape --targets fleet.json | opsg-triage | opsg-plan | opsg-gate --policy policy.json --explain | opsg-exec --execute\n  \
   # an impactful plan awaits approval; sign one for its hash (key from OPSG_APPROVAL_KEY):\n  \
   opsg-gate approve --plan-hash 3f2a…9c --approver alice --expires 30m\n  \
+  opsg-gate approve --from awaiting.jsonl --approver alice   # shows the plan's actions first\n  \
   opsg-gate --policy policy.json --approval \"$TOKEN\" < incident.jsonl | opsg-exec --execute\n\n{}",
         opsg_core::cli::exit_status_help()
     )
@@ -84,8 +85,12 @@ pub enum Sub {
 #[derive(Debug, clap::Args)]
 pub struct ApproveArgs {
     /// The hash of the plan record to approve (the decision record's `plan_hash`).
-    #[arg(long, value_name = "HASH")]
-    pub plan_hash: String,
+    #[arg(long, value_name = "HASH", required_unless_present = "from", conflicts_with = "from")]
+    pub plan_hash: Option<String>,
+    /// Approve the last plan of a recorded chain (the awaiting pipe's output); its actions are
+    /// printed on stderr first, so the approver sees what they sign.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
     /// Who approves (recorded in the decision and the ledger).
     #[arg(long, value_name = "NAME")]
     pub approver: String,
@@ -173,11 +178,45 @@ pub fn run(args: Args) -> Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
+/// The last plan of a recorded chain: its hash, after showing what it would do.
+fn plan_from(path: &std::path::Path) -> Result<HashHex> {
+    let source = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| Error::io(&source, e))?;
+    let chain =
+        opsg_core::stream::read_chain(std::io::BufReader::new(file), &source, &Limits::default())?;
+    let line = chain
+        .last_of(Kind::Plan)
+        .ok_or_else(|| Error::invalid("the chain holds no plan record").in_source(&source))?;
+    let plan: opsg_core::kinds::PlanBody = line.body(&source)?;
+    let mut text = format!(
+        "plan {} ({}, confidence {:.2}): {}\n",
+        line.hash, plan.class, plan.confidence, plan.rationale
+    );
+    for a in &plan.actions {
+        text.push_str(&format!(
+            "  action {} `{}` on `{}` ({:?}, {} replica(s), {:.0}% of traffic) params {}\n",
+            a.index,
+            a.action,
+            a.target,
+            a.safety,
+            a.blast_radius.replicas,
+            a.blast_radius.traffic_share * 100.0,
+            serde_json::to_string(&a.params).unwrap_or_default()
+        ));
+    }
+    opsg_core::cli::human(&text);
+    Ok(line.hash)
+}
+
 fn approve(a: ApproveArgs) -> Result<ExitStatus> {
     let now = clock(a.now.as_deref())?;
-    let plan = HashHex::parse(a.plan_hash.trim().as_bytes()).ok_or_else(|| {
-        Error::usage(format!("--plan-hash `{}` is not 64 lowercase hex digits", a.plan_hash))
-    })?;
+    let plan = match (&a.plan_hash, &a.from) {
+        (Some(h), _) => HashHex::parse(h.trim().as_bytes()).ok_or_else(|| {
+            Error::usage(format!("--plan-hash `{h}` is not 64 lowercase hex digits"))
+        })?,
+        (None, Some(path)) => plan_from(path)?,
+        (None, None) => return Err(Error::usage("give --plan-hash or --from")),
+    };
     let ttl = parse_duration_ms(&a.expires)
         .map_err(|e| Error::usage(format!("--expires: {}", e.message())))?;
     if ttl <= 0 {
