@@ -367,3 +367,28 @@ fn help_has_examples_and_exit_status() {
     assert!(text.contains("Exit status:"), "{text}");
     opsg_triage::command().debug_assert();
 }
+
+#[test]
+fn stale_telemetry_lowers_confidence_and_is_said() {
+    let input = observation(Scenario::Fault(IncidentClass::ReplicaDown), 17);
+    let fresh = triage(&input, 17, &[]).last();
+    let mut b = body(Scenario::Fault(IncidentClass::ReplicaDown), 17);
+    let victim = fresh["body"]["affected_targets"][0].as_str().unwrap().to_string();
+    for t in b.targets.iter_mut().filter(|t| t.name.starts_with("exporter") || t.name == victim) {
+        for s in &mut t.samples {
+            s.stale = true;
+        }
+    }
+    let stale = triage(&sealed(&b, 17), 17, &[]).last();
+    assert_eq!(stale["body"]["class"], "replica_down");
+    let c = |v: &Value| v["body"]["hypotheses"][0]["confidence"].as_f64().unwrap();
+    assert!(c(&stale) < c(&fresh), "{} should be below {}", c(&stale), c(&fresh));
+    assert!(
+        stale["body"]["telemetry"]["stale_targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == victim.as_str())
+    );
+    assert!(stale["body"]["summary"].as_str().unwrap().contains("telemetry partial"));
+}
