@@ -180,7 +180,7 @@ fn a_failed_action_stops_the_plan_and_hands_what_ran_to_rollback() {
     let dir = TempDir::new("exec-fail");
     let sim = Recorder::start(|req| match req.path.as_str() {
         "/state" => (200, json!({"deployments": {"stable": {"weight": 1.0}}}).to_string()),
-        p if p.contains("/restart") => (500, json!({"error": "replica is wedged"}).to_string()),
+        p if p.contains("/restart") => (503, json!({"error": "replica is wedged"}).to_string()),
         _ => (200, "{}".into()),
     });
     let mut p = shift_plan(json!({"stable": 2.0}));
@@ -205,9 +205,9 @@ fn a_failed_action_stops_the_plan_and_hands_what_ran_to_rollback() {
         .collect();
     assert_eq!(outcomes, vec!["succeeded", "failed", "not_run"], "{body}");
     assert_eq!(body["handed_to_rollback"], json!([0]));
-    assert_eq!(body["actions"][1]["status"], 500);
-    assert_eq!(body["actions"][1]["attempts"], 3, "5xx is retried twice");
-    assert!(body["stopped"].as_str().unwrap().contains("HTTP 500"));
+    assert_eq!(body["actions"][1]["status"], 503);
+    assert_eq!(body["actions"][1]["attempts"], 3, "503 is retried twice");
+    assert!(body["stopped"].as_str().unwrap().contains("HTTP 503"));
     let restarts = sim.requests().iter().filter(|r| r.path.contains("stable-1")).count();
     assert_eq!(restarts, 0, "the action after the failure was called");
 }

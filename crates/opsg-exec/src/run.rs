@@ -477,11 +477,37 @@ fn http_call(
             if (200..300).contains(&status) {
                 (Ok((status, text)), false)
             } else {
-                let transient = status >= 500 || status == 429;
+                let transient = retry_status(method, status);
                 (Err((Some(status), format!("HTTP {status}: {}", excerpt(text.trim())))), transient)
             }
         }
-        Err(e) => (Err((None, format!("{method} {url}: {e}"))), true),
+        Err(e) => {
+            let transient = retry_error(method, &e);
+            (Err((None, format!("{method} {url}: {e}"))), transient)
+        }
+    }
+}
+
+/// Idempotent methods (RFC 9110 §9.2.2) may be sent again after any transient failure.
+fn idempotent(method: &str) -> bool {
+    matches!(method, "GET" | "PUT" | "DELETE")
+}
+
+/// Whether an HTTP status is worth another attempt. A POST that got a 500 or a 502 may have
+/// acted (a replica restarted twice is a second outage), so only answers that say the request
+/// was not processed are retried for it: 429 and 503.
+fn retry_status(method: &str, status: i64) -> bool {
+    status == 429 || status == 503 || (idempotent(method) && status >= 500)
+}
+
+/// Whether a transport failure is worth another attempt: when the request surely never
+/// reached the server (no connection, no such host), always; after a timeout or a dropped
+/// connection, only for idempotent methods.
+fn retry_error(method: &str, e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => true,
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => true,
+        _ => idempotent(method),
     }
 }
 
@@ -588,4 +614,20 @@ fn fetch_capture(
         }
     };
     serde_json::from_str(&text).map_err(|e| format!("the prior state is not JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_idempotent_calls_are_retried_only_when_they_cannot_have_acted() {
+        assert!(retry_status("POST", 503) && retry_status("POST", 429));
+        assert!(!retry_status("POST", 500) && !retry_status("POST", 502));
+        assert!(retry_status("PUT", 500) && retry_status("GET", 502));
+        assert!(!retry_status("GET", 404));
+        assert!(retry_error("POST", &ureq::Error::ConnectionFailed));
+        assert!(!retry_error("POST", &ureq::Error::Timeout(ureq::Timeout::Global)));
+        assert!(retry_error("GET", &ureq::Error::Timeout(ureq::Timeout::Global)));
+    }
 }
