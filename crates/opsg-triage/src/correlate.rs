@@ -21,6 +21,10 @@
 //!   queue and KV hypotheses ×0.5 (they are its symptoms). Conversely, 2.5× or more KV per running
 //!   request than the healthy replicas (long contexts) is one more piece of KV evidence (0.5);
 //! - a replica down on a node whose GPU faulted ×0.6 (the GPU is the cause);
+//! - log signatures (opsg-scrape `--log`) in the log of an implicated target are one more piece
+//!   of evidence: an NVRM Xid line 0.6, a CUDA error 0.4 for a GPU fault; preemption or
+//!   insufficient-KV lines 0.4 for KV saturation; an engine-dead line 0.5 for a replica down.
+//!   They never raise a hypothesis alone;
 //! - a queue backlog on replicas whose KV cache is saturated ×0.6 (waiting is the symptom);
 //! - network latency without slow scrapes ×0.7; unexplained symptoms give `unknown` ×0.5;
 //! - telemetry: ×(1 − 0.5·stale/total) for everyone; ×0.7 when an implicated target is stale;
@@ -399,6 +403,42 @@ pub fn correlate(obs: &ObservationBody, rules: &Rules) -> Correlation {
     let all_down =
         !replicas.is_empty() && replicas.iter().all(|i| targets[*i].status != TargetStatus::Up);
     let stale: BTreeSet<&str> = tele.stale_targets.iter().map(String::as_str).collect();
+    // Log signatures (opsg-scrape --log) corroborate a hypothesis on the target whose log it is;
+    // they never raise one alone (a tail can hold lines from long before the window).
+    let mut log_evidence: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for (hi, h) in hyps.iter_mut().enumerate() {
+        let sigs: &[(&str, f64)] = match h.0 {
+            IncidentClass::GpuFault => &[("xid", 0.6), ("cuda_error", 0.4)],
+            IncidentClass::KvCacheSaturation => {
+                &[("kv_cache_preemption", 0.4), ("kv_cache_insufficient", 0.4)]
+            }
+            IncidentClass::ReplicaDown => &[("engine_dead", 0.5)],
+            _ => &[],
+        };
+        for entry in &obs.logs {
+            let path = entry.get("path").and_then(|p| p.as_str()).unwrap_or_default();
+            let Some(t) = h.2.iter().find(|t| log_names_target(path, &targets[**t].name)) else {
+                continue;
+            };
+            for (sig, w) in sigs {
+                let n = entry
+                    .get("counts")
+                    .and_then(|c| c.get(*sig))
+                    .and_then(|n| n.as_u64())
+                    .unwrap_or(0);
+                if n > 0 {
+                    h.1 = noisy_or([h.1, *w]);
+                    log_evidence
+                        .entry(hi)
+                        .or_default()
+                        .push(format!("log:{sig}@{}", targets[*t].name));
+                    if let Some(hash) = entry.get("evidence").and_then(|e| e.as_str()) {
+                        log_evidence.entry(hi).or_default().push(format!("sha256:{hash}"));
+                    }
+                }
+            }
+        }
+    }
     // Requests wait when the KV cache is full: a backlog on saturated replicas is its symptom.
     let kv_targets: BTreeSet<usize> = hyps
         .iter()
@@ -412,7 +452,7 @@ pub fn correlate(obs: &ObservationBody, rules: &Rules) -> Correlation {
         .flat_map(|h| h.2.iter().copied())
         .collect();
     let mut out: Vec<Hypothesis> = Vec::new();
-    for (class, mut support, set, ev) in hyps {
+    for (hi, (class, mut support, set, ev)) in hyps.into_iter().enumerate() {
         if class == IncidentClass::QueueBacklog && set.iter().any(|t| kv_targets.contains(t)) {
             support *= 0.6;
         }
@@ -440,6 +480,7 @@ pub fn correlate(obs: &ObservationBody, rules: &Rules) -> Correlation {
         let names: Vec<String> = set.iter().map(|i| targets[*i].name.clone()).collect();
         let mut evidence: Vec<String> =
             ev.iter().map(|f| format!("{}@{}", f.anomaly.rule, f.anomaly.target)).collect();
+        evidence.extend(log_evidence.remove(&hi).unwrap_or_default());
         evidence.sort();
         evidence.dedup();
         for i in &set {
@@ -462,6 +503,14 @@ pub fn correlate(obs: &ObservationBody, rules: &Rules) -> Correlation {
         tele.notes.push("every replica is down: the scraper's own network may be at fault".into());
     }
     Correlation { fired, hypotheses: out, telemetry: tele, arrival_growth: growth }
+}
+
+/// True when a log path names a target (`/var/log/vllm/stable-1.log` names `stable-1`, not
+/// `stable-10`).
+fn log_names_target(path: &str, target: &str) -> bool {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let stem = file.split('.').next().unwrap_or(file);
+    stem == target || path.split('/').any(|part| part == target)
 }
 
 /// The KV cache share each running request holds, averaged over the last three samples.

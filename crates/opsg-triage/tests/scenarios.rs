@@ -55,3 +55,22 @@ fn healthy_and_noisy_windows_raise_nothing() {
     }
     assert!(wrong.is_empty(), "false incidents:\n{}", wrong.join("\n"));
 }
+
+#[test]
+fn log_signatures_corroborate_but_never_raise_alone() {
+    let rules = Rules::builtin();
+    let mut obs = synth::observation(Scenario::Fault(IncidentClass::ReplicaDown), 3, START);
+    let plain = triage(&obs, &rules);
+    let victim = plain.affected_targets[0].clone();
+    obs.logs.push(serde_json::json!({"path": format!("/var/log/vllm/{victim}.log"), "counts": {"engine_dead": 2}}));
+    // A log of another replica that merely shares a prefix is not this target's.
+    obs.logs.push(serde_json::json!({"path": format!("/var/log/vllm/{victim}0.log"), "counts": {"engine_dead": 9}}));
+    let with_log = triage(&obs, &rules);
+    assert!(with_log.hypotheses[0].confidence > plain.hypotheses[0].confidence);
+    assert!(with_log.hypotheses[0].evidence.contains(&format!("log:engine_dead@{victim}")));
+    assert!(!with_log.hypotheses[0].evidence.iter().any(|e| e.contains(&format!("{victim}0"))));
+
+    let mut healthy = synth::observation(Scenario::Healthy { variant: 0 }, 3, START);
+    healthy.logs.push(serde_json::json!({"path": "/var/log/vllm/stable-0.log", "counts": {"xid": 5, "engine_dead": 1}}));
+    assert_eq!(triage(&healthy, &rules).status, FindingStatus::NoIncident);
+}
