@@ -332,7 +332,7 @@ mod tests {
 
     #[test]
     fn named_processes_from_a_captured_proc_tree() {
-        let out = collect_processes(&proc_fixture(), &names(&["vllm", "process_api", "nginx"]));
+        let out = collect_processes(&proc_fixture(), &names(&["vllm", "sleep", "nginx"]));
         assert_eq!(out.len(), 3);
         let vllm = &out[0];
         assert_eq!(vllm["name"], "vllm");
@@ -362,13 +362,14 @@ mod tests {
         );
         assert!(!cmdline.contains("sk-fixture"), "{cmdline}");
 
-        let init = &out[1];
-        assert_eq!(init["matched"], 1);
-        assert_eq!(init["processes"][0]["pid"], 1);
-        assert_eq!(init["processes"][0]["rss_bytes"], 14_744u64 * 1024);
-        // The fixture keeps no fd directory for pid 1: unknown, with the reason, not zero.
-        assert!(init["processes"][0]["fds"].is_null());
-        assert!(init["processes"][0]["fds_reason"].as_str().unwrap().contains("not found"));
+        let sleeper = &out[1];
+        assert_eq!(sleeper["matched"], 1);
+        assert_eq!(sleeper["processes"][0]["pid"], 2001);
+        assert_eq!(sleeper["processes"][0]["cmdline"], "sleep 100");
+        assert_eq!(sleeper["processes"][0]["rss_bytes"], 1_828u64 * 1024);
+        // The fixture keeps no fd directory for pid 2001: unknown, with the reason, not zero.
+        assert!(sleeper["processes"][0]["fds"].is_null());
+        assert!(sleeper["processes"][0]["fds_reason"].as_str().unwrap().contains("not found"));
 
         assert_eq!(out[2]["matched"], 0);
         assert_eq!(out[2]["total_rss_bytes"], 0);
