@@ -93,7 +93,7 @@ fn exposed_value(text: &str, name: &str) -> f64 {
 
 fn start_node_exporter(bin: &Path) -> (Reaper, u16) {
     let port = free_port();
-    let mut child = Command::new(bin)
+    let child = Command::new(bin)
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         // Collectors that need hardware or systemd add noise, not coverage.
         .args(["--no-collector.systemd", "--no-collector.hwmon", "--no-collector.thermal_zone"])
@@ -101,8 +101,9 @@ fn start_node_exporter(bin: &Path) -> (Reaper, u16) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start prometheus-node-exporter");
-    wait_listening(port, &mut child, "prometheus-node-exporter");
-    (Reaper(child), port)
+    let mut reaper = Reaper(child);
+    wait_listening(port, &mut reaper.0, "prometheus-node-exporter");
+    (reaper, port)
 }
 
 #[test]
@@ -164,7 +165,7 @@ fn start_prometheus(bin: &Path, dir: &Path, scrape_targets: &[String]) -> (Reape
     let port = free_port();
     let config = prometheus_config(dir, scrape_targets);
     let data = dir.join("data");
-    let mut child = Command::new(bin)
+    let child = Command::new(bin)
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--storage.tsdb.path={}", data.display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -172,8 +173,16 @@ fn start_prometheus(bin: &Path, dir: &Path, scrape_targets: &[String]) -> (Reape
         .stderr(Stdio::null())
         .spawn()
         .expect("start prometheus");
-    wait_listening(port, &mut child, "prometheus");
-    (Reaper(child), port)
+    let mut reaper = Reaper(child);
+    wait_listening(port, &mut reaper.0, "prometheus");
+    // Listening is not ready: the API answers 503 until the TSDB is open.
+    let ready = format!("http://127.0.0.1:{port}/-/ready");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ureq::get(&ready).call().is_err() {
+        assert!(Instant::now() < deadline, "prometheus not ready within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (reaper, port)
 }
 
 #[test]
@@ -403,7 +412,7 @@ fn scrapes_over_tls_with_an_internal_ca() {
     )
     .unwrap();
     let port = free_port();
-    let mut child = Command::new(&bin)
+    let child = Command::new(&bin)
         .args(["s_server", "-accept", &format!("127.0.0.1:{port}"), "-cert", "leaf.pem"])
         .args(["-key", "leaf.key", "-WWW", "-quiet"])
         .current_dir(&dir)
@@ -412,8 +421,8 @@ fn scrapes_over_tls_with_an_internal_ca() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start openssl s_server");
-    wait_listening(port, &mut child, "openssl s_server");
-    let _server = Reaper(child);
+    let mut server = Reaper(child);
+    wait_listening(port, &mut server.0, "openssl s_server");
     let url = format!("https://127.0.0.1:{port}/metrics");
 
     let ca = dir.join("ca.pem");
