@@ -538,7 +538,8 @@ pub fn dcgm_exporter(fleet: &Fleet, ni: usize) -> String {
     text
 }
 
-/// A node's node_exporter `/metrics` (filesystem, memory, load, boot time).
+/// A node's node_exporter `/metrics` (filesystem, memory, load, boot time), with the families,
+/// HELP texts and labels of node_exporter 1.5 (checked against the real binary in the tests).
 pub fn node_exporter(fleet: &Fleet, ni: usize) -> String {
     let node = &fleet.nodes[ni];
     let mut t = String::with_capacity(8 * 1024);
@@ -593,17 +594,18 @@ pub fn node_exporter(fleet: &Fleet, ni: usize) -> String {
             };
             let _ = writeln!(
                 t,
-                "{name}{{device=\"{device}\",device_error=\"\",fstype=\"{fstype}\",mountpoint=\"{mount}\"}} {}",
+                "{name}{{device=\"{device}\",fstype=\"{fstype}\",mountpoint=\"{mount}\"}} {}",
                 go(v.floor())
             );
         }
     }
+    // client_golang sorts families by name: load1, load15, load5.
     family(&mut t, "node_load1", "gauge", "1m load average.");
     let _ = writeln!(t, "node_load1 {}", go((load * 100.0).round() / 100.0));
-    family(&mut t, "node_load5", "gauge", "5m load average.");
-    let _ = writeln!(t, "node_load5 {}", go((load * 0.9 * 100.0).round() / 100.0));
     family(&mut t, "node_load15", "gauge", "15m load average.");
     let _ = writeln!(t, "node_load15 {}", go((load * 0.8 * 100.0).round() / 100.0));
+    family(&mut t, "node_load5", "gauge", "5m load average.");
+    let _ = writeln!(t, "node_load5 {}", go((load * 0.9 * 100.0).round() / 100.0));
     let base_used = 96.0 * 1024.0 * 1024.0 * 1024.0;
     let available = (node.mem_total - base_used - rss).max(0.0);
     for (name, v) in [
