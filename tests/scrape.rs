@@ -184,13 +184,16 @@ fn scrape_bad(
     reply: Reply,
     extra: &[&str],
 ) -> (opsg_core::kinds::observation::TargetObservation, Server) {
+    // A generous bound for well-behaved routes (a loaded CI machine is slow); the hang test gets
+    // a short one.
+    let timeout = if matches!(reply, Reply::Hang) { "1500ms" } else { "20s" };
     let server = Server::start(vec![("/metrics", reply)]);
     let url = server.url("/metrics");
     let mut args = vec![
         "--target",
         url.as_str(),
         "--timeout",
-        "1500ms",
+        timeout,
         "--retries",
         "0",
         "--max-bytes",
