@@ -16,6 +16,15 @@ fn startup_line_names_the_bound_address_and_state_lists_the_fleet() {
     assert_eq!(sim.hello["state"], json!(format!("http://{}/state", sim.addr)));
     assert_eq!(sim.hello["seed"], json!(3));
 
+    let (status, index) = sim.call("GET", "/", None);
+    assert_eq!(status, 200);
+    let faults = index["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 8, "{index}");
+    let crash = faults.iter().find(|f| f["fault"] == json!("replica_crash")).unwrap();
+    assert_eq!(crash["target"], json!("replica"));
+    assert!(crash["remediation"].as_str().unwrap().contains("/restart"));
+    assert!(index["endpoints"]["GET /state"].is_string());
+
     let (status, health) = sim.call("GET", "/healthz", None);
     assert_eq!((status, health), (200, json!({"status": "ok"})));
 

@@ -608,6 +608,9 @@ fn index() -> Value {
             "POST /admin/nodes/<n>/uncordon": "allow placement again",
             "POST /admin/nodes/<n>/cleanup": "free the root filesystem",
         },
-        "faults": FaultKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+        "faults": FaultKind::ALL
+            .iter()
+            .map(|k| json!({"fault": k.as_str(), "target": k.target_kind(), "remediation": k.remediation()}))
+            .collect::<Vec<_>>(),
     })
 }

@@ -56,8 +56,8 @@ impl FaultKind {
         FaultKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
-    /// What the target names.
-    fn target_kind(self) -> &'static str {
+    /// What the target names: `deployment`, `replica`, `node` or `fleet`.
+    pub fn target_kind(self) -> &'static str {
         match self {
             FaultKind::KvCacheSaturation | FaultKind::CanaryRegression => "deployment",
             FaultKind::TrafficSurge => "fleet",
@@ -69,8 +69,8 @@ impl FaultKind {
         }
     }
 
-    /// What an SRE does about it (documented in /chaos and the README).
-    fn remediation(self) -> &'static str {
+    /// What an SRE does about it (listed by `GET /`, `/chaos` and the README).
+    pub fn remediation(self) -> &'static str {
         match self {
             FaultKind::KvCacheSaturation => {
                 "shift traffic away (POST /admin/traffic) or scale the deployment up"
