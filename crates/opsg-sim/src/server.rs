@@ -5,10 +5,11 @@
 //! and every node has a dcgm-exporter and a node_exporter listener. Replica ports are remembered
 //! by name, so a restarted replica answers on the same URL again.
 //!
-//! Threads: one accept loop per listener (non-blocking accept polled every 10 ms, so it can be
-//! stopped and joined without waking tricks) and one thread per connection, capped at
-//! [`MAX_CONNECTIONS`]. Accept loops never take the fleet lock, so closing a listener while
-//! holding it cannot deadlock.
+//! Threads: one accept loop per listener and one thread per connection, capped at
+//! [`MAX_CONNECTIONS`]. Replica listeners poll a non-blocking accept every 10 ms, so a crash can
+//! stop and join them without waking tricks; the control and node listeners, which live as long as
+//! the process, block in accept. Accept loops never take the fleet lock, so closing a listener
+//! while holding it cannot deadlock.
 
 use crate::http::{self, ReadError, Request, Response};
 use crate::model::{ApiError, ConfigPatch, FaultKind, Fleet};
@@ -81,7 +82,9 @@ fn spawn_listener(
 ) -> Endpoint {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    let _ = listener.set_nonblocking(true);
+    // Only replica listeners ever close; the others block in accept and cost nothing idle.
+    let closable = matches!(role, Role::Replica(_));
+    let _ = listener.set_nonblocking(closable);
     let handle = std::thread::spawn(move || {
         while !flag.load(Ordering::SeqCst) {
             match listener.accept() {
