@@ -102,6 +102,8 @@ mod tests {
         assert_eq!(py(123456.5), "123456.5");
         assert_eq!(py(0.0), "0.0");
         assert_eq!(py(1e-05), "1e-05");
+        // prometheus_client's own quirk: a 2-digit exponent keeps the literal "e+0" prefix.
+        assert_eq!(py(41_328_599_654.0), "4.1328599654e+010");
     }
 
     #[test]

@@ -402,6 +402,11 @@ fn control(req: &Request, shared: &Shared) -> Response {
         };
         let mut w = lock(shared);
         w.fleet.log_admin(&req.method, &target, body_for_log(req), response.status);
+        // One line per call on stderr, so a demo's terminal shows what the pipe did to the fleet.
+        opsg_core::cli::info(format!(
+            "t={:.1}s {} {target} -> {}",
+            w.fleet.time, req.method, response.status
+        ));
     }
     response
 }
