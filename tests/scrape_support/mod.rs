@@ -27,7 +27,7 @@ pub enum Reply {
     Hang,
     /// Redirect to `to`.
     Redirect { to: String },
-    /// `failures` answers of HTTP 503, then `then`.
+    /// `failures` answers of HTTP 503 (with `Retry-After: 0`), then `then`.
     FailFirst { failures: u64, then: Box<Reply> },
 }
 
@@ -154,7 +154,11 @@ fn serve(
         });
         if let Reply::FailFirst { failures, then } = reply {
             reply = if count <= failures {
-                Reply::Fixed { status: 503, headers: vec![], body: b"warming up\n".to_vec() }
+                Reply::Fixed {
+                    status: 503,
+                    headers: vec![("Retry-After".into(), "0".into())],
+                    body: b"warming up\n".to_vec(),
+                }
             } else {
                 *then
             };

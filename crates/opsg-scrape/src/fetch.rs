@@ -78,6 +78,8 @@ pub struct FetchFailure {
     pub attempts: u32,
     /// The body of an HTTP error response (capped), kept as evidence of what the server said.
     pub body: Option<Vec<u8>>,
+    /// How long a 429/503 answer asked us to wait (`Retry-After`, in seconds).
+    pub retry_after: Option<Duration>,
 }
 
 /// Build the agent every fetch shares (connection reuse across samples of one target).
@@ -122,19 +124,27 @@ pub fn get(
                     }
                     return Err(failure);
                 }
-                std::thread::sleep(jitter(
-                    backoff(opts.backoff, attempt),
-                    jitter_seed(url, attempt),
-                ));
+                let wait = jitter(backoff(opts.backoff, attempt), jitter_seed(url, attempt));
+                // A server that says when to come back is believed, within the backoff ceiling.
+                let wait = failure.retry_after.map_or(wait, |r| r.min(MAX_BACKOFF).max(wait));
+                std::thread::sleep(wait);
             }
         }
     }
 }
 
+/// The longest wait between two attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
 /// The wait before attempt `attempt + 1`: `base × 2^(attempt-1)`, at most 8 s.
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
     let factor = 1u32 << attempt.saturating_sub(1).min(10);
-    base.saturating_mul(factor).min(Duration::from_secs(8))
+    base.saturating_mul(factor).min(MAX_BACKOFF)
+}
+
+/// `Retry-After` in its delay-seconds form (the HTTP-date form is ignored: clocks disagree).
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// "Equal jitter": somewhere in `[d/2, d]`, so scrapers that failed together do not retry in
@@ -168,6 +178,11 @@ fn get_once(
     }
     let response = request.call().map_err(|e| classify(&e, opts))?;
     let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
     let content_type =
         response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
     let reader = response.into_body().into_with_config().limit(u64::MAX).reader();
@@ -181,6 +196,7 @@ fn get_once(
             transient: false,
             attempts: 0,
             body: None,
+            retry_after: None,
         },
         CappedError::Io(io) => classify(&ureq::Error::from(io), opts),
     });
@@ -201,6 +217,7 @@ fn get_once(
             transient: status >= 500 || status == 429,
             attempts: 0,
             body,
+            retry_after,
         });
     }
     Ok(Fetched { bytes: bytes?, content_type, attempts: 0 })
@@ -318,7 +335,7 @@ fn classify(err: &ureq::Error, opts: &HttpOptions) -> FetchFailure {
         }
         other => (TargetStatus::Error, other.to_string(), false),
     };
-    FetchFailure { status, reason, transient, attempts: 0, body: None }
+    FetchFailure { status, reason, transient, attempts: 0, body: None, retry_after: None }
 }
 
 #[cfg(test)]
@@ -344,6 +361,14 @@ mod tests {
         assert_eq!(backoff(base, 2), Duration::from_millis(200));
         assert_eq!(backoff(base, 4), Duration::from_millis(800));
         assert_eq!(backoff(base, 30), Duration::from_secs(8));
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
     }
 
     #[test]
