@@ -189,6 +189,15 @@ fn a_gpu_that_fell_off_the_bus_cannot_restart_in_place() {
     sim.tick(10.0);
     let node = sim.state()["replicas"]["canary-0"]["node"].as_str().unwrap().to_string();
     let addr = sim.replica_addr("canary-0");
+    let dcgm = sim.node_metrics(&node, "dcgm_url");
+    let expo = support::parse_valid(&dcgm);
+    let bus = expo
+        .samples()
+        .find(|s| s.name == "DCGM_FI_DEV_XID_ERRORS" && s.label("pod") == Some("canary-0"))
+        .and_then(|s| s.label("pci_bus_id").map(str::to_string))
+        .expect("the canary's GPU");
+    // DCGM's `00000000:3B:00.0` is the kernel's `0000:3b:00`.
+    let kernel_bus = bus[4..].trim_end_matches(".0").to_lowercase();
     sim.post("/chaos/gpu_fault", json!({"target": "canary-0", "intensity": 1.0}));
     assert!(std::net::TcpStream::connect(&addr).is_err(), "Xid 79 kills the engine");
     let (status, err) = sim.call("POST", "/admin/replicas/canary-0/restart", Some(&json!({})));
@@ -200,10 +209,8 @@ fn a_gpu_that_fell_off_the_bus_cannot_restart_in_place() {
     sim.tick(5.0);
     assert!(sim.metrics("canary-0").contains("vllm:kv_cache_usage_perc"));
     let kern = read_log(&dir.join(format!("{node}-kern.log")));
-    assert!(
-        kern.contains("NVRM: Xid (PCI:") && kern.contains(": 79, GPU has fallen off the bus."),
-        "{kern}"
-    );
+    let xid = format!("NVRM: Xid (PCI:{kernel_bus}): 79, GPU has fallen off the bus.");
+    assert!(kern.contains(&xid), "`{xid}` in {kern}");
     let log = read_log(&dir.join("canary-0.log"));
     assert!(log.contains("EngineDeadError"), "{log}");
     assert!(log.contains("RuntimeError: No CUDA GPUs are available"), "failed restart logged");

@@ -289,7 +289,8 @@ impl Logs {
 
     /// A kernel `NVRM: Xid` line in the node's kernel log.
     pub fn xid(&mut self, node: &str, unix: f64, pci_bus_id: &str, xid: u32, pid: u32) {
-        let bus = pci_bus_id.trim_start_matches("0000").to_lowercase();
+        // DCGM's 8-digit PCI domain `00000000:3B:00.0` is `0000:3b:00` in the kernel's Xid line.
+        let bus = pci_bus_id.get(4..).unwrap_or(pci_bus_id).to_lowercase();
         let bus = bus.strip_suffix(".0").unwrap_or(&bus);
         let detail = match xid {
             79 => "GPU has fallen off the bus.".to_string(),
@@ -404,6 +405,21 @@ mod tests {
         assert_eq!(syslog_stamp(1_767_225_610.0), "Jan  1 00:00:10");
         assert_eq!(thousands(40960), "40,960");
         assert_eq!(thousands(512), "512");
+    }
+
+    #[test]
+    fn xid_lines_look_like_the_kernels() {
+        let dir = std::env::temp_dir().join(format!("opsg-sim-xid-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut logs = Logs::new(Some(dir.clone())).unwrap();
+        logs.xid("gpu-node-a", 1_767_225_610.0, "00000000:3B:00.0", 79, 4100);
+        let text = std::fs::read_to_string(dir.join("gpu-node-a-kern.log")).unwrap();
+        assert!(text.starts_with("Jan  1 00:00:10 gpu-node-a kernel: ["), "syslog prefix: {text}");
+        assert!(
+            text.contains("] NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus.\n"),
+            "{text}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
