@@ -292,6 +292,9 @@ pub fn record(out: &Output) -> (RecordLine, ObservationBody) {
     assert!(rec.prev.is_genesis(), "a new chain starts at GENESIS");
     opsg_core::schema::validate_record(rec.kind(), &rec.value).expect("schema-valid");
     let body: ObservationBody = rec.body("stdout").expect("typed body");
+    // No unplanned field: the typed body serializes back to exactly what was written.
+    let again = serde_json::to_value(&body).expect("body serializes");
+    assert_eq!(&again, &rec.value["body"], "the record has members the contract does not know");
     (rec, body)
 }
 
