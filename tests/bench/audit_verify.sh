@@ -21,11 +21,12 @@ trap 'rm -f "$LEDGER" "$QUARTER"' EXIT
 
 cargo build --release --quiet -p opsg --bin opsg-audit
 cargo build --release --quiet -p opsg-audit --example gen_ledger
-AUDIT=target/release/opsg-audit
+TARGET=${CARGO_TARGET_DIR:-target}
+AUDIT=$TARGET/release/opsg-audit
 
 echo "== generating ledgers in $WORK"
-target/release/examples/gen_ledger "$LEDGER" "$SIZE"
-target/release/examples/gen_ledger "$QUARTER" $((SIZE / 4))
+"$TARGET/release/examples/gen_ledger" "$LEDGER" "$SIZE"
+"$TARGET/release/examples/gen_ledger" "$QUARTER" $((SIZE / 4))
 bytes=$(stat -c %s "$LEDGER")
 cat "$LEDGER" > /dev/null # warm the page cache for both tools alike
 
