@@ -247,8 +247,42 @@ fn memory_leak_grows_rss_until_oom_and_a_restart_fixes_it() {
     sim.tick(400.0);
     let s = sim.state();
     assert_eq!(s["replicas"]["canary-0"]["up"], json!(false));
+    assert!(s["replicas"]["canary-0"]["down_reason"].as_str().unwrap().contains("OOM"));
+    // The kernel's OOM killer ends it: its own log just stops, the node's kernel log says why.
+    let kern = read_log(&dir.join(format!("{node}-kern.log")));
+    let pid = s["replicas"]["canary-0"]["pid"].as_u64().unwrap();
+    assert!(
+        kern.contains(&format!("Memory cgroup out of memory: Killed process {pid} (python3)")),
+        "{kern}"
+    );
+    let log = read_log(&dir.join("canary-0.log"));
+    assert!(!log.contains("Traceback"), "a SIGKILLed process leaves no traceback: {log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_config_that_leaves_no_gpu_memory_crash_loops_until_rolled_back() {
+    let dir = tempdir("cudaoom");
+    let sim = Sim::start(5, &["--log-dir", dir.to_str().unwrap()]);
+    sim.tick(10.0);
+    let addr = sim.replica_addr("canary-0");
+    let out = sim.post("/admin/deployments/canary/config", json!({"gpu_memory_utilization": 0.98}));
+    assert_eq!(out["config_version"], json!(2));
+    let s = sim.state();
+    assert_eq!(s["replicas"]["canary-0"]["up"], json!(false));
+    assert!(std::net::TcpStream::connect(&addr).is_err(), "nothing listens");
+    assert_eq!(s["router"]["traffic_shares"]["stable"], json!(1.0), "the router skips it");
     let log = read_log(&dir.join("canary-0.log"));
     assert!(log.contains("torch.OutOfMemoryError: CUDA out of memory"), "{log}");
+    assert!(log.contains("EngineCore failed to start"), "{log}");
+    let (status, _) = sim.call("POST", "/admin/replicas/canary-0/restart", None);
+    assert_eq!(status, 409, "a restart on the same config fails again");
+
+    sim.post("/admin/deployments/canary/rollback", json!({"to_version": 1}));
+    let s = sim.state();
+    assert_eq!(s["replicas"]["canary-0"]["up"], json!(true));
+    assert_eq!(s["router"]["traffic_shares"]["canary"], json!(0.1));
+    assert_eq!(request(&addr, "GET", "/metrics", None).status, 200, "back on its port");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

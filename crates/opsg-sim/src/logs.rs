@@ -16,13 +16,19 @@ use std::path::PathBuf;
 /// Size at which a log file is truncated.
 pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 
+/// PyTorch's message when the GPU has no room left.
+const CUDA_OOM: &str = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.96 GiB. GPU 0 has a total capacity of 79.19 GiB of which 1.02 GiB is free. Including non-PyTorch memory, this process has 78.16 GiB memory in use. Of the allocated memory 76.41 GiB is allocated by PyTorch, and 1.12 GiB is reserved by PyTorch but unallocated.";
+
 /// How an engine died (selects the traceback).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Crash {
     /// A CUDA illegal memory access (the generic `replica_crash`).
     IllegalMemoryAccess,
-    /// The process ran out of memory (`memory_leak`).
+    /// CUDA could not allocate at start-up (`gpu_memory_utilization` set too high).
     OutOfMemory,
+    /// The kernel's OOM killer ended the process (`memory_leak`): no Python traceback, the log
+    /// just stops; the kernel log says why.
+    HostOomKill,
     /// The GPU fell off the bus (Xid 79).
     GpuLost,
     /// The root filesystem is full (start-up cannot write its cache).
@@ -207,9 +213,10 @@ impl Logs {
     /// A preemption warning (KV cache full).
     pub fn preemption_warning(&mut self, replica: &str, unix: f64, pid: u32, total: u64) {
         let line = format!(
-            "(EngineCore_DP0 pid={}) WARNING {} [scheduler.py:389] Request was preempted by PreemptionMode.RECOMPUTE because there is not enough KV cache space. This can affect the end-to-end performance. Increase gpu_memory_utilization or tensor_parallel_size to provide more KV cache memory. total_num_cumulative_preemption={total}",
+            "(EngineCore_DP0 pid={}) WARNING {} [scheduler.py:1481] Sequence group {} is preempted by PreemptionMode.RECOMPUTE mode because there is not enough KV cache space. This can affect the end-to-end performance. Increase gpu_memory_utilization or tensor_parallel_size to provide more KV cache memory. total_num_cumulative_preemption={total}",
             pid + 1,
-            stamp(unix)
+            stamp(unix),
+            total * 7 + 3
         );
         self.write(replica, &[line]);
     }
@@ -233,14 +240,28 @@ impl Logs {
         self.write(replica, &lines);
     }
 
-    /// A warning while a leak grows.
-    pub fn memory_warning(&mut self, replica: &str, unix: f64, pid: u32, rss: f64) {
-        let line = format!(
-            "(APIServer pid={pid}) WARNING {} [api_server.py:1512] Process resident memory is {:.2} GiB and growing",
-            stamp(unix),
-            rss / (1024.0 * 1024.0 * 1024.0)
+    /// The kernel's OOM-killer report for a process of a memory-limited container.
+    pub fn oom_kill(&mut self, node: &str, unix: f64, pid: u32, rss: f64) {
+        let prefix = format!(
+            "{} {node} kernel: [{:.6}]",
+            syslog_stamp(unix),
+            259_200.0 + unix.rem_euclid(86_400.0)
         );
-        self.write(replica, &[line]);
+        let anon_kb = (rss / 1024.0) as u64;
+        let lines = vec![
+            format!(
+                "{prefix} python3 invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=999"
+            ),
+            format!("{prefix} memory: usage {anon_kb}kB, limit {}kB, failcnt 1", anon_kb),
+            format!(
+                "{prefix} oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=vllm,mems_allowed=0-1,oom_memcg=/kubepods/burstable/vllm,task_memcg=/kubepods/burstable/vllm,task=python3,pid={pid},uid=0"
+            ),
+            format!(
+                "{prefix} Memory cgroup out of memory: Killed process {pid} (python3) total-vm:{}kB, anon-rss:{anon_kb}kB, file-rss:102400kB, shmem-rss:0kB, UID:0 pgtables:52188kB oom_score_adj:999",
+                anon_kb + 38_000_000
+            ),
+        ];
+        self.write(&format!("{node}-kern"), &lines);
     }
 
     /// `No space left on device` while the node's root filesystem is full.
@@ -313,10 +334,14 @@ impl Logs {
         let t = stamp(unix);
         let core = format!("(EngineCore_DP0 pid={}) ERROR {t} [core.py:710]", pid + 1);
         let error = match cause {
-            Crash::IllegalMemoryAccess => "torch.AcceleratorError: CUDA error: an illegal memory access was encountered".to_string(),
-            Crash::OutOfMemory => "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB of which 1.06 GiB is free. Including non-PyTorch memory, this process has 78.11 GiB memory in use.".to_string(),
-            Crash::GpuLost => "torch.AcceleratorError: CUDA error: unspecified launch failure".to_string(),
-            Crash::DiskFull => "OSError: [Errno 28] No space left on device".to_string(),
+            Crash::IllegalMemoryAccess => {
+                "torch.AcceleratorError: CUDA error: an illegal memory access was encountered"
+            }
+            Crash::OutOfMemory => CUDA_OOM,
+            Crash::GpuLost => "torch.AcceleratorError: CUDA error: unspecified launch failure",
+            Crash::DiskFull => "OSError: [Errno 28] No space left on device",
+            // SIGKILL: the process writes nothing more.
+            Crash::HostOomKill => return,
         };
         let lines = vec![
             format!("{core} EngineCore encountered a fatal error."),
@@ -361,7 +386,7 @@ impl Logs {
         self.write(replica, &lines);
     }
 
-    /// A start-up that fails (lost GPU, full disk).
+    /// A start-up that fails (lost GPU, full disk, no GPU memory left).
     pub fn start_failed(&mut self, replica: &str, unix: f64, pid: u32, cause: Crash) {
         let t = stamp(unix);
         let api = format!("(APIServer pid={pid})");
@@ -370,8 +395,8 @@ impl Logs {
             Crash::DiskFull => {
                 "OSError: [Errno 28] No space left on device: '/root/.cache/vllm/torch_compile_cache'"
             }
-            Crash::OutOfMemory => "torch.OutOfMemoryError: CUDA out of memory.",
-            Crash::IllegalMemoryAccess => {
+            Crash::OutOfMemory => CUDA_OOM,
+            Crash::IllegalMemoryAccess | Crash::HostOomKill => {
                 "RuntimeError: CUDA error: an illegal memory access was encountered"
             }
         };
@@ -427,10 +452,21 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("opsg-sim-logs-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut logs = Logs::new(Some(dir.clone())).unwrap();
-        logs.crash("stable-0", 1_767_225_610.0, 4100, Crash::OutOfMemory);
+        logs.crash("stable-0", 1_767_225_610.0, 4100, Crash::IllegalMemoryAccess);
         let text = std::fs::read_to_string(dir.join("stable-0.log")).unwrap();
-        assert!(text.contains("torch.OutOfMemoryError: CUDA out of memory"));
+        assert!(text.contains("CUDA error: an illegal memory access was encountered"));
         assert!(text.contains("EngineDeadError"));
+        let before = text.len();
+        logs.crash("stable-0", 1_767_225_611.0, 4100, Crash::HostOomKill);
+        let after = std::fs::read_to_string(dir.join("stable-0.log")).unwrap().len();
+        assert_eq!(before, after, "a SIGKILLed process writes nothing");
+        logs.oom_kill("gpu-node-a", 1_767_225_611.0, 4100, 24.0 * 1024.0 * 1024.0 * 1024.0);
+        let kern = std::fs::read_to_string(dir.join("gpu-node-a-kern.log")).unwrap();
+        assert!(kern.contains("Memory cgroup out of memory: Killed process 4100 (python3)"));
+        assert!(
+            kern.contains("invoked oom-killer")
+                && kern.contains("oom-kill:constraint=CONSTRAINT_MEMCG")
+        );
         for _ in 0..40_000 {
             logs.stats("stable-0", 1_767_225_610.0, 4100, 1.0, 2.0, 3, 4, 5.0, 6.0);
         }

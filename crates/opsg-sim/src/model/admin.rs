@@ -181,6 +181,19 @@ impl Fleet {
             self.logs.start_failed(name, epoch + now, r.pid, crate::logs::Crash::GpuLost);
             return Err(ApiError::conflict(format!("replica `{name}` failed to start: {why}")));
         }
+        let utilization = self.deployments[&r.deployment].config().gpu_memory_utilization;
+        if utilization > MAX_STARTABLE_GPU_UTILIZATION {
+            let why = format!(
+                "CUDA out of memory at start-up: gpu_memory_utilization {utilization} leaves no room \
+                 for activations; roll the config back"
+            );
+            self.lose_inflight(name);
+            let r = self.replicas.get_mut(name).expect("exists");
+            r.restarts += 1;
+            r.down = Some(DownReason::StartFailed(why.clone()));
+            self.logs.start_failed(name, epoch + now, r.pid, crate::logs::Crash::OutOfMemory);
+            return Err(ApiError::conflict(format!("replica `{name}` failed to start: {why}")));
+        }
         if node.fs_avail() < 1.0e9 {
             let why = format!("no space left on `{}` (/ is full); clean the node up", node.name);
             self.lose_inflight(name);

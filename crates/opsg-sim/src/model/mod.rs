@@ -44,6 +44,9 @@ pub const ADMIN_LOG_CAP: usize = 1000;
 pub const RSS_LIMIT_BYTES: f64 = 24.0 * GIB;
 /// Baseline RSS of a vLLM process serving an 8B model.
 pub const RSS_BASE_BYTES: f64 = 3.1 * GIB;
+/// Above this `gpu_memory_utilization`, CUDA runs out of memory while the engine starts (vLLM
+/// profiles activations after reserving the KV cache).
+pub const MAX_STARTABLE_GPU_UTILIZATION: f64 = 0.95;
 /// Clients give up on a request still queued after this many seconds.
 pub const CLIENT_TIMEOUT_S: f64 = 120.0;
 /// Sim-time granularity of one fleet step (routing decisions, fault progression).
@@ -666,7 +669,13 @@ impl Fleet {
             }
         }
         for name in oom {
-            self.crash(&name, "memory_leak: out of memory", crate::logs::Crash::OutOfMemory);
+            let (node, pid, rss) = {
+                let r = &self.replicas[&name];
+                (self.nodes[r.node].name.clone(), r.pid, r.rss_bytes)
+            };
+            let unix = self.unix(chunk_end);
+            self.logs.oom_kill(&node, unix, pid, rss);
+            self.crash(&name, "memory_leak: OOM-killed", crate::logs::Crash::HostOomKill);
         }
         self.progress_hardware(dt, chunk_end);
         self.periodic_logs(chunk_end);
@@ -780,10 +789,6 @@ impl Fleet {
                                 r.pid,
                                 r.metrics.preemptions,
                             );
-                            wrote = true;
-                        }
-                        FaultKind::MemoryLeak if f.target == r.name => {
-                            self.logs.memory_warning(&r.name, epoch + now, r.pid, r.rss_bytes);
                             wrote = true;
                         }
                         _ => {}
