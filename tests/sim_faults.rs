@@ -357,3 +357,21 @@ fn delete_chaos_undoes_a_fault_for_the_next_test() {
     assert_eq!(s["faults"], json!([]));
     assert_eq!(request(&sim.replica_addr("stable-0"), "GET", "/metrics", None).status, 200);
 }
+
+#[test]
+fn a_transient_fault_ends_by_itself_after_its_duration() {
+    let sim = Sim::start(9, &[]);
+    let addr = sim.replica_addr("stable-2");
+    let out = sim.post("/chaos/replica_crash", json!({"target": "stable-2", "duration_s": 15}));
+    assert_eq!(out["fault"]["ends_at"], json!(1_767_225_615.0));
+    sim.tick(10.0);
+    assert!(std::net::TcpStream::connect(&addr).is_err(), "still down at t=10");
+    sim.tick(5.0);
+    assert_eq!(request(&addr, "GET", "/metrics", None).status, 200, "back at t=15 on its port");
+    let s = sim.state();
+    assert_eq!(s["faults"], json!([]));
+    assert_eq!(s["replicas"]["stable-2"]["restarts"], json!(1));
+    let log: Vec<&str> =
+        s["admin_log"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert_eq!(log, ["/chaos/replica_crash"], "expiry is not an admin call");
+}

@@ -318,6 +318,8 @@ fn exporter(
 struct ChaosBody {
     target: Option<String>,
     intensity: Option<f64>,
+    /// Sim seconds after which the fault ends by itself.
+    duration_s: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -466,7 +468,7 @@ fn chaos(req: &Request, kind: FaultKind, shared: &Shared) -> Result<Value, ApiEr
     let target = b.target.or(query_target);
     let mut w = lock(shared);
     let out = if req.method == "POST" {
-        w.fleet.inject(kind, target.as_deref(), b.intensity.unwrap_or(0.8))
+        w.fleet.inject_for(kind, target.as_deref(), b.intensity.unwrap_or(0.8), b.duration_s)
     } else {
         w.fleet.clear(kind, target.as_deref())
     };
@@ -602,7 +604,7 @@ fn index() -> Value {
             "GET /healthz": "liveness",
             "GET /state": "the whole fleet as JSON",
             "GET /chaos": "active faults",
-            "POST /chaos/<fault>": "start a fault: {\"target\": NAME, \"intensity\": 0..1}",
+            "POST /chaos/<fault>": "start a fault: {\"target\": NAME, \"intensity\": 0..1, \"duration_s\": N (optional)}",
             "DELETE /chaos/<fault>": "end a fault (optional ?target=NAME) and undo its effects",
             "POST /tick": "advance sim time: {\"seconds\": N}",
             "POST /reset": "back to the seeded initial state; {\"seed\": N} reseeds",

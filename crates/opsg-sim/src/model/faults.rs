@@ -111,14 +111,32 @@ pub struct Fault {
     pub previous_version: Option<u32>,
     /// Config version the regression introduced.
     pub bad_version: Option<u32>,
+    /// Sim time at which the fault ends by itself (a transient incident), if it does.
+    pub ends_at: Option<f64>,
 }
 
 impl Fleet {
     /// `POST /chaos/<fault>`: start (or re-tune) a fault.
     pub fn inject(&mut self, kind: FaultKind, target: Option<&str>, intensity: f64) -> ApiResult {
+        self.inject_for(kind, target, intensity, None)
+    }
+
+    /// [`Fleet::inject`] with an optional lifetime: after `duration_s` sim seconds the fault ends
+    /// by itself, as `DELETE /chaos/<fault>` would end it (a transient incident).
+    pub fn inject_for(
+        &mut self,
+        kind: FaultKind,
+        target: Option<&str>,
+        intensity: f64,
+        duration_s: Option<f64>,
+    ) -> ApiResult {
         if !(0.0..=1.0).contains(&intensity) || !intensity.is_finite() {
             return Err(ApiError::bad("`intensity` must be a number in 0..=1"));
         }
+        if duration_s.is_some_and(|d| !d.is_finite() || d <= 0.0 || d > 86_400.0) {
+            return Err(ApiError::bad("`duration_s` must be a number in (0, 86400]"));
+        }
+        let ends_at = duration_s.map(|d| self.time + d);
         let target = match (kind.target_kind(), target) {
             ("fleet", None | Some("fleet")) => "fleet".to_string(),
             ("fleet", Some(other)) => {
@@ -152,6 +170,9 @@ impl Fleet {
             self.faults.iter_mut().find(|f| f.kind == kind && f.target == target)
         {
             existing.intensity = intensity;
+            if ends_at.is_some() {
+                existing.ends_at = ends_at;
+            }
             let out = fault_json(existing, self.cfg.epoch);
             return Ok(json!({"updated": true, "fault": out}));
         }
@@ -164,6 +185,7 @@ impl Fleet {
             gpu: None,
             previous_version: None,
             bad_version: None,
+            ends_at,
         };
         let epoch = self.cfg.epoch;
         let now = self.time;
@@ -301,6 +323,20 @@ impl Fleet {
         Ok(json!({"cleared": gone.iter().map(|f| fault_json(f, epoch)).collect::<Vec<_>>()}))
     }
 
+    /// End the faults whose `duration_s` has run out, as `DELETE /chaos/<fault>` would.
+    pub(super) fn expire_faults(&mut self) {
+        let now = self.time;
+        let due: Vec<(FaultKind, String)> = self
+            .faults
+            .iter()
+            .filter(|f| f.ends_at.is_some_and(|t| t <= now + 1e-9))
+            .map(|f| (f.kind, f.target.clone()))
+            .collect();
+        for (kind, target) in due {
+            let _ = self.clear(kind, Some(&target));
+        }
+    }
+
     /// Drop faults whose condition a remediation has ended (the replica moved off the bad
     /// hardware, the config was rolled back, the crashed replica restarted).
     pub(super) fn settle_faults(&mut self) {
@@ -344,5 +380,6 @@ pub(super) fn fault_json(f: &Fault, epoch: f64) -> Value {
         "remediation": f.kind.remediation(),
         "bad_config_version": f.bad_version,
         "previous_config_version": f.previous_version,
+        "ends_at": f.ends_at.map(|t| epoch + t),
     })
 }

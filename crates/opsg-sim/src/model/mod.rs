@@ -497,6 +497,7 @@ impl Fleet {
             let chunk_end = (self.time + CHUNK_S).min(end);
             self.step_chunk(chunk_end);
             self.time = chunk_end;
+            self.expire_faults();
         }
     }
 
@@ -1010,6 +1011,24 @@ mod tests {
         };
         f.change_config("canary", &fix).unwrap();
         assert!(f.faults.is_empty(), "rolling forward with a fix ends it");
+    }
+
+    #[test]
+    fn a_fault_with_a_duration_ends_by_itself() {
+        let mut f = fleet(3);
+        f.inject_for(FaultKind::ReplicaCrash, Some("stable-1"), 1.0, Some(10.0)).unwrap();
+        f.inject_for(FaultKind::TrafficSurge, None, 0.5, Some(30.0)).unwrap();
+        f.advance(9.0);
+        assert!(!f.replicas["stable-1"].is_up());
+        assert_eq!(f.faults.len(), 2);
+        f.advance(1.0);
+        assert!(f.replicas["stable-1"].is_up(), "the crash ended: the replica restarted");
+        assert_eq!(f.replicas["stable-1"].restarts, 1);
+        assert_eq!(f.faults.len(), 1);
+        f.advance(20.0);
+        assert!(f.faults.is_empty(), "the surge passed");
+        let bad = f.inject_for(FaultKind::TrafficSurge, None, 0.5, Some(0.0)).unwrap_err();
+        assert_eq!(bad.status, 400);
     }
 
     #[test]
