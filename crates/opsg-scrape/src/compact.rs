@@ -2,10 +2,11 @@
 //!
 //! One payload becomes a list of [`Reading`]s: a series identity (normalized name, labels, type,
 //! bucket bounds) and one [`Point`]. Readings of successive samples are merged into [`Series`] by
-//! identity. Along the way the payload is checked the way a careful scraper must: a series exposed
-//! twice, or a histogram whose cumulative buckets go down, makes the whole sample an error (the
-//! values cannot be trusted, and OpenMetrics says an invalid exposition is erroneous in its
-//! entirety), with a reason naming the series and the line.
+//! identity. Along the way the payload is checked the way a careful scraper must: a line that does
+//! not parse, or (in a family the record keeps) a series exposed twice or a histogram whose
+//! cumulative buckets go down, makes the whole sample an error (the values cannot be trusted, and
+//! OpenMetrics says an invalid exposition is erroneous in its entirety), with a reason naming the
+//! series and the line. Only kept families' samples are held in memory while parsing.
 
 use crate::normalize::{self, Keep};
 use opsg_core::float::Float;
@@ -324,12 +325,48 @@ pub fn reduce(bytes: &[u8], content_type: Option<&str>, at: i64, keep: &Keep) ->
         .to_string()
     });
     let readings = check_utf8(bytes).and_then(|()| {
-        let expo = opsg_expo::parse(bytes, &opsg_expo::ParseOptions::new(format)).map_err(|e| {
+        let expo = parse_kept(bytes, format, keep).map_err(|e| {
             format!("invalid exposition ({format}): line {}:{}: {}", e.line, e.column, e.message)
         })?;
         readings(&expo, at, keep)
     });
     Reduced { format, media_type, readings }
+}
+
+/// Parse strictly (every line is checked) but hold on to the samples of kept families only: a
+/// node_exporter page is mostly families no record carries, and a payload near the byte cap would
+/// otherwise cost many times its size in memory. The checks of [`check`] then apply to what is
+/// kept: a duplicate in a family the record leaves out changes nothing in the record.
+fn parse_kept<'a>(
+    bytes: &'a [u8],
+    format: opsg_expo::Format,
+    keep: &Keep,
+) -> Result<Exposition<'a>, opsg_expo::ParseError> {
+    let mut kept: Vec<Vec<Sample<'a>>> = Vec::new();
+    let summary =
+        opsg_expo::parse_with(bytes, &opsg_expo::ParseOptions::new(format), |meta, sample| {
+            if keep.keeps(meta.name) || keep.keeps(&sample.name) {
+                if kept.len() <= meta.index {
+                    kept.resize_with(meta.index + 1, Vec::new);
+                }
+                kept[meta.index].push(sample);
+            }
+        })?;
+    kept.resize_with(summary.families.len(), Vec::new);
+    let families = summary
+        .families
+        .into_iter()
+        .zip(kept)
+        .filter(|(_, samples)| !samples.is_empty())
+        .map(|(info, samples)| MetricFamily {
+            name: std::borrow::Cow::Owned(info.name),
+            kind: info.kind,
+            help: info.help.map(std::borrow::Cow::Owned),
+            unit: info.unit.map(std::borrow::Cow::Owned),
+            samples,
+        })
+        .collect();
+    Ok(Exposition { families, diagnostics: Vec::new() })
 }
 
 /// Exposition formats are UTF-8; name the first bad byte by line and column.
@@ -458,11 +495,25 @@ mod tests {
 
     #[test]
     fn duplicate_series_is_refused() {
-        let err = reduce_text("# TYPE a gauge\na{x=\"1\"} 1\na{x=\"1\"} 2\n").unwrap_err();
+        let text = "# TYPE a gauge\na{x=\"1\"} 1\na{x=\"1\"} 2\n";
+        let keep_a = Keep::with_extra(&["a".into()]);
+        let err = reduce(text.as_bytes(), None, 0, &keep_a).readings.unwrap_err();
         assert!(
             err.contains("series `a{x=\"1\"}` repeats the one on line 2") && err.contains("line 3"),
             "{err}"
         );
+        // A family the record leaves out cannot make what it keeps untrustworthy.
+        let r = reduce(
+            format!("{text}# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running 2\n")
+                .as_bytes(),
+            None,
+            0,
+            &Keep::default(),
+        )
+        .readings
+        .unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].key.name, "vllm:num_requests_running");
     }
 
     #[test]
