@@ -40,7 +40,13 @@ const EXAMPLES: &str = "Examples:
 
   # Crash a replica (its /metrics refuses connections), then restart it
   curl -s -XPOST localhost:9400/chaos/replica_crash -d '{\"target\":\"stable-1\"}'
-  curl -s -XPOST localhost:9400/admin/replicas/stable-1/restart";
+  curl -s -XPOST localhost:9400/admin/replicas/stable-1/restart
+
+  # A traffic surge that passes by itself after two minutes of sim time
+  curl -s -XPOST localhost:9400/chaos/traffic_surge -d '{\"intensity\":0.8,\"duration_s\":120}'
+
+  # Every endpoint, fault and remediation
+  curl -s localhost:9400/ | jq .";
 
 fn after_help() -> String {
     format!("{EXAMPLES}\n\n{}", opsg_core::cli::exit_status_help())
