@@ -254,7 +254,7 @@ fn serve(mut stream: TcpStream, role: &Role, shared: &Shared) {
     http::write_response(&mut stream, &response, head_only);
 }
 
-/// Gzip the body when the client accepts it (both exporters' HTTP stacks do).
+/// Gzip the body when the client accepts it (vLLM's prometheus_client app and node_exporter do).
 fn encoded(req: &Request, mut response: Response) -> Response {
     if req.accepts_gzip() {
         response.body = http::gzip_stored(&response.body);
