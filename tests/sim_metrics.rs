@@ -145,6 +145,10 @@ fn vllm_payload_is_valid_v1_exposition_with_real_buckets() {
         ]
     );
     assert_eq!(
+        le("vllm:request_num_preemptions"),
+        vec![1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, f64::INFINITY]
+    );
+    assert_eq!(
         le("vllm:request_prompt_tokens"),
         vec![
             1.0,

@@ -187,10 +187,14 @@ pub mod h {
     pub const PREFILL: usize = 12;
     /// `vllm:request_decode_time_seconds`.
     pub const DECODE: usize = 13;
+    /// `vllm:request_num_preemptions` (0.33.0).
+    pub const NUM_PREEMPTIONS: usize = 14;
+    /// `vllm:request_prefill_kv_computed_tokens` (0.20.0+).
+    pub const PREFILL_KV_COMPUTED: usize = 15;
 }
 
 /// Histogram families: (name, HELP text from vLLM 0.33.0 `loggers.py`).
-pub const HISTOGRAMS: [(&str, &str); 14] = [
+pub const HISTOGRAMS: [(&str, &str); 16] = [
     ("vllm:request_prompt_tokens", "Number of prefill tokens processed."),
     ("vllm:request_generation_tokens", "Number of generation tokens processed."),
     ("vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step."),
@@ -214,12 +218,17 @@ pub const HISTOGRAMS: [(&str, &str); 14] = [
     ),
     ("vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request."),
     ("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request."),
+    ("vllm:request_num_preemptions", "Histogram of the number of times a request was preempted."),
+    (
+        "vllm:request_prefill_kv_computed_tokens",
+        "Histogram of new KV tokens computed during prefill (excluding cached tokens).",
+    ),
 ];
 
 impl EngineMetrics {
     pub(crate) fn new() -> EngineMetrics {
         let tokens = hist::one_two_five(MAX_MODEL_LEN);
-        let bounds: [&[f64]; 14] = [
+        let bounds: [&[f64]; 16] = [
             &tokens,
             &tokens,
             hist::ITERATION_TOKENS,
@@ -234,6 +243,8 @@ impl EngineMetrics {
             hist::REQUEST_LATENCY,
             hist::REQUEST_LATENCY,
             hist::REQUEST_LATENCY,
+            hist::NUM_PREEMPTIONS,
+            &tokens,
         ];
         EngineMetrics {
             prompt_tokens: 0,
@@ -549,6 +560,8 @@ fn engine_step(r: &mut Replica, config: &EngineConfig, fx: &Effects, kv_cap: f64
                 m.hists[h::INFERENCE].observe(end - scheduled);
                 m.hists[h::PREFILL].observe(first_token - scheduled);
                 m.hists[h::DECODE].observe(end - first_token);
+                m.hists[h::NUM_PREEMPTIONS].observe(f64::from(q.preemptions));
+                m.hists[h::PREFILL_KV_COMPUTED].observe(f64::from(q.prompt - q.cached));
                 if q.generated > 1 {
                     m.hists[h::TPOT].observe((end - first_token) / f64::from(q.generated - 1));
                 }
@@ -558,7 +571,6 @@ fn engine_step(r: &mut Replica, config: &EngineConfig, fx: &Effects, kv_cap: f64
                 m.hists[h::PARAMS_MAX_TOKENS].observe(f64::from(q.max_tokens));
                 m.hists[h::MAX_NUM_GENERATION_TOKENS].observe(f64::from(q.max_tokens));
             }
-            let _ = q.preemptions;
         } else {
             i += 1;
         }
@@ -641,6 +653,9 @@ mod tests {
         assert_eq!(m.finished[0], 2, "both finish eventually");
         assert_eq!(m.hists[h::TTFT].count, 2, "one first token each, resumed or not");
         assert!(m.prompt_tokens == 8000, "prompt tokens counted once: {}", m.prompt_tokens);
+        let per_request = &m.hists[h::NUM_PREEMPTIONS];
+        assert_eq!(per_request.count, 2);
+        assert_eq!(per_request.sum, m.preemptions as f64, "every preemption belongs to a request");
         assert!(r.running.is_empty() && r.waiting.is_empty());
     }
 }

@@ -22,6 +22,9 @@ pub const REQUEST_LATENCY: &[f64] = &[
 pub const ITERATION_TOKENS: &[f64] =
     &[1.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0];
 
+/// `vllm:request_num_preemptions` buckets (0.33.0).
+pub const NUM_PREEMPTIONS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0];
+
 /// `vllm:request_params_n` buckets.
 pub const PARAMS_N: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0];
 
