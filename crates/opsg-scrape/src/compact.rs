@@ -343,9 +343,16 @@ fn parse_kept<'a>(
     keep: &Keep,
 ) -> Result<Exposition<'a>, opsg_expo::ParseError> {
     let mut kept: Vec<Vec<Sample<'a>>> = Vec::new();
+    // The family's verdict is computed once; a sample's own name only matters when it differs
+    // (an OpenMetrics counter `x` exposes `x_total`).
+    let mut family_kept: Vec<Option<bool>> = Vec::new();
     let summary =
         opsg_expo::parse_with(bytes, &opsg_expo::ParseOptions::new(format), |meta, sample| {
-            if keep.keeps(meta.name) || keep.keeps(&sample.name) {
+            if family_kept.len() <= meta.index {
+                family_kept.resize(meta.index + 1, None);
+            }
+            let family = *family_kept[meta.index].get_or_insert_with(|| keep.keeps(meta.name));
+            if family || (sample.name != meta.name && keep.keeps(&sample.name)) {
                 if kept.len() <= meta.index {
                     kept.resize_with(meta.index + 1, Vec::new);
                 }
