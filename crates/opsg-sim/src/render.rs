@@ -681,6 +681,29 @@ mod tests {
         assert!(checked >= 20, "only {checked} fields matched the CSV");
     }
 
+    /// vLLM's own docs example of V1 output (with `...` elisions).
+    const VLLM_DOCS_EXAMPLE: &str = include_str!("../fixtures/vllm-v1-docs-example.txt");
+
+    #[test]
+    fn metadata_and_bucket_labels_match_vllms_docs_example() {
+        let mut f = fleet();
+        f.advance(20.0);
+        let text = vllm(&f, &f.replicas["stable-0"], Format::Text);
+        let mut checked = 0;
+        for line in VLLM_DOCS_EXAMPLE.lines() {
+            if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+                assert!(text.lines().any(|l| l == line), "missing `{line}`");
+                checked += 1;
+            } else if let Some(at) = line.find("le=\"") {
+                // The docs example predates the `engine` label; the `le` spelling must agree.
+                let le = &line[at..line[at + 4..].find('"').map_or(line.len(), |e| at + 5 + e)];
+                assert!(text.contains(le), "bucket `{le}` spelled differently");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 15, "{checked}");
+    }
+
     #[test]
     fn a_lost_gpu_reports_only_its_xid() {
         let mut f = fleet();
