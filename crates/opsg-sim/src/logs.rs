@@ -121,6 +121,16 @@ impl Logs {
         }
     }
 
+    /// Close a stream's file (its replica was removed); the file stays on disk.
+    pub fn close(&mut self, stream: &str) {
+        self.sinks.remove(stream);
+    }
+
+    /// Open log files (for tests of resource bounds).
+    pub fn open_files(&self) -> usize {
+        self.sinks.len()
+    }
+
     /// Start-up lines of a vLLM OpenAI server.
     pub fn startup(&mut self, replica: &str, unix: f64, pid: u32, cfg: &EngineConfig, node: &str) {
         if self.dir.is_none() {

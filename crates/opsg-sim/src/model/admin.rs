@@ -143,6 +143,8 @@ impl Fleet {
             for victim in ordered.iter().rev().take((n - replicas) as usize) {
                 self.lose_inflight(victim);
                 self.replicas.remove(victim);
+                // Names are never reused: let go of the log file handle too (bounded resources).
+                self.logs.close(victim);
             }
             self.settle_faults();
         }

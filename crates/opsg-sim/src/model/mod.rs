@@ -1032,6 +1032,22 @@ mod tests {
     }
 
     #[test]
+    fn scaling_up_and_down_forever_holds_bounded_resources() {
+        let dir = std::env::temp_dir().join(format!("opsg-sim-scale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = fleet(1).cfg.clone();
+        let mut f = Fleet::new(cfg, Logs::new(Some(dir.clone())).unwrap());
+        for _ in 0..20 {
+            f.scale("stable", 12).unwrap();
+            f.advance(1.0);
+            f.scale("stable", 1).unwrap();
+        }
+        assert_eq!(f.replicas.len(), 2);
+        assert!(f.logs.open_files() <= 4, "{} log files held open", f.logs.open_files());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn admin_log_is_bounded() {
         let mut f = fleet(1);
         for i in 0..(ADMIN_LOG_CAP + 5) {
