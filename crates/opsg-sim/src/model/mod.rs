@@ -431,7 +431,7 @@ impl Fleet {
     /// (Re)start a replica's process on its current GPU: fresh counters, new start time.
     fn start_process(&mut self, name: &str) {
         let pid = self.next_pid;
-        self.next_pid += 7;
+        self.next_pid = 4100 + (self.next_pid - 4100 + 7) % 4_000_000;
         let time = self.time;
         let (config, node_name) = {
             let Some(r) = self.replicas.get(name) else { return };
