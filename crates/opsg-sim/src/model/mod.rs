@@ -1048,6 +1048,37 @@ mod tests {
     }
 
     #[test]
+    fn scaling_a_saturated_deployment_up_relieves_its_kv_cache() {
+        let mut f = fleet(11);
+        f.inject(FaultKind::KvCacheSaturation, Some("canary"), 0.8).unwrap();
+        f.advance(120.0);
+        let preemptions = |f: &Fleet| -> u64 {
+            f.replicas
+                .values()
+                .filter(|r| r.deployment == "canary")
+                .map(|r| r.metrics.preemptions)
+                .sum()
+        };
+        let p0 = preemptions(&f);
+        f.advance(60.0);
+        let saturated = preemptions(&f) - p0;
+        assert!(saturated > 5, "saturated: {saturated} preemptions a minute");
+        f.scale("canary", 4).unwrap();
+        f.advance(180.0);
+        let p1 = preemptions(&f);
+        f.advance(60.0);
+        let scaled = preemptions(&f) - p1;
+        assert!(scaled * 3 < saturated, "after scaling: {scaled} vs {saturated} a minute");
+        let kv: Vec<f64> = f
+            .replicas
+            .values()
+            .filter(|r| r.deployment == "canary" && r.name != "canary-0")
+            .map(|r| f.kv_usage(r))
+            .collect();
+        assert!(kv.iter().all(|u| *u < 0.9), "new replicas have room: {kv:?}");
+    }
+
+    #[test]
     fn admin_log_is_bounded() {
         let mut f = fleet(1);
         for i in 0..(ADMIN_LOG_CAP + 5) {
