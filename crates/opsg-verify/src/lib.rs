@@ -37,7 +37,7 @@ fn after_help() -> String {
   opsg-scrape --targets fleet.json | opsg-triage | opsg-plan | opsg-gate --policy policy.json \\\n    \
   | opsg-exec --execute | opsg-verify --settle 60s --samples 3 --interval 10s | opsg-audit --ledger ledger.jsonl\n  \
   # Re-verify a recorded execution against opsg-sim without waiting:\n  \
-  opsg-verify --settle 0s --sim http://127.0.0.1:9400 < executed.jsonl\n\n{}",
+  opsg-verify --settle 0s --max-wait 0s --sim http://127.0.0.1:9400 < executed.jsonl\n\n{}",
         opsg_core::cli::exit_status_help()
     )
 }
