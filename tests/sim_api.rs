@@ -376,3 +376,52 @@ fn a_stalled_client_does_not_block_others() {
     drop(stalled);
     drop(stalled_replica);
 }
+
+#[test]
+fn targets_endpoint_feeds_opsg_scrape_and_prometheus_file_sd() {
+    let sim = Sim::start(6, &[]);
+    sim.tick(20.0);
+    let (status, targets) = sim.call("GET", "/targets", None);
+    assert_eq!(status, 200);
+    opsg_core::schema::validate("targets.schema.json", &targets)
+        .unwrap_or_else(|e| panic!("opsg targets file: {e}"));
+    let list = targets["targets"].as_array().unwrap();
+    assert_eq!(list.len(), 8);
+    let canary = list.iter().find(|t| t["name"] == json!("canary-0")).unwrap();
+    assert_eq!(canary["labels"]["role"], json!("canary"));
+    assert_eq!(canary["url"], sim.state()["replicas"]["canary-0"]["metrics_url"]);
+    let (status, file_sd) = sim.call("GET", "/targets?format=file_sd", None);
+    assert_eq!(status, 200);
+    opsg_core::schema::validate("targets.schema.json", &file_sd)
+        .unwrap_or_else(|e| panic!("file_sd: {e}"));
+    assert_eq!(file_sd.as_array().unwrap().len(), 8);
+    assert_eq!(sim.call("GET", "/targets?format=yaml", None).0, 400);
+
+    // The real opsg-scrape reads it as is; a crashed replica is recorded as not up.
+    sim.post("/chaos/replica_crash", json!({"target": "stable-1"}));
+    let dir = support::tempdir("targets");
+    let file = dir.join("fleet.json");
+    std::fs::write(&file, targets.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsg-scrape"))
+        .args(["--targets", file.to_str().unwrap()])
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run opsg-scrape");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let record: Value = serde_json::from_slice(&out.stdout).expect("one observation record");
+    let status_of = |name: &str| {
+        record["body"]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == json!(name))
+            .map(|t| t["status"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(status_of("stable-0"), json!("up"));
+    assert_eq!(status_of("gpu-node-b/dcgm"), json!("up"));
+    assert_ne!(status_of("stable-1"), json!("up"), "the crashed replica");
+    let _ = std::fs::remove_dir_all(&dir);
+}

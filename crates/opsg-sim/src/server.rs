@@ -423,6 +423,17 @@ fn route(req: &Request, seg: &[&str], shared: &Shared) -> Response {
             let w = lock(shared);
             Response::json(200, &state(&w))
         }
+        ["targets"] if get => {
+            let w = lock(shared);
+            match req.query_param("format") {
+                None | Some("opsg") => Response::json(200, &targets(&w, false)),
+                Some("file_sd") => Response::json(200, &targets(&w, true)),
+                Some(other) => Response::error(
+                    400,
+                    &format!("unknown targets format `{other}`; use `opsg` or `file_sd`"),
+                ),
+            }
+        }
         ["chaos"] if get => {
             let w = lock(shared);
             Response::json(200, &json!({"faults": w.fleet.faults_json(), "sim_time": w.fleet.time}))
@@ -455,7 +466,7 @@ fn route(req: &Request, seg: &[&str], shared: &Shared) -> Response {
             json!({"reset": true, "seed": w.fleet.cfg.seed, "sim_time": w.fleet.time})
         })),
         ["admin", ..] if m == "POST" => respond(admin(req, seg, shared)),
-        [""] | ["healthz"] | ["state"] | ["chaos"] => method_not_allowed("GET, HEAD"),
+        [""] | ["healthz"] | ["state"] | ["targets"] | ["chaos"] => method_not_allowed("GET, HEAD"),
         ["chaos", _] => method_not_allowed("POST, DELETE"),
         ["tick"] | ["reset"] | ["admin", ..] => method_not_allowed("POST"),
         _ => Response::error(404, &format!("no route `{}`; GET / lists the API", req.path)),
@@ -597,12 +608,59 @@ pub fn state(w: &World) -> Value {
     })
 }
 
+/// `GET /targets`: every endpoint to scrape, as an opsg-scrape targets file (`schemas/
+/// targets.schema.json`: name, url, labels) or, with `file_sd`, as Prometheus `file_sd_configs`
+/// target groups (one per endpoint, with `__metrics_path__`-free host:port targets).
+fn targets(w: &World, file_sd: bool) -> Value {
+    let f = &w.fleet;
+    let host = match w.listen.ip() {
+        IpAddr::V6(h) => format!("[{h}]"),
+        IpAddr::V4(h) => h.to_string(),
+    };
+    // (name, port, labels)
+    let mut out: Vec<(String, u16, serde_json::Map<String, Value>)> = Vec::new();
+    for r in f.replicas.values() {
+        let Some(port) = r.port else { continue };
+        let role = if r.deployment == "canary" { "canary" } else { "stable" };
+        let labels = json!({
+            "job": "vllm", "replica": r.name, "deployment": r.deployment, "role": role,
+            "node": f.nodes[r.node].name,
+        });
+        out.push((r.name.clone(), port, labels.as_object().cloned().unwrap_or_default()));
+    }
+    for n in &f.nodes {
+        for (job, port) in [("dcgm", n.dcgm_port), ("node", n.node_exporter_port)] {
+            let Some(port) = port else { continue };
+            let labels = json!({"job": job, "node": n.name});
+            out.push((
+                format!("{}/{job}", n.name),
+                port,
+                labels.as_object().cloned().unwrap_or_default(),
+            ));
+        }
+    }
+    if file_sd {
+        json!(out
+            .into_iter()
+            .map(|(_, port, labels)| json!({"targets": [format!("{host}:{port}")], "labels": labels}))
+            .collect::<Vec<_>>())
+    } else {
+        json!({"targets": out
+            .into_iter()
+            .map(|(name, port, labels)| {
+                json!({"name": name, "url": format!("http://{host}:{port}/metrics"), "labels": labels})
+            })
+            .collect::<Vec<_>>()})
+    }
+}
+
 fn index() -> Value {
     json!({
         "service": "opsg-sim",
         "endpoints": {
             "GET /healthz": "liveness",
             "GET /state": "the whole fleet as JSON",
+            "GET /targets": "every /metrics endpoint as an opsg-scrape targets file (?format=file_sd: Prometheus file_sd)",
             "GET /chaos": "active faults",
             "POST /chaos/<fault>": "start a fault: {\"target\": NAME, \"intensity\": 0..1, \"duration_s\": N (optional)}",
             "DELETE /chaos/<fault>": "end a fault (optional ?target=NAME) and undo its effects",
