@@ -298,6 +298,10 @@ fn replica_endpoints_serve_metrics_and_health_only() {
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty(), "HEAD has no body");
     assert_eq!(request(&addr, "GET", "/health", None).status, 200);
+    let models: Value =
+        serde_json::from_slice(&request(&addr, "GET", "/v1/models", None).body).unwrap();
+    assert_eq!(models["data"][0]["id"], json!("meta-llama/Llama-3.1-8B-Instruct"));
+    assert_eq!(models["data"][0]["max_model_len"], json!(8192));
     assert_eq!(request(&addr, "POST", "/metrics", Some(b"{}")).status, 405);
     assert_eq!(request(&addr, "GET", "/admin/traffic", None).status, 404);
 }

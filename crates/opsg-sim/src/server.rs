@@ -284,11 +284,23 @@ fn replica(req: &Request, name: &str, shared: &Shared) -> Option<(Response, u64)
             let body = render::vllm(&w.fleet, r, format);
             encoded(req, Response::text(200, format.content_type(), body))
         }
-        "/health" if is_get(req) => Response::text(200, "application/json", String::new()),
+        "/health" | "/ping" if is_get(req) => {
+            Response::text(200, "application/json", String::new())
+        }
+        "/v1/models" if is_get(req) => Response::json(
+            200,
+            &json!({"object": "list", "data": [{
+                "id": crate::model::MODEL_NAME, "object": "model", "created": w.fleet.unix(r.started_at).floor(),
+                "owned_by": "vllm", "root": crate::model::MODEL_NAME, "parent": null,
+                "max_model_len": crate::model::MAX_MODEL_LEN, "permission": [],
+            }]}),
+        ),
         "/version" if is_get(req) => {
             Response::json(200, &json!({"version": crate::model::VLLM_VERSION}))
         }
-        "/metrics" | "/health" | "/version" => method_not_allowed("GET, HEAD"),
+        "/metrics" | "/health" | "/ping" | "/version" | "/v1/models" => {
+            method_not_allowed("GET, HEAD")
+        }
         _ => Response::error(404, &format!("no route `{}` on a vLLM replica", req.path)),
     };
     Some((response, delay))
