@@ -401,3 +401,27 @@ fn commands_get_a_clean_environment_and_are_killed_at_their_timeout() {
     assert!(started.elapsed() < std::time::Duration::from_secs(4), "the command was not killed");
     assert_eq!(exec.last_body()["status"], "failed");
 }
+
+#[test]
+fn a_fleet_that_changed_since_the_plan_is_not_acted_on() {
+    let dir = TempDir::new("exec-drift");
+    // The sim says both deployments weigh 1.0; the plan was made when they were 0.5 each.
+    let sim = sim_like();
+    let mut p = shift_plan(json!({"stable": 0.9, "canary": 0.1}));
+    p.actions[0].prior_state.insert("weights".into(), json!({"stable": 0.5, "canary": 0.5}));
+    let (_, exec) = gate_then_exec(&dir, &chain_of(p), &["--execute", "--sim", &sim.addr], &[]);
+    let a = &exec.last_body()["actions"][0];
+    assert_eq!(a["outcome"], "failed", "{}", exec.stderr);
+    let why = a["error"].as_str().unwrap();
+    assert!(
+        why.contains("changed since the plan was made") && why.contains("weights.canary"),
+        "{why}"
+    );
+    assert_eq!(
+        a["prior_state"]["weights"],
+        json!({"stable": 1.0, "canary": 1.0}),
+        "what was found is recorded"
+    );
+    assert!(sim.requests().iter().all(|r| r.method == "GET"), "nothing was changed");
+    assert_eq!(exec.last_body()["handed_to_rollback"], json!([]));
+}

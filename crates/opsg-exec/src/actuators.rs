@@ -44,7 +44,7 @@ pub const DEFAULT_ACTUATORS: &str = r#"{
     "rollback_config": {
       "type": "http", "method": "POST", "url": "{base_url}/admin/deployments/{target}/rollback",
       "body": {"to_version": "{params.to_version}"},
-      "capture": {"url": "{base_url}/state", "pointers": {"to_version": "/deployments/{target}/config_version"}}
+      "capture": {"url": "{base_url}/state", "pointers": {"to_version": "/deployments/{target}/config_version", "config_version": "/deployments/{target}/config_version"}}
     },
     "restart_replica": {
       "type": "http", "method": "POST", "url": "{base_url}/admin/replicas/{target}/restart",

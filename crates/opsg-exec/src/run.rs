@@ -350,7 +350,22 @@ impl Executor {
         }
         let clock = Instant::now();
         match self.capture(spec, plan_hash, key) {
-            Ok(Some(prior)) => run.prior_state = prior,
+            Ok(Some(prior)) => {
+                // Compare-and-swap: the plan (and the gate's decision) were made for the state
+                // the planner saw. If the fleet has changed since (someone shifted traffic by
+                // hand, another incident's fix ran), acting on the old plan would be acting blind.
+                if let Some(drift) = drifted(&spec.prior_state, &prior) {
+                    run.outcome = ActionOutcome::Failed;
+                    run.error = Some(format!(
+                        "not called: the fleet changed since the plan was made ({drift}); run the pipe again"
+                    ));
+                    run.prior_state = prior;
+                    run.duration_ms = clock.elapsed().as_secs_f64() * 1000.0;
+                    self.settle(&run);
+                    return run;
+                }
+                run.prior_state = prior;
+            }
             Ok(None) => {}
             Err(why) => {
                 run.outcome = ActionOutcome::Failed;
@@ -399,6 +414,45 @@ impl Executor {
                 ));
             }
         }
+    }
+}
+
+/// Where the state captured now differs from what the plan recorded, for the keys both have
+/// (objects compare on the plan's members only: the planner may know a subset, such as the
+/// deployments on one route). `None` when they agree.
+pub fn drifted(
+    planned: &BTreeMap<String, Value>,
+    captured: &BTreeMap<String, Value>,
+) -> Option<String> {
+    fn differs(path: &str, p: &Value, c: &Value) -> Option<String> {
+        match (p, c) {
+            (Value::Object(po), Value::Object(co)) => {
+                po.iter().find_map(|(k, pv)| match co.get(k) {
+                    Some(cv) => differs(&format!("{path}.{k}"), pv, cv),
+                    None => Some(format!("`{path}.{k}` is gone")),
+                })
+            }
+            _ if json_close(p, c) => None,
+            _ => Some(format!("`{path}` was {p} at plan time, is {c} now")),
+        }
+    }
+    planned.iter().find_map(|(k, p)| captured.get(k).and_then(|c| differs(k, p, c)))
+}
+
+/// JSON equality with numbers compared to 1e-9 (relative): `1` and `1.0` are the same weight.
+pub fn json_close(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+            _ => x == y,
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_close(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_close(v, w)))
+        }
+        _ => a == b,
     }
 }
 
@@ -619,6 +673,25 @@ fn fetch_capture(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drift_compares_what_the_plan_knew() {
+        use serde_json::json;
+        let map = |v: Value| -> BTreeMap<String, Value> {
+            v.as_object().unwrap().clone().into_iter().collect()
+        };
+        let planned = map(json!({"weights": {"stable": 0.9, "canary": 0.1}, "config_version": 2}));
+        let same = map(
+            json!({"weights": {"stable": 0.9, "canary": 0.1, "other": 3.0}, "config_version": 2.0, "status": "x"}),
+        );
+        assert_eq!(drifted(&planned, &same), None, "extra members and 2 vs 2.0 are not drift");
+        let moved = map(json!({"weights": {"stable": 0.5, "canary": 0.5}}));
+        let why = drifted(&planned, &moved).unwrap();
+        assert!(why.contains("`weights.canary` was 0.1 at plan time, is 0.5 now"), "{why}");
+        let gone = map(json!({"weights": {"stable": 0.9}}));
+        assert!(drifted(&planned, &gone).unwrap().contains("is gone"));
+        assert_eq!(drifted(&BTreeMap::new(), &moved), None);
+    }
 
     #[test]
     fn non_idempotent_calls_are_retried_only_when_they_cannot_have_acted() {

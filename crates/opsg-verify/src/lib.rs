@@ -662,22 +662,7 @@ fn no_inverse(action: &Action, key: &str) -> ActionRun {
     }
 }
 
-/// JSON equality with numbers compared to 1e-9 (relative): `1` and `1.0` are the same weight.
-pub fn json_close(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
-            (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
-            _ => x == y,
-        },
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_close(a, b))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_close(v, w)))
-        }
-        _ => a == b,
-    }
-}
+pub use opsg_exec::run::json_close;
 
 #[cfg(test)]
 mod tests {
