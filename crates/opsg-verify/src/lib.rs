@@ -24,7 +24,6 @@ use opsg_core::stream::{Chain, Limits, read_stdin};
 use opsg_core::time::{Timestamp, parse_duration_ms};
 use opsg_core::{Error, ExitStatus, Outcome, Result};
 use opsg_exec::{ActionSpec, Executor};
-use serde_json::Value;
 use signal::{Measured, Signal};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
