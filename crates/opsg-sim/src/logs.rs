@@ -126,6 +126,11 @@ impl Logs {
         self.sinks.remove(stream);
     }
 
+    /// Close every replica stream not in `live` (node kernel logs stay open).
+    pub fn retain_replicas(&mut self, live: &[&str]) {
+        self.sinks.retain(|stream, _| stream.ends_with("-kern") || live.contains(&stream.as_str()));
+    }
+
     /// Open log files (for tests of resource bounds).
     pub fn open_files(&self) -> usize {
         self.sinks.len()

@@ -364,6 +364,8 @@ impl Fleet {
             node.dcgm_port = dcgm;
             node.node_exporter_port = exporter;
         }
+        let live: Vec<&str> = self.replicas.keys().map(String::as_str).collect();
+        self.logs.retain_replicas(&live);
     }
 
     /// Unix time of sim time `t`.
@@ -1044,6 +1046,9 @@ mod tests {
         }
         assert_eq!(f.replicas.len(), 2);
         assert!(f.logs.open_files() <= 4, "{} log files held open", f.logs.open_files());
+        f.scale("stable", 10).unwrap();
+        f.reset();
+        assert_eq!(f.logs.open_files(), 4, "a reset lets go of removed replicas' logs");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
