@@ -344,6 +344,7 @@ fn explain_shows_every_check_but_never_the_key_or_the_token() {
         "needs_approval",
         "approval_valid",
         "verdict: approved (mode live)",
+        "memory: 0 past action(s) from state dir",
     ] {
         assert!(out.stderr.contains(want), "--explain lacks `{want}`:\n{}", out.stderr);
     }

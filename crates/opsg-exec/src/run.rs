@@ -336,7 +336,15 @@ impl Executor {
                         }
                     }
                     None => {
-                        run.error = Some("claimed by another run that has not recorded a result (still running, or it crashed: a human must look)".into());
+                        run.error = Some(format!(
+                            "claimed by another run that has not recorded a result: still running, or it crashed mid-action; \
+                             a human must look, then remove {} to let it run again",
+                            self.state
+                                .root()
+                                .join("actions")
+                                .join(format!("{key}.claim"))
+                                .display()
+                        ));
                         run.status = None;
                     }
                 }

@@ -139,6 +139,7 @@ pub fn run(args: Args) -> Result<ExitStatus> {
     let mut events = ledger.events.clone();
     events.extend(state_dir.events()?);
     let events = state::merge_events(events);
+    let gate_state_events = events.len();
     let spent = |nonce: &str| -> Option<String> {
         if let Some(line) = ledger.spent_nonces.get(nonce) {
             return Some(format!("ledger line {line}"));
@@ -163,6 +164,20 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         evaluation = evaluate(&chain, &policy, &gate_state, now)?;
     }
     if args.explain {
+        let memory = format!(
+            "  memory: {} past action(s) from {}{}",
+            gate_state_events,
+            match &args.ledger {
+                Some(l) => format!(
+                    "ledger {} (back to {}) and ",
+                    l.display(),
+                    now.plus_millis(-policy.policy.memory_ms())
+                ),
+                None => String::new(),
+            },
+            format_args!("state dir {}", state_dir.root().display())
+        );
+        evaluation.explain.insert(1, memory);
         opsg_core::cli::human(&format!("{}\n", evaluation.explain.join("\n")));
     } else {
         opsg_core::cli::info(format!(
