@@ -150,5 +150,13 @@ fn seven_processes_on_a_kv_cache_saturation() {
 fn seven_processes_on_a_replica_crash() {
     let (sim, out, dir, start) = full_pipe("replica_crash", "stable-1");
     records_tell_the_truth(&sim, &out, &dir, &start);
-    assert_eq!(out.records()[1]["body"]["status"], "incident", "{}", out.stderr);
+    // The one fix for a crashed replica, found, approved, applied and confirmed by the pipe.
+    let records = out.records();
+    assert_eq!(records[1]["body"]["class"], "replica_down", "{}", out.stderr);
+    assert_eq!(records[2]["body"]["actions"][0]["action"], "restart_replica");
+    assert_eq!(records[2]["body"]["actions"][0]["target"], "stable-1");
+    assert_eq!(records[5]["body"]["outcome"], "resolved", "{}", out.stderr);
+    assert_eq!(out.code, Some(0));
+    assert_eq!(sim.admin_calls(), vec!["POST /admin/replicas/stable-1/restart"]);
+    assert_eq!(sim.state()["replicas"]["stable-1"]["up"], true);
 }

@@ -52,7 +52,8 @@ pub const DEFAULT_ACTUATORS: &str = r#"{
     },
     "scale_replicas": {
       "type": "http", "method": "POST", "url": "{base_url}/admin/deployments/{target}/scale",
-      "body": {"replicas": "{params.replicas}"}
+      "body": {"replicas": "{params.replicas}"},
+      "capture": {"url": "{base_url}/state", "pointers": {"replicas": "/deployments/{target}/replicas/#"}}
     },
     "drain_node": {
       "type": "http", "method": "POST", "url": "{base_url}/admin/nodes/{target}/drain",
@@ -106,7 +107,8 @@ pub struct Capture {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub argv: Vec<String>,
     /// Name → JSON pointer (templated) into the answer. A `*` segment maps over an object's
-    /// members: `/deployments/*/weight` gives `{"stable": 1.0, "canary": 1.0}`.
+    /// members: `/deployments/*/weight` gives `{"stable": 1.0, "canary": 1.0}`; a final `#`
+    /// counts: `/deployments/stable/replicas/#` gives `3`.
     pub pointers: BTreeMap<String, String>,
 }
 
@@ -539,8 +541,17 @@ impl Context<'_> {
     }
 }
 
-/// Resolve a JSON pointer where a `*` segment maps over an object's members.
+/// Resolve a JSON pointer where a `*` segment maps over an object's members and a final `#`
+/// segment counts the members of what precedes it.
 pub fn pointer(value: &Value, pointer: &str) -> Option<Value> {
+    if let Some(head) = pointer.strip_suffix("/#") {
+        // `/#` at the end: how many members (a replica list's length is a replica count).
+        return match self::pointer(value, head)? {
+            Value::Array(a) => Some(Value::from(a.len())),
+            Value::Object(o) => Some(Value::from(o.len())),
+            _ => None,
+        };
+    }
     let Some((head, rest)) = pointer.split_once("/*") else {
         return value.pointer(pointer).cloned();
     };
@@ -653,6 +664,10 @@ mod tests {
         assert_eq!(pointer(&state, "/deployments/canary/weight"), Some(json!(0.5)));
         assert_eq!(pointer(&state, "/deployments/*/nope"), None);
         assert_eq!(pointer(&state, "/nope/*/weight"), None);
+        let state = json!({"deployments": {"stable": {"replicas": ["s-0", "s-1", "s-2"]}}});
+        assert_eq!(pointer(&state, "/deployments/stable/replicas/#"), Some(json!(3)));
+        assert_eq!(pointer(&state, "/deployments/#"), Some(json!(1)));
+        assert_eq!(pointer(&json!({"a": 1}), "/a/#"), None);
     }
 
     #[test]
