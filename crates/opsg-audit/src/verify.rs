@@ -14,7 +14,7 @@ use opsg_core::seal::{GENESIS, HashHex};
 use opsg_core::{Error, Result};
 use rayon::prelude::*;
 use serde::Serialize;
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc;
 
@@ -247,7 +247,7 @@ fn read_blocks<R: Read>(
                     return;
                 }
             };
-            let last_newline = buf.iter().rposition(|&b| b == b'\n');
+            let last_newline = memchr::memrchr(b'\n', &buf);
             if eof || last_newline.is_some() || buf.len() > max_line {
                 break (eof, last_newline);
             }
@@ -285,9 +285,8 @@ fn examine_block(buf: &[u8], offset: u64, max_line: usize) -> Vec<Vec<LineFacts>
     while start < buf.len() {
         let mut end = (start + target).min(buf.len());
         if end < buf.len() {
-            // Extend to the end of the line `end` falls in (libc memchr through `skip_until`).
-            let mut rest = &buf[end - 1..];
-            end = end - 1 + rest.skip_until(b'\n').unwrap_or(0);
+            // Extend to the end of the line `end` falls in.
+            end = memchr::memchr(b'\n', &buf[end - 1..]).map_or(buf.len(), |i| end + i);
         }
         bounds.push((start, end));
         start = end;
@@ -300,10 +299,10 @@ fn examine_block(buf: &[u8], offset: u64, max_line: usize) -> Vec<Vec<LineFacts>
 
 fn examine_piece(piece: &[u8], offset: u64, max_line: usize) -> Vec<LineFacts> {
     let mut facts = Vec::with_capacity(piece.len() / 512 + 1);
-    let mut rest = piece;
     let mut at = 0usize;
-    while !rest.is_empty() {
-        let n = rest.skip_until(b'\n').unwrap_or(rest.len());
+    while at < piece.len() {
+        // SIMD newline search: core's word-at-a-time search cost a tenth of the verifier's time.
+        let n = memchr::memchr(b'\n', &piece[at..]).map_or(piece.len() - at, |i| i + 1);
         let line = &piece[at..at + n];
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let mut fact = if line.len() > max_line {
