@@ -275,3 +275,18 @@ fn stats_measure_each_incident_and_class() {
     assert!(text.starts_with("INCIDENT"), "{text}");
     assert!(text.contains("3m05s"), "{text}");
 }
+
+#[test]
+fn the_output_is_a_chain_a_later_reader_accepts() {
+    // The report is linked after the chain, so `opsg-audit`'s output is itself a recording that
+    // can be fed again (replay, or a second ledger kept elsewhere).
+    let dir = TempDir::new("reaudit");
+    let first = append(&dir.join("a.jsonl"), &incident_chain(Scenario::RolledBack, 30, T0));
+    assert_eq!(first.status.code(), Some(13), "{}", stderr(&first));
+    let second = append(&dir.join("b.jsonl"), &first.stdout);
+    assert_eq!(second.status.code(), Some(13), "{}", stderr(&second));
+    assert!(second.stdout.starts_with(&first.stdout));
+    let report = json(lines(&second.stdout).last().unwrap());
+    assert_eq!(report["body"]["records"]["report"], 1);
+    assert_eq!(report["body"]["outcome"], "rolled_back");
+}

@@ -189,3 +189,86 @@ fn count_records(records: &[RecordLine]) -> RecordCounts {
     }
     counts
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn finding(status: &str) -> FindingBody {
+        serde_json::from_value(json!({
+            "status": status, "class": "queue_backlog", "fingerprint": "f", "summary": "s",
+            "method": {"kind": "rules"}
+        }))
+        .unwrap()
+    }
+
+    fn decision(verdict: &str, mode: &str) -> DecisionBody {
+        serde_json::from_value(json!({
+            "verdict": verdict, "mode": mode, "plan_hash": "0".repeat(64),
+            "approved_actions": [0], "reasons": [], "policy_sha256": "0".repeat(64)
+        }))
+        .unwrap()
+    }
+
+    fn execution(mode: &str, status: &str, outcome: &str) -> ExecutionBody {
+        serde_json::from_value(json!({
+            "mode": mode, "decision_hash": "0".repeat(64), "status": status,
+            "actions": [{"index": 0, "idempotency_key": "k", "request": {"actuator": "http"},
+                         "duration_ms": 1.0, "outcome": outcome,
+                         "started": "2026-11-22T06:00:00.000Z"}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn outcomes_follow_the_latest_evidence() {
+        let inc = finding("incident");
+        let approved = decision("approved", "live");
+        let ran = execution("live", "completed", "succeeded");
+        let outcome = |f, d, e| derive_outcome(f, d, e, None).0;
+        assert_eq!(outcome(Some(&inc), Some(&approved), Some(&ran)), Outcome::Inconclusive);
+        let failed = execution("live", "failed", "failed");
+        assert_eq!(outcome(Some(&inc), Some(&approved), Some(&failed)), Outcome::Failed);
+        let dry = execution("dry_run", "dry_run", "dry_run");
+        let approved_dry = decision("approved", "dry_run");
+        let blocked = decision("blocked", "live");
+        assert_eq!(outcome(Some(&inc), Some(&approved_dry), Some(&dry)), Outcome::DryRun);
+        assert_eq!(outcome(Some(&inc), Some(&blocked), None), Outcome::Blocked);
+        let waiting = decision("awaiting_approval", "live");
+        assert_eq!(outcome(Some(&inc), Some(&waiting), None), Outcome::AwaitingApproval);
+        assert_eq!(outcome(Some(&inc), None, None), Outcome::Inconclusive);
+        assert_eq!(outcome(Some(&finding("no_incident")), None, None), Outcome::NoIncident);
+        let (none, note) = derive_outcome(None, None, None, None);
+        assert_eq!(none, Outcome::NoIncident);
+        assert!(note.unwrap().contains("nothing was triaged"));
+    }
+
+    #[test]
+    fn only_executed_live_actions_are_counted() {
+        let plan: PlanBody = serde_json::from_value(json!({
+            "class": "queue_backlog", "confidence": 0.9, "rationale": "r", "method": {"kind": "rules"},
+            "actions": [{"index": 0, "action": "drain_node", "target": "n1", "safety": "destructive",
+                         "blast_radius": {"replicas": 1, "traffic_share": 0.1}}]
+        }))
+        .unwrap();
+        let counts =
+            count_actions(Some(&plan), Some(&execution("live", "completed", "succeeded")), None);
+        assert_eq!((counts.total, counts.destructive), (1, 1));
+        let counts =
+            count_actions(Some(&plan), Some(&execution("live", "completed", "already_done")), None);
+        assert_eq!(counts.total, 0, "an action done by an earlier run is not counted again");
+        let counts =
+            count_actions(Some(&plan), Some(&execution("dry_run", "dry_run", "dry_run")), None);
+        assert_eq!(counts.total, 0);
+    }
+
+    #[test]
+    fn durations_are_clamped_and_need_both_ends() {
+        let t = "2026-11-22T06:00:00.000Z";
+        assert_eq!(seconds_between(Some(t), Some("2026-11-22T06:03:05.500Z")), Some(185.5));
+        assert_eq!(seconds_between(Some("2026-11-22T06:03:05.500Z"), Some(t)), Some(0.0));
+        assert_eq!(seconds_between(Some(t), None), None);
+        assert_eq!(seconds_between(Some("garbage"), Some(t)), None);
+    }
+}
