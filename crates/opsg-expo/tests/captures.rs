@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use common::find;
 use opsg_expo::{
-    Exposition, Format, MetricKind, ParseOptions, ProblemKind, detect_format, histogram_series,
-    parse, summary_series, validate,
+    Exposition, Format, MetricKind, ParseOptions, ProblemKind, Selector, detect_format,
+    histogram_series, parse, summary_series, validate,
 };
 
 fn fixture(rel: &str) -> Vec<u8> {
@@ -65,6 +65,34 @@ fn vllm_v0_capture() {
     assert_eq!(series[0].count, series[0].buckets.last().map(|b| b.1));
     assert!(validate(&e).is_empty(), "{:?}", validate(&e));
     assert_eq!(e.family("vllm:cache_config_info").unwrap().kind, MetricKind::Gauge);
+}
+
+#[test]
+fn vllm_v0_capture_quantiles_and_selection() {
+    let b = fixture("vllm/vllm_metrics_v0_opt125m_datadog.txt");
+    let e = strict(&b);
+    // Six inter-token gaps, all in (0.025, 0.05]: PromQL interpolates linearly inside it.
+    let tpot = histogram_series(e.family("vllm:time_per_output_token_seconds").unwrap());
+    assert!((tpot[0].quantile(0.5) - (0.025 + 0.025 * 3.0 / 6.0)).abs() < 1e-12);
+    assert!((tpot[0].quantile(0.9) - (0.025 + 0.025 * 5.4 / 6.0)).abs() < 1e-12);
+    // One prompt of 3 to 5 tokens.
+    let prompt = histogram_series(e.family("vllm:request_prompt_tokens").unwrap());
+    assert_eq!(prompt[0].quantile(0.5), 3.5);
+    // Selecting the same buckets by name and labels from the flat sample list.
+    let sel = Selector::parse(
+        r#"vllm:time_per_output_token_seconds_bucket{model_name="facebook/opt-125m",le=~"0\.0.*"}"#,
+    )
+    .unwrap();
+    let les: Vec<&str> =
+        e.samples().filter(|s| sel.matches(s)).filter_map(|s| s.label("le")).collect();
+    assert_eq!(les, ["0.01", "0.025", "0.05", "0.075"]);
+    let other_model =
+        Selector::parse(r#"{__name__=~"vllm:.*", model_name!="facebook/opt-125m"}"#).unwrap();
+    // PromQL semantics: a series without `model_name` has it empty, so only the info metric
+    // (which carries no model label) differs from the one model.
+    let others: Vec<&str> =
+        e.samples().filter(|s| other_model.matches(s)).map(|s| s.name.as_ref()).collect();
+    assert_eq!(others, ["vllm:cache_config_info"]);
 }
 
 #[test]
