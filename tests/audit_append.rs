@@ -290,3 +290,29 @@ fn the_output_is_a_chain_a_later_reader_accepts() {
     assert_eq!(report["body"]["records"]["report"], 1);
     assert_eq!(report["body"]["outcome"], "rolled_back");
 }
+
+#[test]
+fn show_and_stats_refuse_a_tampered_ledger_unless_told_not_to_verify() {
+    let dir = TempDir::new("show-tampered");
+    let ledger = dir.join("ledger.jsonl");
+    append(&ledger, &incident_chain(Scenario::Resolved, 40, T0));
+    let mut l = lines(&std::fs::read(&ledger).unwrap());
+    l.remove(2);
+    std::fs::write(&ledger, join(&l)).unwrap();
+    let path = ledger.to_str().unwrap();
+    for sub in ["show", "stats"] {
+        let out = audit(&[sub, "--ledger", path], b"");
+        assert_eq!(out.status.code(), Some(5), "{sub}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{sub} printed a tampered history");
+        assert!(
+            error_lines(&out)[0].contains("ledger.jsonl:3: field `seq`: deleted"),
+            "{}",
+            stderr(&out)
+        );
+        let out = audit(&[sub, "--ledger", path, "--no-verify"], b"");
+        assert_eq!(out.status.code(), Some(0), "{sub}: {}", stderr(&out));
+    }
+    let out = audit(&["verify", "--ledger", dir.join("missing.jsonl").to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(4));
+    assert!(error_lines(&out)[0].contains("missing.jsonl`: not found"), "{}", stderr(&out));
+}
