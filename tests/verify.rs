@@ -381,3 +381,56 @@ fn verify_refuses_a_chain_without_an_execution() {
     assert!(out.stdout.is_empty());
     assert!(out.stderr.contains("opsg-gate"), "{}", out.stderr);
 }
+
+#[test]
+fn secrets_stay_out_of_the_rollback_records_and_logs() {
+    const SECRET: &str = "rollback-s3cr3t-token-77";
+    let dir = TempDir::new("verify-secret");
+    let fleet = Fleet::start(&kv_metrics(0.95));
+    let url = format!("{}/metrics", fleet.server.addr);
+    let config = json!({
+        "base_url": fleet.server.addr,
+        "actuators": {
+            "shift_traffic": {
+                "type": "http", "method": "POST", "url": "{base_url}/admin/traffic?token=${env:FLEET_TOKEN}",
+                "headers": {"Authorization": "Bearer ${env:FLEET_TOKEN}"},
+                "body": {"weights": "{params.weights}"},
+                "capture": {"url": "{base_url}/state", "pointers": {"weights": "/deployments/*/weight"}}
+            }
+        }
+    });
+    let cfg = dir.join("actuators.json");
+    std::fs::write(&cfg, config.to_string()).unwrap();
+    let cfg = cfg.display().to_string();
+    let chain = input(observation(&url, 0.95), kv_plan(1));
+    let env = [("FLEET_TOKEN", SECRET), ("OPSG_ACTUATORS", cfg.as_str())];
+    let state = dir.str("state");
+    let gate = run(GATE, &["--policy", &live_policy(&dir), "--state-dir", &state], &env, &chain);
+    let exec = run(EXEC, &["--execute", "--state-dir", &state], &env, &gate.stdout);
+    let verify = run(
+        VERIFY,
+        &["--settle", "0s", "--max-wait", "0s", "--samples", "1", "--state-dir", &state],
+        &env,
+        &exec.stdout,
+    );
+    assert_eq!(verify.last_body()["outcome"], "rolled_back", "{}", verify.stderr);
+    let rb = &verify.last_body()["rollback"]["actions"][0];
+    assert_eq!(rb["request"]["headers"]["Authorization"], "Bearer <redacted:FLEET_TOKEN>");
+    assert!(rb["request"]["url"].as_str().unwrap().contains("token=<redacted:FLEET_TOKEN>"));
+    for (what, text) in [
+        ("exec stdout", String::from_utf8_lossy(&exec.stdout).into_owned()),
+        ("exec stderr", exec.stderr.clone()),
+        ("verify stdout", String::from_utf8_lossy(&verify.stdout).into_owned()),
+        ("verify stderr", verify.stderr.clone()),
+    ] {
+        assert!(!text.contains(SECRET), "the secret leaked into {what}");
+    }
+    // The fleet did receive it (twice: the action and its inverse).
+    let sent = fleet
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.contains(SECRET))
+        .count();
+    assert_eq!(sent, 2);
+}

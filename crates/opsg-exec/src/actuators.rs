@@ -489,10 +489,17 @@ impl Context<'_> {
                 Piece::Env(name) => {
                     let value = std::env::var(&name)
                         .map_err(|_| format!("the environment variable `{name}` is not set"))?;
+                    // In a URL the secret is percent-encoded like any other value; both spellings
+                    // are scrubbed from what comes back.
+                    let sent =
+                        if escape == Escape::Url { percent_encode(&value) } else { value.clone() };
                     if !value.is_empty() {
-                        r.secrets.push(value.clone());
+                        r.secrets.push(value);
+                        if !r.secrets.contains(&sent) {
+                            r.secrets.push(sent.clone());
+                        }
                     }
-                    r.real.push_str(&value);
+                    r.real.push_str(&sent);
                     r.shown.push_str(&format!("<redacted:{name}>"));
                 }
             }
