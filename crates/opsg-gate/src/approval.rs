@@ -160,6 +160,9 @@ pub fn check(
     max_ttl_ms: i64,
     used: impl Fn(&str) -> Option<String>,
 ) -> std::result::Result<(), Rejection> {
+    if claims.nonce.len() != 32 || !claims.nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Rejection::Malformed("the nonce is not 32 hex digits".into()));
+    }
     if claims.plan != plan {
         return Err(Rejection::OtherPlan { token_plan: claims.plan });
     }

@@ -323,7 +323,7 @@ pub fn evaluate(
                         "approved by `{}` until {} (token {})",
                         claims.approver,
                         claims.expires,
-                        &claims.nonce[..8.min(claims.nonce.len())]
+                        claims.nonce.chars().take(8).collect::<String>()
                     ),
                 );
                 approved_by = Some(claims);
