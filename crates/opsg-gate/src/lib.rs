@@ -38,6 +38,18 @@ fn after_help() -> String {
     )
 }
 
+fn approve_help() -> String {
+    format!(
+        "Examples:\n  \
+  export OPSG_APPROVAL_KEY=$(cat /etc/opsg/approval.key)\n  \
+  TOKEN=$(opsg-gate approve --from awaiting.jsonl --approver alice --expires 30m)\n  \
+  opsg-gate --policy policy.json --approval \"$TOKEN\" < incident.jsonl | opsg-exec --execute\n\n\
+  The token binds the plan's hash, the approver, the expiry and a random nonce under\n\
+  HMAC-SHA256; a live decision spends it (a second use is refused as a replay).\n\n{}",
+        opsg_core::cli::exit_status_help()
+    )
+}
+
 /// Command-line arguments.
 #[derive(Debug, Parser)]
 #[command(
@@ -78,6 +90,7 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Sub {
     /// Issue a signed approval token for one plan (key from OPSG_APPROVAL_KEY); prints the token.
+    #[command(after_help = approve_help())]
     Approve(ApproveArgs),
 }
 
