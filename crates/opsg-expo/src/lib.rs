@@ -68,7 +68,10 @@
 //!
 //! In lenient OpenMetrics mode the spellings Prometheus' own parser accepts (exemplars on
 //! `_count`/`_sum`, a bare counter or info name, `_count` on a gauge histogram) are attached to
-//! their family and reported.
+//! their family and reported. So are samples written with prometheus_client's default
+//! `escaping=underscores` (0.26 writes `# TYPE vllm:x counter` then `vllm_x_total ...`, which
+//! its own parser rejects): ask vLLM for `application/openmetrics-text; version=1.0.0;
+//! escaping=allow-utf-8`, or for text 0.0.4, to get conformant output.
 //!
 //! [`detect_format`] trusts a `Content-Type` naming a text format and otherwise sniffs a final
 //! `# EOF`. Protobuf is not supported (ask for text or OpenMetrics in `Accept`).

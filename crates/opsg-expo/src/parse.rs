@@ -278,6 +278,9 @@ struct Family {
     first_line: u64,
     /// OpenMetrics: the family's names have been entered in the clash table.
     claimed: bool,
+    /// The name as prometheus_client's `escaping=underscores` writes sample names (every byte
+    /// outside `[A-Za-z0-9_]` as `_`), when that differs from the name.
+    escaped: Option<String>,
 }
 
 /// OpenMetrics histogram rules for one run of samples of one series group and timestamp (the
@@ -372,6 +375,16 @@ fn owns(family: &str, suffixes: &[&str], sample: &str) -> bool {
 #[inline]
 fn label_of<'s>(s: &'s Sample<'_>, name: &str) -> Option<&'s str> {
     s.labels.iter().find(|(n, _)| bytes_eq(n.as_bytes(), name.as_bytes())).map(|(_, v)| v.as_ref())
+}
+
+/// `name` with every byte outside `[A-Za-z0-9_]` replaced by `_`, if that changes anything.
+fn underscore_escaped(name: &str) -> Option<String> {
+    if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return None;
+    }
+    Some(
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect(),
+    )
 }
 
 fn is_integer(v: f64) -> bool {
@@ -553,6 +566,7 @@ impl Assembler {
             samples: 0,
             first_line: ln,
             claimed: false,
+            escaped: underscore_escaped(name),
         });
         self.by_name.insert(name.to_string(), idx);
         idx
@@ -730,6 +744,25 @@ impl Assembler {
             };
             self.current = Some(idx);
             return Ok(idx);
+        }
+        if self.lenient
+            && let Some(cur) = self.current
+            && let Some(escaped) = self.families[cur].escaped.as_deref()
+            && owns(escaped, om_lenient_suffixes(self.families[cur].kind), name)
+        {
+            // prometheus_client 0.26 with the default `escaping=underscores` writes
+            // `# TYPE vllm:x counter` but `vllm_x_total ...`: keep the samples with their family
+            // (and its type) and say so once per line.
+            let fname = self.families[cur].name.clone();
+            self.problem(
+                ln,
+                1,
+                format!(
+                    "sample `{name}` spells family `{fname}` with `:`/`.` escaped as `_` \
+                     (prometheus_client `escaping=underscores`); ask for `escaping=allow-utf-8`"
+                ),
+            )?;
+            return Ok(cur);
         }
         let table = if self.lenient { om_lenient_suffixes } else { om_suffixes };
         if let Some(i) = self.lookup(name, table) {
