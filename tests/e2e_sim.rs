@@ -346,3 +346,42 @@ fn a_low_confidence_plan_is_blocked_and_nothing_is_executed() {
         }
     }
 }
+
+#[test]
+fn a_destructive_drain_allowed_by_policy_is_undone_with_its_own_inverse_call() {
+    let sim = Sim::start();
+    let dir = TempDir::new("e2e-drain");
+    sim.tick(60.0);
+    assert_eq!(sim.state()["nodes"]["gpu-node-a"]["cordoned"], false);
+    let obs = observe(&sim, &dir);
+    // Draining a node cannot make stable's KV usage vanish: the fix fails and is undone.
+    let a = action(
+        ActionType::DrainNode,
+        "gpu-node-a",
+        json!({"node": "gpu-node-a"}),
+        SafetyClass::Destructive,
+        effect("vllm:kv_cache_usage_perc", "stable", "decrease", Some(0.99)),
+        Some((ActionType::DrainNode, json!({"node": "gpu-node-a", "uncordon": true}))),
+    );
+    let input = incident(&obs, IncidentClass::GpuFault, 0.95, a);
+    let path = dir.join("policy.json");
+    std::fs::write(
+        &path,
+        json!({
+            "mode": "live", "allow_actions": ["drain_node"], "allow_destructive": true,
+            "min_confidence": 0.8, "max_blast_radius": {"replicas": 4, "traffic_share": 1.0},
+            "require_approval": [], "max_actions_per_hour": 6
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = act(&sim, &dir, &path.display().to_string(), &input, &[]);
+    let v = last(&out, "verification");
+    assert_eq!(v["outcome"], "rolled_back", "{}\n{v}", out.stderr);
+    assert_eq!(
+        sim.admin_calls(),
+        vec!["POST /admin/nodes/gpu-node-a/drain", "POST /admin/nodes/gpu-node-a/uncordon"],
+        "the inverse of a drain is an uncordon, not a second drain"
+    );
+    assert_eq!(sim.state()["nodes"]["gpu-node-a"]["cordoned"], false);
+}
