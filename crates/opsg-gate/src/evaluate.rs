@@ -262,7 +262,8 @@ pub fn evaluate(
                     format!(
                         "{what}: last ran at {t}, cooldown {} has {} left",
                         fmt_duration(cool),
-                        fmt_duration(cool - (now.millis() - t.millis()))
+                        // A time ahead of ours (another host's clock) counts as "just now".
+                        fmt_duration(cool - (now.millis() - t.millis()).max(0))
                     ),
                 ),
                 _ => acc.pass(format!("{what}: no cooldown running ({})", fmt_duration(cool))),
