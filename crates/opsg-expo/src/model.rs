@@ -173,6 +173,14 @@ impl<'a> Exposition<'a> {
     pub fn samples(&self) -> impl Iterator<Item = &Sample<'a>> {
         self.families.iter().flat_map(|f| f.samples.iter())
     }
+
+    /// The samples a PromQL-style selector picks (`vllm:num_requests_waiting{model_name="m"}`).
+    pub fn select<'s>(
+        &'s self,
+        selector: &'s crate::selector::Selector,
+    ) -> impl Iterator<Item = &'s Sample<'a>> + 's {
+        self.samples().filter(move |s| selector.matches(s))
+    }
 }
 
 /// How to parse: the format, strictness and resource limits.

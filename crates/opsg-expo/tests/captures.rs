@@ -83,8 +83,7 @@ fn vllm_v0_capture_quantiles_and_selection() {
         r#"vllm:time_per_output_token_seconds_bucket{model_name="facebook/opt-125m",le=~"0\.0.*"}"#,
     )
     .unwrap();
-    let les: Vec<&str> =
-        e.samples().filter(|s| sel.matches(s)).filter_map(|s| s.label("le")).collect();
+    let les: Vec<&str> = e.select(&sel).filter_map(|s| s.label("le")).collect();
     assert_eq!(les, ["0.01", "0.025", "0.05", "0.075"]);
     let other_model =
         Selector::parse(r#"{__name__=~"vllm:.*", model_name!="facebook/opt-125m"}"#).unwrap();
