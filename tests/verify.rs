@@ -434,3 +434,18 @@ fn secrets_stay_out_of_the_rollback_records_and_logs() {
         .count();
     assert_eq!(sent, 2);
 }
+
+#[test]
+fn no_rollback_leaves_a_failed_fix_in_place_and_says_so() {
+    let dir = TempDir::new("verify-norollback");
+    let fleet = Fleet::start(&kv_metrics(0.95));
+    let url = format!("{}/metrics", fleet.server.addr);
+    let chain = input(observation(&url, 0.95), kv_plan(1));
+    let (_, verify) = pipe(&dir, &fleet.server.addr, &chain, &["--no-rollback"]);
+    assert_eq!(verify.code, Some(14), "{}", verify.stderr);
+    let body = verify.last_body();
+    assert_eq!(body["outcome"], "failed");
+    assert!(body.get("rollback").is_none());
+    assert!(body["reason"].as_str().unwrap().contains("--no-rollback"), "{body}");
+    assert_eq!(fleet.server.requests().iter().filter(|r| r.method == "POST").count(), 1);
+}
