@@ -236,3 +236,14 @@ fn a_crash_mid_append_leaves_only_a_torn_line_which_the_next_append_moves_aside(
     assert!(summary.ok(), "{:?}", summary.problem);
     assert_eq!(summary.lines, 14);
 }
+
+#[test]
+fn a_record_bound_the_verifier_could_not_read_back_is_refused() {
+    let fx = Fixture::new("bound-flag");
+    let args =
+        ["append", "--ledger", fx.ledger.to_str().unwrap(), "--max-record-bytes", "1000000000"];
+    let out = audit(&args, &incident_chain(Scenario::Resolved, 8, T0));
+    rejected(&out, 2);
+    assert!(error_lines(&out)[0].contains("--max-record-bytes"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&fx.ledger).unwrap(), fx.before);
+}

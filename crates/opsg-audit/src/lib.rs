@@ -276,6 +276,13 @@ fn stamp() -> Stamp {
 
 /// `append`: read and check the whole chain first (bad input appends nothing), then append.
 fn run_append(args: &AppendArgs) -> Result<ExitStatus> {
+    if args.max_record_bytes > verify::MAX_RECORD_BYTES {
+        return Err(Error::usage(format!(
+            "--max-record-bytes {} is over {}: a longer ledger line could not be verified",
+            args.max_record_bytes,
+            verify::MAX_RECORD_BYTES
+        )));
+    }
     let limits = Limits { max_record_bytes: args.max_record_bytes, ..Limits::default() };
     let notify_timeout = opsg_core::time::parse_duration_ms(&args.notify_timeout)
         .map_err(|e| Error::usage(format!("--notify-timeout: {}", e.message())))?;

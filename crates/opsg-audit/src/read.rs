@@ -54,7 +54,7 @@ pub fn for_each_entry(path: &Path, mut f: impl FnMut(Entry) -> Result<()>) -> Re
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut buf = Vec::new();
     let mut line_no = 0u64;
-    let bound = 64u64 << 20;
+    let bound = crate::verify::MAX_LINE_BYTES as u64;
     loop {
         buf.clear();
         line_no += 1;

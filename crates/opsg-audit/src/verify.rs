@@ -18,6 +18,13 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc;
 
+/// The longest ledger line a reader accepts by default: records are bounded at append time
+/// (`--max-record-bytes`, at most [`MAX_RECORD_BYTES`]), a ledger line adds a few hundred bytes.
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// The largest record `append` accepts, so every line it writes can be read back.
+pub const MAX_RECORD_BYTES: usize = MAX_LINE_BYTES - 4096;
+
 /// Bytes per block handed to the hashing workers.
 const BLOCK_BYTES: usize = 8 << 20;
 /// Blocks in flight between the reader and the workers (besides the two being filled and hashed).
@@ -111,7 +118,7 @@ pub struct Options {
     pub checkpoint: Option<Checkpoint>,
     /// No progress bar, even on a terminal.
     pub quiet: bool,
-    /// The longest line accepted (0: the default, 64 MiB).
+    /// The longest line accepted (0: the default, [`MAX_LINE_BYTES`]).
     pub max_line_bytes: usize,
 }
 
@@ -142,7 +149,8 @@ pub fn verify_reader<R: Read + Send>(
     len: Option<u64>,
     options: &Options,
 ) -> Result<Summary> {
-    let max_line = if options.max_line_bytes == 0 { 64 << 20 } else { options.max_line_bytes };
+    let max_line =
+        if options.max_line_bytes == 0 { MAX_LINE_BYTES } else { options.max_line_bytes };
     let progress = opsg_core::progress::bar(len.unwrap_or(0), "verifying", options.quiet);
     let mut checker = Checker::new(options.checkpoint.as_ref().map(|c| (c.records, c.head)));
     let mut bytes = 0u64;
