@@ -178,6 +178,18 @@ fn a_torn_last_line_is_moved_aside_and_reported_until_then() {
     assert_eq!(records[7]["seq"], 8);
     let summary = opsg_audit::verify::verify_path(&ledger, &Default::default()).unwrap();
     assert!(summary.ok(), "{:?}", summary.problem);
+
+    // A torn tail longer than the step it is copied in (64 KiB) is kept whole.
+    let good = std::fs::read(&ledger).unwrap();
+    let garbage: Vec<u8> = (0..150_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut torn = good.clone();
+    torn.extend_from_slice(&garbage);
+    std::fs::write(&ledger, &torn).unwrap();
+    let out = append(&ledger, &incident_chain(Scenario::Resolved, 9, T0));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let aside = dir.join(&format!("ledger.jsonl.torn-{}", good.len()));
+    assert_eq!(std::fs::read(&aside).unwrap(), garbage);
+    assert_eq!(ledger_records(&ledger).len(), 21);
 }
 
 #[test]

@@ -170,7 +170,7 @@ impl LedgerWriter {
             return Ok(());
         }
         let start = self.line_start_before(self.len)?;
-        let torn = self.read_range(start, self.len)?;
+        let torn_len = self.len - start;
         let mut aside = self.path.clone().into_os_string();
         aside.push(format!(".torn-{start}"));
         let aside = PathBuf::from(aside);
@@ -182,9 +182,17 @@ impl LedgerWriter {
             .mode(0o640)
             .open(&aside)
             .map_err(|e| Error::io(&shown_aside, e))?;
-        out.write_all(&torn)
-            .and_then(|()| out.sync_all())
-            .map_err(|e| Error::io(&shown_aside, e))?;
+        // Copy in steps: a torn tail can be as long as the longest record.
+        let mut at = start;
+        while at < self.len {
+            let step = (self.len - at).min(TAIL_STEP);
+            let bytes = self.read_range(at, at + step)?;
+            out.write_all(&bytes).map_err(|e| Error::io(&shown_aside, e))?;
+            at += step;
+        }
+        out.sync_all().map_err(|e| Error::io(&shown_aside, e))?;
+        // The kept bytes must survive a crash before they are cut off the ledger.
+        sync_parent_dir(&aside)?;
         self.file.set_len(start).and_then(|()| self.file.sync_data()).map_err(|e| {
             Error::new(
                 ExitStatus::Io,
@@ -197,7 +205,7 @@ impl LedgerWriter {
             "`{}`: the last line was torn ({} bytes without a newline, a write cut off): moved it \
              to `{shown_aside}` and cut it off",
             self.shown(),
-            torn.len()
+            torn_len
         ));
         self.len = start;
         Ok(())
