@@ -76,7 +76,17 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Verify the incoming chain, append it and its incident report to the ledger, pass both on.
-    #[command(after_help = after_help(APPEND_EXAMPLES))]
+    #[command(
+        after_help = after_help(APPEND_EXAMPLES),
+        long_about = "Verify the incoming chain, append it and its incident report to the ledger, pass both on.\n\n\
+            The whole chain is read and checked first: bad input appends nothing and prints \
+            nothing. The exit status is the incident's outcome, derived from the chain: the last \
+            verification's outcome; else a blocking decision (blocked, awaiting approval); else \
+            the execution (dry run; failed; live but never verified: inconclusive); else the \
+            finding (no incident; an incident never acted on: inconclusive). A chain without a \
+            finding (observations only) is archived as no incident (10), with a note in the \
+            report saying nothing was triaged."
+    )]
     Append(AppendArgs),
     /// Check every line and link of a ledger; name the exact line of any tampering.
     #[command(after_help = after_help(VERIFY_EXAMPLES))]
@@ -290,6 +300,8 @@ fn run_append(args: &AppendArgs) -> Result<ExitStatus> {
         notify::check_url(url)?;
     }
     let chain = opsg_core::stream::read_stdin(&limits)?;
+    // The ledger keeps records for good: every one must match its kind's full schema.
+    chain.validate_all()?;
     let body = incident::summarize(&chain)?;
     let stamp = stamp();
     let shown = args.ledger.display().to_string();
