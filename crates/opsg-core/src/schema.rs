@@ -14,6 +14,9 @@ use std::sync::{Mutex, OnceLock};
 /// The base of every schema `$id`. `.invalid` is a reserved TLD: these URIs name, never locate.
 pub const BASE_URI: &str = "https://opsg.invalid/schemas/";
 
+/// The envelope schema every record is checked against when read.
+pub const ENVELOPE: &str = "envelope.schema.json";
+
 /// Every schema file, by file name, as embedded at build time.
 pub const SCHEMAS: &[(&str, &str)] = &[
     ("envelope.schema.json", include_str!("../../../schemas/envelope.schema.json")),

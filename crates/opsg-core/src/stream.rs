@@ -51,8 +51,15 @@ impl RecordLine {
         self.envelope.kind
     }
 
-    /// Deserialize the body into a typed struct; errors name the line and the field.
+    /// Validate the whole record against its kind's schema; errors name the line and the field.
+    pub fn validate(&self, source: &str) -> Result<()> {
+        schema::validate_record(self.kind(), &self.value).map_err(|e| e.or_at(source, self.line_no))
+    }
+
+    /// Deserialize the body into a typed struct, after validating the record against its kind's
+    /// schema; errors name the line and the field.
     pub fn body<B: DeserializeOwned>(&self, source: &str) -> Result<B> {
+        self.validate(source)?;
         let body = self.value.get("body").cloned().unwrap_or(Value::Null);
         B::deserialize(body).map_err(|e| {
             Error::invalid(format!("invalid {} body: {e}", self.kind()))
@@ -120,6 +127,12 @@ impl Chain {
 }
 
 impl Chain {
+    /// Validate every record against its kind's full schema (what a stage storing records for good,
+    /// like `opsg-audit append`, must do; other stages validate the bodies they read).
+    pub fn validate_all(&self) -> Result<()> {
+        self.records.iter().try_for_each(|r| r.validate(&self.source))
+    }
+
     /// Seal `record` after the last record and append it in memory, checked exactly as a stage
     /// reading it from a pipe would check it (seal, schema id, schema, link). This is how
     /// in-process runs of several stages (`opsg-replay`) compose without spawning processes.
@@ -128,6 +141,7 @@ impl Chain {
         let (line, hash) = record.seal(prev)?;
         let line_no = self.records.len() as u64 + 1;
         let checked = check_line(&line, line_no, &self.source, prev)?;
+        checked.validate(&self.source)?;
         self.records.push(checked);
         Ok(hash)
     }
@@ -170,7 +184,10 @@ pub fn check_line(
         SealError::MissingTail => at(Error::invalid(e.to_string()).at_field("hash")),
         SealError::HashMismatch { .. } => at(Error::tamper(e.to_string()).at_field("hash")),
     })?;
-    schema::validate_record(kind, &value).map_err(at)?;
+    // Every record's envelope is checked here; its kind's full schema when a stage reads its body
+    // (`RecordLine::body`) or stores it (`Chain::validate_all`). Compiling every kind's validator
+    // in every stage cost more than the stage's own work, for records it only passes through.
+    schema::validate(schema::ENVELOPE, &value).map_err(at)?;
     if parts.prev != prev_hash && !parts.prev.is_genesis() {
         return Err(at(Error::tamper(format!(
             "does not link: `prev` is `{}` but the record before it hashes to `{}` (a record was removed, inserted or reordered)",
