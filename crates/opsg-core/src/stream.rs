@@ -179,7 +179,7 @@ pub fn check_line(
         .get("schema")
         .and_then(Value::as_str)
         .ok_or_else(|| at(Error::invalid("missing or non-string member").at_field("schema")))?;
-    let kind = record::check_schema_id(schema_id, kind_name).map_err(at)?;
+    record::check_schema_id(schema_id, kind_name).map_err(at)?;
     let parts = seal::verify(line).map_err(|e| match e {
         SealError::MissingTail => at(Error::invalid(e.to_string()).at_field("hash")),
         SealError::HashMismatch { .. } => at(Error::tamper(e.to_string()).at_field("hash")),
