@@ -21,7 +21,6 @@ use opsg_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The actuators schema, embedded.
@@ -175,16 +174,6 @@ pub struct Config {
     pub inverses: BTreeMap<ActionType, Actuator>,
 }
 
-fn validator() -> Result<&'static jsonschema::Validator> {
-    static V: OnceLock<std::result::Result<jsonschema::Validator, String>> = OnceLock::new();
-    V.get_or_init(|| {
-        let schema: Value = serde_json::from_str(SCHEMA).map_err(|e| e.to_string())?;
-        jsonschema::validator_for(&schema).map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| Error::internal(format!("embedded actuators schema: {e}")))
-}
-
 impl Config {
     /// Parse and validate; errors name the source, the field and why.
     pub fn parse(bytes: &[u8], source: &str) -> Result<Config> {
@@ -194,17 +183,11 @@ impl Config {
     /// Parse, validating against the schema only when `validate` (the built-in config is
     /// checked against it by a unit test instead: compiling the schema costs every run).
     fn parse_with(bytes: &[u8], source: &str, validate: bool) -> Result<Config> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-            Error::invalid(format!("malformed JSON: {e}"))
-                .in_source(source)
-                .at_line(e.line() as u64)
-        })?;
-        if validate && let Some(err) = validator()?.iter_errors(&value).next() {
-            let field = opsg_core::schema::pointer_to_dotted(&err.instance_path().to_string());
-            let e = Error::invalid(format!("does not match `actuators.schema.json`: {err}"))
-                .in_source(source);
-            return Err(if field.is_empty() { e } else { e.at_field(field) });
-        }
+        let value = if validate {
+            opsg_core::schema::parse_config(bytes, source, "actuators.schema.json")?
+        } else {
+            opsg_core::schema::parse_json(bytes, source)?
+        };
         let config: Config = serde_json::from_value(value).map_err(|e| {
             Error::invalid(format!("invalid actuators config: {e}")).in_source(source)
         })?;

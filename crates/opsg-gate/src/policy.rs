@@ -12,7 +12,6 @@ use opsg_core::time::{Timestamp, parse_duration_ms};
 use opsg_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::sync::OnceLock;
 
 /// The policy schema, embedded so a binary validates without the source tree.
 pub const SCHEMA: &str = include_str!("../../../schemas/policy.schema.json");
@@ -158,16 +157,6 @@ pub struct LoadedPolicy {
     pub sha256: HashHex,
 }
 
-fn validator() -> Result<&'static jsonschema::Validator> {
-    static V: OnceLock<std::result::Result<jsonschema::Validator, String>> = OnceLock::new();
-    V.get_or_init(|| {
-        let schema: Value = serde_json::from_str(SCHEMA).map_err(|e| e.to_string())?;
-        jsonschema::validator_for(&schema).map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| Error::internal(format!("embedded policy schema: {e}")))
-}
-
 impl Policy {
     /// Parse and validate policy bytes; errors name `source`, the field and why.
     pub fn parse(bytes: &[u8], source: &str) -> Result<Policy> {
@@ -177,17 +166,11 @@ impl Policy {
     /// Parse, validating against the schema only when `validate` (the built-in policy is
     /// checked against it by a unit test instead: compiling the schema costs every cron run).
     fn parse_with(bytes: &[u8], source: &str, validate: bool) -> Result<Policy> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-            Error::invalid(format!("malformed JSON: {e}"))
-                .in_source(source)
-                .at_line(e.line() as u64)
-        })?;
-        if validate && let Some(err) = validator()?.iter_errors(&value).next() {
-            let field = opsg_core::schema::pointer_to_dotted(&err.instance_path().to_string());
-            let e = Error::invalid(format!("does not match `policy.schema.json`: {err}"))
-                .in_source(source);
-            return Err(if field.is_empty() { e } else { e.at_field(field) });
-        }
+        let value = if validate {
+            opsg_core::schema::parse_config(bytes, source, "policy.schema.json")?
+        } else {
+            opsg_core::schema::parse_json(bytes, source)?
+        };
         let policy: Policy = serde_json::from_value(value)
             .map_err(|e| Error::invalid(format!("invalid policy: {e}")).in_source(source))?;
         policy.check().map_err(|e| e.in_source(source))?;
