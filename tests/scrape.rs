@@ -530,6 +530,9 @@ vllm:num_requests_running{engine=\"0\",model_name=\"m\"} 4.0\n\
     assert_eq!(t.status, TargetStatus::Up, "{:?}", t.reason);
     let accept = server.header("/metrics", "accept").expect("an Accept header");
     assert!(accept.starts_with("application/openmetrics-text;version=1.0.0"), "{accept}");
+    // Regression guard: without `escaping=allow-utf-8`, prometheus_client (vLLM's exporter)
+    // answers OpenMetrics whose sample names do not match their `# TYPE` lines.
+    assert!(accept.contains("version=1.0.0;escaping=allow-utf-8"), "{accept}");
     let om_at = accept.find("openmetrics").unwrap();
     let text_at = accept.find("text/plain;version=0.0.4").expect("text 0.0.4 accepted too");
     assert!(om_at < text_at, "OpenMetrics preferred: {accept}");

@@ -11,8 +11,12 @@ use opsg_core::kinds::observation::TargetStatus;
 use std::io::Read;
 use std::time::Duration;
 
-/// The `Accept` header Prometheus itself sends: OpenMetrics preferred, then text 0.0.4.
-pub const ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+/// The `Accept` header: OpenMetrics preferred, then text 0.0.4, as Prometheus 3 sends it.
+///
+/// `escaping=allow-utf-8` matters for vLLM: asked for plain OpenMetrics, prometheus_client 0.22+
+/// escapes `vllm:x` to `vllm_x` in sample names but not in `# TYPE`, which no strict parser
+/// (its own included) accepts; allowed UTF-8, it keeps the names as they are.
+pub const ACCEPT: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8,application/openmetrics-text;version=0.0.1;escaping=allow-utf-8;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 /// How to fetch.
 #[derive(Debug, Clone)]
