@@ -7,6 +7,7 @@
 # the sim's GET /state settings are kept as fleet-state.json for `opsg-plan --fleet-state`.
 #
 #   tests/bench/record_sim_corpus.sh [OUT_DIR] [PARALLEL]      (takes about 2 minutes per batch)
+#   HEALTHY_EXTRA=N adds N healthy windows at 8, 10 and 12 requests/s (ONLY_HEALTHY_EXTRA=1: just those)
 #
 # Timing is real time, so re-recording gives similar, not identical, windows.
 set -euo pipefail
@@ -18,12 +19,12 @@ cargo build --quiet -p opsg-triage --example trim_recording
 B="$PWD/target/debug"
 TRIM="$PWD/target/debug/examples/trim_recording"
 
-record() { # name fault target seed class first_action
-  local name=$1 fault=$2 target=$3 seed=$4 class=$5 action=$6
+record() { # name fault target seed class first_action [rate]
+  local name=$1 fault=$2 target=$3 seed=$4 class=$5 action=$6 rate=${7:-12}
   local dir="$out/$name" tmp
   tmp=$(mktemp -d)
   mkdir -p "$dir"
-  coproc SIM { exec "$B/opsg-sim" --listen 127.0.0.1:0 --seed "$seed" --exit-on-stdin-eof 2>/dev/null; }
+  coproc SIM { exec "$B/opsg-sim" --listen 127.0.0.1:0 --seed "$seed" --rate "$rate" --exit-on-stdin-eof 2>/dev/null; }
   local hello base
   read -r hello <&"${SIM[0]}"
   base="http://$(echo "$hello" | jq -r .listen)"
@@ -51,10 +52,10 @@ record() { # name fault target seed class first_action
   local end now
   end=$(jq -r '.body.window.end' "$dir/observation.jsonl")
   now=$(date -u -d "$end + 5 seconds" +%Y-%m-%dT%H:%M:%S.000Z)
-  jq -n --arg id "$name" --arg class "$class" --arg action "$action" --arg now "$now" \
+  jq -n --arg id "$name" --arg class "$class" --arg action "$action" --arg now "$now" --arg rate "$rate" \
         --arg fault "$fault" --arg target "$target" --argjson seed "$seed" \
     '{id: $id, expected_class: $class, expected_first_action: $action, now: $now,
-      scenario: (if $fault == "healthy" then "healthy" else "opsg-sim fault \($fault) on \($target | if . == "" then "fleet" else . end), intensity 0.9" end),
+      scenario: (if $fault == "healthy" then "healthy at \($rate) requests/s" else "opsg-sim fault \($fault) on \($target | if . == "" then "fleet" else . end), intensity 0.9" end),
       seed: $seed,
       source: "recorded: opsg-sim (real-time clock) scraped by opsg-scrape, trimmed and re-sealed (tests/bench/record_sim_corpus.sh)"}' \
     > "$dir/case.json"
@@ -78,6 +79,16 @@ done
 for seed in 21 22 23 24 25 26 27 28 29 30; do
   cases+=("sim-healthy-$seed healthy '' $seed none none")
 done
+# Healthy windows at other arrival rates (quiet to busy), for the false-incident rate.
+extra="${HEALTHY_EXTRA:-0}"
+for ((i = 0; i < extra; i++)); do
+  seed=$((31 + i))
+  rate=$((8 + 2 * (i % 3)))
+  cases+=("sim-healthy-$seed healthy '' $seed none none $rate")
+done
+if [ -n "${ONLY_HEALTHY_EXTRA:-}" ]; then
+  cases=("${cases[@]:50}")
+fi
 
 running=0
 for c in "${cases[@]}"; do
