@@ -247,3 +247,18 @@ fn a_record_bound_the_verifier_could_not_read_back_is_refused() {
     assert!(error_lines(&out)[0].contains("--max-record-bytes"), "{}", stderr(&out));
     assert_eq!(std::fs::read(&fx.ledger).unwrap(), fx.before);
 }
+
+#[test]
+fn record_failing_its_kinds_schema() {
+    // Sealed and linked, but the ledger keeps records for good: the full schema must hold.
+    let fx = Fixture::new("schema");
+    let mut chain = ChainBuilder::new("run-bad-schema");
+    chain.push(opsg_core::Kind::Observation, "opsg-scrape", T0, observation_body(1, T0, 1, 1));
+    let finding = serde_json::json!({
+        "status": "maybe", "class": "none", "fingerprint": "f", "summary": "s",
+        "method": {"kind": "rules"},
+    });
+    chain.push(opsg_core::Kind::Finding, "opsg-triage", T0 + 1000, finding);
+    let e = fx.rejects(&chain.bytes(), 3);
+    assert!(e.contains("stdin:2: field `body.status`"), "{e}");
+}
