@@ -328,3 +328,31 @@ fn show_and_stats_refuse_a_tampered_ledger_unless_told_not_to_verify() {
     assert_eq!(out.status.code(), Some(4));
     assert!(error_lines(&out)[0].contains("missing.jsonl`: not found"), "{}", stderr(&out));
 }
+
+#[test]
+fn an_unsigned_checkpoint_goes_to_stdout_with_a_warning() {
+    let dir = TempDir::new("cp-unsigned");
+    let ledger = dir.join("ledger.jsonl");
+    append(&ledger, &incident_chain(Scenario::Resolved, 50, T0));
+    let path = ledger.to_str().unwrap();
+    let out = audit(&["checkpoint", "--ledger", path], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("OPSG_CHECKPOINT_KEY is not set"), "{}", stderr(&out));
+    let cp = json(&out.stdout);
+    assert_eq!(cp["records"], 7);
+    assert_eq!(cp["mac"], Value::Null);
+    let cp_path = dir.join("cp.json");
+    std::fs::write(&cp_path, &out.stdout).unwrap();
+    let args = ["verify", "--ledger", path, "--checkpoint", cp_path.to_str().unwrap()];
+    assert_eq!(audit(&args, b"").status.code(), Some(0));
+    // With a key in the environment, an unsigned checkpoint proves nothing.
+    let out = audit_env(&args, b"", &[("OPSG_CHECKPOINT_KEY", "k")]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    // A tampered ledger is never checkpointed.
+    let mut l = lines(&std::fs::read(&ledger).unwrap());
+    l.swap(1, 2);
+    std::fs::write(&ledger, join(&l)).unwrap();
+    let out = audit(&["checkpoint", "--ledger", path], b"");
+    assert_eq!(out.status.code(), Some(5));
+    assert!(out.stdout.is_empty());
+}
