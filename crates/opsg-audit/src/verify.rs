@@ -155,7 +155,6 @@ pub fn verify_reader<R: Read + Send>(
     let mut checker = Checker::new(options.checkpoint.as_ref().map(|c| (c.records, c.head)));
     let mut bytes = 0u64;
     let mut tail = None;
-    let mut read_error = None;
     std::thread::scope(|scope| {
         let (blocks_tx, blocks_rx) = mpsc::sync_channel::<Block>(BLOCKS_IN_FLIGHT);
         let (spare_tx, spare_rx) = mpsc::sync_channel::<Vec<u8>>(BLOCKS_IN_FLIGHT + 2);
@@ -181,7 +180,7 @@ pub fn verify_reader<R: Read + Send>(
     });
     progress.finish_and_clear();
     match tail {
-        Some(End::Io(e)) => read_error = Some(e),
+        Some(End::Io(e)) => return Err(Error::io("ledger", e)),
         Some(End::Torn { len: torn }) => {
             bytes += torn;
             checker.finish();
@@ -205,9 +204,6 @@ pub fn verify_reader<R: Read + Send>(
         Some(End::Eof) => checker.finish(),
         // Stopped early on a problem.
         None => {}
-    }
-    if let Some(e) = read_error {
-        return Err(Error::io("ledger", e));
     }
     checker.check_truncation();
     Ok(Summary { lines: checker.verified, bytes, head: checker.head(), problem: checker.problem })
