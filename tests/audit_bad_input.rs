@@ -144,6 +144,17 @@ fn ledger_that_is_not_writable() {
 #[test]
 fn disk_full_during_append() {
     // Every write to /dev/full fails with ENOSPC.
+    if !Path::new("/dev/full").exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "/dev/full is required under CI=true"
+        );
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"\n!!! SKIPPED: no /dev/full; the ENOSPC test did not run !!!\n\n",
+        );
+        return;
+    }
     let dir = TempDir::new("enospc");
     let ledger = dir.join("ledger.jsonl");
     std::os::unix::fs::symlink("/dev/full", &ledger).unwrap();
