@@ -290,11 +290,12 @@ pub fn record(out: &Output) -> (RecordLine, ObservationBody) {
     assert_eq!(chain.records.len(), 1, "exactly one record");
     let rec = chain.records.into_iter().next().expect("one record");
     assert!(rec.prev.is_genesis(), "a new chain starts at GENESIS");
-    opsg_core::schema::validate_record(rec.kind(), &rec.value).expect("schema-valid");
+    let value = rec.value().expect("JSON");
+    opsg_core::schema::validate_record(rec.kind(), &value).expect("schema-valid");
     let body: ObservationBody = rec.body("stdout").expect("typed body");
     // No unplanned field: the typed body serializes back to exactly what was written.
     let again = serde_json::to_value(&body).expect("body serializes");
-    assert_eq!(&again, &rec.value["body"], "the record has members the contract does not know");
+    assert_eq!(&again, &value["body"], "the record has members the contract does not know");
     (rec, body)
 }
 

@@ -37,8 +37,6 @@ pub struct RecordLine {
     pub bytes: Vec<u8>,
     /// The envelope.
     pub envelope: Envelope,
-    /// The whole record as JSON (for the body).
-    pub value: Value,
     /// The `prev` member.
     pub prev: HashHex,
     /// The record's hash.
@@ -51,16 +49,31 @@ impl RecordLine {
         self.envelope.kind
     }
 
+    /// The whole record as JSON, parsed from its bytes on demand (pass-through records never
+    /// need it).
+    pub fn value(&self) -> Result<Value> {
+        serde_json::from_slice(&self.bytes).map_err(|e| {
+            Error::invalid(format!("malformed JSON: {}", json_error_reason(&e)))
+                .at_line(self.line_no)
+        })
+    }
+
     /// Validate the whole record against its kind's schema; errors name the line and the field.
     pub fn validate(&self, source: &str) -> Result<()> {
-        schema::validate_record(self.kind(), &self.value).map_err(|e| e.or_at(source, self.line_no))
+        self.validated_value(source).map(drop)
+    }
+
+    fn validated_value(&self, source: &str) -> Result<Value> {
+        let value = self.value().map_err(|e| e.in_source(source))?;
+        schema::validate_record(self.kind(), &value).map_err(|e| e.or_at(source, self.line_no))?;
+        Ok(value)
     }
 
     /// Deserialize the body into a typed struct, after validating the record against its kind's
     /// schema; errors name the line and the field.
     pub fn body<B: DeserializeOwned>(&self, source: &str) -> Result<B> {
-        self.validate(source)?;
-        let body = self.value.get("body").cloned().unwrap_or(Value::Null);
+        let mut value = self.validated_value(source)?;
+        let body = value.get_mut("body").map(Value::take).unwrap_or(Value::Null);
         B::deserialize(body).map_err(|e| {
             Error::invalid(format!("invalid {} body: {e}", self.kind()))
                 .at_field("body")
@@ -157,7 +170,57 @@ impl Chain {
     }
 }
 
-/// Check one line (without its newline) as a sealed record linked after `prev_hash`.
+/// A record line's members, with the body skipped unparsed: a stage passing a record through
+/// checks its seal and envelope without building the body's JSON tree (the observation's series
+/// are most of the bytes of a chain).
+#[derive(serde::Deserialize)]
+struct Head {
+    schema: Value,
+    kind: Value,
+    id: Value,
+    incident: Value,
+    run: Value,
+    producer: Value,
+    created: Value,
+    consumes: Value,
+    #[serde(default)]
+    evidence: Option<Value>,
+    replay: Value,
+    // Required, but skipped without allocating: its presence is all a pass-through needs.
+    #[allow(dead_code)]
+    body: serde::de::IgnoredAny,
+    prev: Value,
+    hash: Value,
+}
+
+impl Head {
+    /// The envelope as JSON, with an empty body, for the envelope schema.
+    fn into_value(self) -> Value {
+        let mut map = serde_json::Map::new();
+        for (key, value) in [
+            ("schema", self.schema),
+            ("kind", self.kind),
+            ("id", self.id),
+            ("incident", self.incident),
+            ("run", self.run),
+            ("producer", self.producer),
+            ("created", self.created),
+            ("consumes", self.consumes),
+            ("evidence", self.evidence.unwrap_or_else(|| Value::Array(Vec::new()))),
+            ("replay", self.replay),
+            ("body", Value::Object(serde_json::Map::new())),
+            ("prev", self.prev),
+            ("hash", self.hash),
+        ] {
+            map.insert(key.to_string(), value);
+        }
+        Value::Object(map)
+    }
+}
+
+/// Check one line (without its newline) as a sealed record linked after `prev_hash`: JSON, schema
+/// id, seal, envelope schema, link. The body is checked against its kind's schema when a stage
+/// reads it ([`RecordLine::body`]) or stores it ([`Chain::validate_all`]).
 pub fn check_line(
     line: &[u8],
     line_no: u64,
@@ -165,29 +228,22 @@ pub fn check_line(
     prev_hash: HashHex,
 ) -> Result<RecordLine> {
     let at = |e: Error| e.or_at(source, line_no);
-    let value: Value = serde_json::from_slice(line).map_err(|e| {
-        at(Error::invalid(format!("malformed JSON: {}", json_error_reason(&e)))
+    let head: Head = serde_json::from_slice(line).map_err(|e| {
+        let what = if e.is_syntax() || e.is_eof() { "malformed JSON" } else { "not a record" };
+        at(Error::invalid(format!("{what}: {}", json_error_reason(&e)))
             .at_column(e.column() as u64))
     })?;
-    let obj =
-        value.as_object().ok_or_else(|| at(Error::invalid("a record must be a JSON object")))?;
-    let kind_name = obj
-        .get("kind")
-        .and_then(Value::as_str)
-        .ok_or_else(|| at(Error::invalid("missing or non-string member").at_field("kind")))?;
-    let schema_id = obj
-        .get("schema")
-        .and_then(Value::as_str)
-        .ok_or_else(|| at(Error::invalid("missing or non-string member").at_field("schema")))?;
+    let (Some(schema_id), Some(kind_name)) = (head.schema.as_str(), head.kind.as_str()) else {
+        let field = if head.kind.is_string() { "schema" } else { "kind" };
+        return Err(at(Error::invalid("must be a string").at_field(field)));
+    };
     record::check_schema_id(schema_id, kind_name).map_err(at)?;
     let parts = seal::verify(line).map_err(|e| match e {
         SealError::MissingTail => at(Error::invalid(e.to_string()).at_field("hash")),
         SealError::HashMismatch { .. } => at(Error::tamper(e.to_string()).at_field("hash")),
     })?;
-    // Every record's envelope is checked here; its kind's full schema when a stage reads its body
-    // (`RecordLine::body`) or stores it (`Chain::validate_all`). Compiling every kind's validator
-    // in every stage cost more than the stage's own work, for records it only passes through.
-    schema::validate(schema::ENVELOPE, &value).map_err(at)?;
+    let envelope_value = head.into_value();
+    schema::validate(schema::ENVELOPE, &envelope_value).map_err(at)?;
     if parts.prev != prev_hash && !parts.prev.is_genesis() {
         return Err(at(Error::tamper(format!(
             "does not link: `prev` is `{}` but the record before it hashes to `{}` (a record was removed, inserted or reordered)",
@@ -196,16 +252,9 @@ pub fn check_line(
         ))
         .at_field("prev")));
     }
-    let envelope = Envelope::deserialize(&value)
+    let envelope = Envelope::deserialize(&envelope_value)
         .map_err(|e| at(Error::invalid(format!("invalid envelope: {e}"))))?;
-    Ok(RecordLine {
-        line_no,
-        bytes: line.to_vec(),
-        envelope,
-        value,
-        prev: parts.prev,
-        hash: parts.hash,
-    })
+    Ok(RecordLine { line_no, bytes: line.to_vec(), envelope, prev: parts.prev, hash: parts.hash })
 }
 
 use serde::Deserialize;

@@ -48,10 +48,12 @@ pub fn write_case(chain: &Chain, dir: &Path, name: Option<&str>) -> Result<Value
             case.insert("expected_outcome".into(), json!(actual.outcome));
         }
     }
-    if let Some(outcome) =
-        chain.last_of(Kind::Verification).and_then(|l| l.value.pointer("/body/outcome"))
+    if let Some(outcome) = chain
+        .last_of(Kind::Verification)
+        .and_then(|l| l.value().ok())
+        .and_then(|v| v.pointer("/body/outcome").cloned())
     {
-        case.insert("live_outcome".into(), outcome.clone());
+        case.insert("live_outcome".into(), outcome);
     }
     if let Some(incident) = chain.incident() {
         case.insert("live_incident".into(), json!(incident));
