@@ -304,7 +304,12 @@ pub fn validate(schema: &Value, answer: &Value) -> std::result::Result<(), Strin
                 "the answer does not match its schema at `{}`: {err}",
                 if path.is_empty() { "/" } else { &path }
             );
-            msg.truncate(240);
+            // The message can quote the model's text: cut on a character boundary.
+            let mut cut = msg.len().min(240);
+            while !msg.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            msg.truncate(cut);
             Err(msg)
         }
     }
@@ -362,6 +367,15 @@ mod tests {
         let e = validate(&schema, &json!({"a": "x"})).unwrap_err();
         assert!(e.contains("`a`"), "{e}");
         assert!(validate(&schema, &json!({"a": 1, "run": "rm -rf /"})).is_err());
+    }
+
+    #[test]
+    fn long_non_ascii_validation_errors_do_not_panic() {
+        // Regression: a model answering with a long non-ASCII string made the error message
+        // truncate inside a character.
+        let schema = json!({"type":"object","properties":{"a":{"type":"integer"}}});
+        let e = validate(&schema, &json!({"a": "é".repeat(400)})).unwrap_err();
+        assert!(e.len() <= 240, "{}", e.len());
     }
 
     #[test]
