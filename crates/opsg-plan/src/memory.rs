@@ -146,3 +146,52 @@ pub fn precedents(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn past(id: &str, fp: &str, action: ActionType, outcome: Outcome, seq: u64) -> PastIncident {
+        PastIncident {
+            incident: id.into(),
+            class: Some(IncidentClass::ReplicaDown),
+            fingerprint: Some(fp.into()),
+            first_action: Some(action),
+            outcome: Some(outcome),
+            time_to_resolve_s: None,
+            last_seq: seq,
+        }
+    }
+
+    #[test]
+    fn laplace_score_counts_the_same_fingerprint_twice() {
+        let history = [
+            past("a", "fp", ActionType::RestartReplica, Outcome::Resolved, 1),
+            past("b", "other", ActionType::RestartReplica, Outcome::RolledBack, 2),
+            // Blocked or dry-run incidents were never attempted: they do not count.
+            past("c", "fp", ActionType::RestartReplica, Outcome::Blocked, 3),
+        ];
+        let (s, wins, tries) =
+            score(&history, IncidentClass::ReplicaDown, "fp", ActionType::RestartReplica);
+        assert_eq!((wins, tries), (2, 3));
+        assert!((s - 3.0 / 5.0).abs() < 1e-12);
+        // No history: 1/2, so catalog order decides.
+        assert_eq!(score(&[], IncidentClass::ReplicaDown, "fp", ActionType::RestartReplica).0, 0.5);
+        // Another class does not count.
+        assert_eq!(score(&history, IncidentClass::GpuFault, "fp", ActionType::RestartReplica).2, 0);
+    }
+
+    #[test]
+    fn precedents_cite_the_same_fingerprint_first_then_the_most_recent() {
+        let history = [
+            past("old-same", "fp", ActionType::RestartReplica, Outcome::Resolved, 1),
+            past("new-other", "x", ActionType::RestartReplica, Outcome::Failed, 9),
+            past("mid-other", "y", ActionType::RestartReplica, Outcome::Resolved, 5),
+        ];
+        let cited: Vec<String> = precedents(&history, IncidentClass::ReplicaDown, "fp", 2)
+            .into_iter()
+            .map(|p| p.incident)
+            .collect();
+        assert_eq!(cited, ["old-same", "new-other"]);
+    }
+}
