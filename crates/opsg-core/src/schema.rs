@@ -102,7 +102,9 @@ pub fn validate(name: &str, instance: &Value) -> Result<()> {
         let field = pointer_to_dotted(&pointer);
         let mut message = err.to_string();
         if message.len() > 300 {
-            message.truncate(300);
+            // Cut on a character boundary: messages quote instance values, which may be any UTF-8.
+            let cut = (0..=300).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
+            message.truncate(cut);
             message.push('…');
         }
         let e = Error::invalid(format!("does not match `{name}`: {message}"));
@@ -185,6 +187,18 @@ mod tests {
         let e = parse_config(campaign, "c.json", "campaign.schema.json").unwrap_err();
         assert!(e.to_string().starts_with("c.json: field `faults[0].fault`"), "{e}");
         assert_eq!(e.status().code(), 3);
+    }
+
+    /// Regression guard: a long error quoting non-ASCII text was cut inside a character (panic).
+    #[test]
+    fn long_errors_are_cut_on_a_character_boundary() {
+        let name = "é".repeat(400);
+        let campaign = format!(
+            r#"{{"seed": 1, "interval_s": 30, "max_runs": 1, "trials": 1, "arms": [{{"name": "a"}}],
+            "faults": [{{"fault": "{name}", "target": "x", "intensities": [0.5]}}]}}"#
+        );
+        let e = parse_config(campaign.as_bytes(), "c.json", "campaign.schema.json").unwrap_err();
+        assert!(e.to_string().ends_with('…'), "{e}");
     }
 
     /// Guards against a schema file added to `schemas/` but never embedded (and so never used).
