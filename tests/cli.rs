@@ -80,3 +80,27 @@ fn broken_pipe_ends_quietly() {
         assert!(status.code().is_some(), "{name} was killed by a signal on a broken pipe");
     }
 }
+
+/// Regression guard: a stage writing records into a pipe whose reader is gone (`| head -0`) must
+/// exit quietly, not print a panic or an error about the broken pipe.
+#[test]
+fn a_stage_writing_records_into_a_closed_pipe_ends_quietly() {
+    use std::io::Write;
+    let case = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/incidents/kv_cache_saturation-100");
+    let input = std::fs::read(case.join("observation.jsonl")).expect("corpus observation");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opsg-triage"))
+        .args(["--now", "2026-11-22T15:09:30.000Z"])
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    child.stdin.take().expect("stdin").write_all(&input).expect("write input");
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked") && !err.contains("error"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
