@@ -240,21 +240,26 @@ fn run_campaign(
     };
     std::fs::create_dir_all(&work).map_err(|e| Error::io(work.display(), e))?;
     let bar = opsg_core::progress::bar(campaign::trial_count(file)?, "campaign", quiet);
-    let rows = campaign::run(file, &bins, &work, &bar);
+    let mut sink: Option<campaign::CsvRows<Box<dyn std::io::Write>>> = match csv_out {
+        Some(path) if path.as_os_str() == "-" => {
+            Some(campaign::CsvRows::new(Box::new(std::io::stdout())))
+        }
+        Some(path) => {
+            let f = std::fs::File::create(path).map_err(|e| Error::io(path.display(), e))?;
+            Some(campaign::CsvRows::new(Box::new(f)))
+        }
+        None => None,
+    };
+    let mut on_row = |row: &campaign::Trial| match sink.as_mut() {
+        Some(s) => s.write(row),
+        None => Ok(()),
+    };
+    let rows = campaign::run(file, &bins, &work, &bar, &mut on_row);
     bar.finish_and_clear();
     if temporary {
         let _ = std::fs::remove_dir_all(&work);
     }
     let rows = rows?;
-    if let Some(path) = csv_out {
-        if path.as_os_str() == "-" {
-            campaign::write_csv(&rows, std::io::stdout().lock())
-        } else {
-            let f = std::fs::File::create(path).map_err(|e| Error::io(path.display(), e))?;
-            campaign::write_csv(&rows, f)
-        }
-        .map_err(|e| Error::io(path.display(), std::io::Error::other(e)))?;
-    }
     opsg_core::cli::human(&campaign::summary(&rows, spec.interval_s));
     Ok(ExitStatus::Success)
 }
