@@ -95,7 +95,13 @@ fn a_wrong_expectation_fails_with_a_diff_and_exit_6() {
 #[test]
 fn replayed_chain_equals_the_stage_binaries_output() {
     let dir = temp_dir("bytes");
-    for case in ["canary_regression-100", "healthy-quiet-200", "replica_down-100"] {
+    // The sim-recorded case carries a fleet-state snapshot, which plan reads (--fleet-state).
+    for case in [
+        "canary_regression-100",
+        "healthy-quiet-200",
+        "replica_down-100",
+        "sim-canary_regression-11",
+    ] {
         let case_dir = copy_case(case, &dir.join("corpus"));
         let chains = dir.join("chains");
         let out = replay(&[case_dir.to_str().unwrap(), "--chains", chains.to_str().unwrap(), "-q"]);
@@ -109,7 +115,13 @@ fn replayed_chain_equals_the_stage_binaries_output() {
         let input = std::fs::read(case_dir.join("observation.jsonl")).unwrap();
         let state = dir.join(format!("state-{case}"));
         let finding = pipe(TRIAGE, &["--now", now], &input, &state);
-        let plan = pipe(PLAN, &["--now", now], &finding, &state);
+        let fleet = case_dir.join("fleet-state.json");
+        let fleet = fleet.to_string_lossy().into_owned();
+        let mut plan_args = vec!["--now", now];
+        if case_dir.join("fleet-state.json").exists() {
+            plan_args.extend(["--fleet-state", fleet.as_str()]);
+        }
+        let plan = pipe(PLAN, &plan_args, &finding, &state);
         let decision = pipe(GATE, &["--now", now], &plan, &state);
         assert_eq!(
             String::from_utf8_lossy(&replayed),

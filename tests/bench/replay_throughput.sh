@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 copies="${1:-12}"
-cargo build --release --quiet --bin opsg-replay
+[ "${BUILD:-1}" = 1 ] && cargo build --release --quiet --bin opsg-replay
 bin=target/release/opsg-replay
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

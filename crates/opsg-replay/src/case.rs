@@ -7,6 +7,7 @@
 //!   observation.jsonl  a recording: any prefix of a pipe's output (the stages after the last
 //!                      observation are recomputed), or
 //!   *.prom             raw `/metrics` captures, one target each (named after the file)
+//!   fleet-state.json   optional: opsg-sim's `GET /state` when recorded, for plan's prior state
 //! ```
 //!
 //! Every `expected_*` member is optional: a case checks what it names. Unknown members
@@ -52,6 +53,10 @@ pub struct CaseFile {
     /// A policy for the gate, relative to the case directory.
     #[serde(default)]
     pub policy: Option<String>,
+    /// A `GET /state` snapshot of the fleet for plan's prior state (`opsg-plan --fleet-state`),
+    /// relative to the case directory; default: `fleet-state.json` when the case has one.
+    #[serde(default)]
+    pub fleet_state: Option<String>,
     /// Labels for `.prom` capture targets, by file stem (`deployment`, `role`, `node`, …).
     #[serde(default)]
     pub labels: BTreeMap<String, BTreeMap<String, String>>,
@@ -99,6 +104,14 @@ impl Case {
     /// Resolve a path named in the case file.
     pub fn path(&self, relative: &str) -> PathBuf {
         self.dir.join(relative)
+    }
+
+    /// The fleet-state snapshot, if the case has one.
+    pub fn fleet_state(&self) -> Option<PathBuf> {
+        match &self.file.fleet_state {
+            Some(name) => Some(self.path(name)),
+            None => Some(self.path("fleet-state.json")).filter(|p| p.is_file()),
+        }
     }
 
     /// Find the input.

@@ -111,7 +111,12 @@ pub fn replay(case: &Case, defaults: &Defaults) -> Result<Replayed> {
     chain.push(&mut record)?;
 
     // Plan, from the finding and the fleet as the observation shows it.
-    let fleet = opsg_plan::Fleet::from_observation(Some(&obs));
+    let mut fleet = opsg_plan::Fleet::from_observation(Some(&obs));
+    if let Some(path) = case.fleet_state() {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&shown, e))?;
+        fleet.overlay_state(&opsg_core::schema::parse_json(&bytes, &shown)?);
+    }
     let plan = opsg_plan::plan(&finding, &fleet, catalog, &[]);
     push_after(&mut chain, Kind::Plan, "opsg-plan", now, Kind::Finding, plan.clone())?;
 
