@@ -31,7 +31,11 @@ fn every_man_page_has_examples_and_exit_status() {
         if file.path.starts_with("man/") {
             let text = String::from_utf8(file.bytes).expect("man page is UTF-8");
             assert!(text.contains(".SH EXAMPLES"), "{} has no EXAMPLES section", file.path);
-            assert!(text.contains(".SH \"EXIT STATUS\""), "{} has no EXIT STATUS section", file.path);
+            assert!(
+                text.contains(".SH \"EXIT STATUS\""),
+                "{} has no EXIT STATUS section",
+                file.path
+            );
             assert!(text.contains("tamper detected"), "{} lacks the exit-code table", file.path);
         }
     }
