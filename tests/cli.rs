@@ -104,3 +104,41 @@ fn a_stage_writing_records_into_a_closed_pipe_ends_quietly() {
     assert!(!err.contains("panicked") && !err.contains("error"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+/// Regression guard: stages start together in a pipe, so a stage that stamped its record when it
+/// started dated a finding before the observation it analyses (and MTTR's detection time was 0).
+/// Without `--now`, a record is stamped once the stage's input has arrived.
+#[test]
+fn a_stage_stamps_its_record_after_its_input_arrives() {
+    use std::io::Write;
+    let case = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/incidents/kv_cache_saturation-100");
+    let input = std::fs::read(case.join("observation.jsonl")).expect("corpus observation");
+    let state = std::env::temp_dir().join(format!("opsg-cli-stamp-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opsg-triage"))
+        .arg("--state-dir")
+        .arg(&state)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let spawned = std::time::SystemTime::now();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let written = std::time::SystemTime::now();
+    child.stdin.take().expect("stdin").write_all(&input).expect("write input");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let last = String::from_utf8_lossy(&out.stdout).lines().last().expect("a finding").to_string();
+    let finding: serde_json::Value = serde_json::from_str(&last).expect("JSON");
+    let created =
+        opsg_core::time::Timestamp::parse_rfc3339(finding["created"].as_str().expect("created"))
+            .expect("RFC 3339");
+    let ms = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).expect("after the epoch").as_millis() as i64
+    };
+    assert!(created.millis() >= ms(written) - 5, "stamped before its input arrived");
+    assert!(created.millis() >= ms(spawned) + 250, "stamped at start-up");
+    let _ = std::fs::remove_dir_all(state);
+}

@@ -145,6 +145,9 @@ pub fn run(args: Args) -> Result<ExitStatus> {
     let exec =
         executor(args.actuators.as_deref(), args.base_url.as_deref(), args.state_dir.clone())?;
     let chain = read_stdin(&Limits::default())?;
+    // A stage in a pipe starts with its neighbours: without --now it stamps its record once its
+    // input has arrived, so a chain's records are in time order (and detection time is real).
+    let now = if args.now.is_some() { now } else { Timestamp::now() };
     let Some((decision, decision_hash, plan)) = decision_and_plan(&chain)? else {
         return Err(Error::invalid(
             "no decision record on the chain: opsg-exec runs after opsg-gate",

@@ -144,6 +144,9 @@ pub fn run(args: Args) -> Result<ExitStatus> {
     let now = clock(args.now.as_deref())?;
     let policy = policy::load(args.policy.as_deref())?;
     let chain = read_stdin(&Limits::default())?;
+    // A stage in a pipe starts with its neighbours: without --now it stamps its record once its
+    // input has arrived, so a chain's records are in time order (and detection time is real).
+    let now = if args.now.is_some() { now } else { Timestamp::now() };
     let state_dir = StateDir::new(args.state_dir.clone().unwrap_or_else(state::default_state_dir));
     let ledger = match &args.ledger {
         Some(path) => state::read_ledger(path, Some(now.plus_millis(-policy.policy.memory_ms())))?,

@@ -23,6 +23,7 @@ use opsg_core::kinds::observation::ObservationBody;
 use opsg_core::kinds::plan::{Action, ActionType, PlanBody};
 use opsg_core::record::{Kind, Stamp};
 use opsg_core::stream::{self, Limits};
+use opsg_core::time::Timestamp;
 use opsg_core::{Error, ExitStatus, Result};
 use std::path::PathBuf;
 
@@ -220,6 +221,9 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         None => None,
     };
     let chain = stream::read_stdin(&Limits::default())?;
+    // A stage in a pipe starts with its neighbours: without --now it stamps its record once its
+    // input has arrived, so a chain's records are in time order (and detection time is real).
+    let now = if args.now.is_some() { now } else { Timestamp::now() };
     let finding_line = chain.last_of(Kind::Finding).ok_or_else(|| {
         Error::invalid("no finding record on the input (opsg-plan reads what opsg-triage writes)")
             .in_source("stdin")

@@ -212,6 +212,9 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         .map_err(|e| Error::usage(format!("--continue-within: {}", e.message())))?;
     let advisor = opsg_advisor::Advisor::from_args(&args.llm)?;
     let chain = stream::read_stdin(&Limits::default())?;
+    // A stage in a pipe starts with its neighbours: without --now it stamps its record once its
+    // input has arrived, so a chain's records are in time order (and detection time is real).
+    let now = if args.now.is_some() { now } else { Timestamp::now() };
     let obs_line = chain.last_of(Kind::Observation).ok_or_else(|| {
         Error::invalid(
             "no observation record on the input (opsg-triage reads what opsg-scrape writes)",
