@@ -77,6 +77,11 @@ fn demo() -> opsg_core::Result<std::process::ExitCode> {
     for run in 1..=MAX_RUNS {
         sim.wait_until(t0 + f64::from(run) * INTERVAL_S, SPEED)?;
         sim.targets_file(&targets)?;
+        // The fleet as it is now (weights, config versions): plan builds exact inverses from it.
+        let fleet = work.join("fleet-state.json");
+        let snapshot = serde_json::to_vec(&sim.state()?)
+            .map_err(|e| opsg_core::Error::internal(e.to_string()))?;
+        std::fs::write(&fleet, snapshot).map_err(|e| opsg_core::Error::io(fleet.display(), e))?;
         let stages = vec![
             (
                 bin("opsg-scrape"),
@@ -91,7 +96,7 @@ fn demo() -> opsg_core::Result<std::process::ExitCode> {
                 ],
             ),
             (bin("opsg-triage"), vec![s("--state-dir"), sd.clone()]),
-            (bin("opsg-plan"), vec![]),
+            (bin("opsg-plan"), vec![s("--fleet-state"), fleet.display().to_string()]),
             (
                 bin("opsg-gate"),
                 vec![

@@ -430,7 +430,14 @@ pub fn trial(
         triage.extend(arm.advisor_args.iter().cloned());
         stages.push((bins.path("opsg-triage"), triage));
         if arm.remediate {
-            stages.push((bins.path("opsg-plan"), arm.advisor_args.clone()));
+            // The fleet as it is now (weights, config versions), for plan's exact inverses.
+            let fleet = dir.join("fleet-state.json");
+            let snapshot =
+                serde_json::to_vec(&sim.state()?).map_err(|e| Error::internal(e.to_string()))?;
+            std::fs::write(&fleet, snapshot).map_err(|e| Error::io(fleet.display(), e))?;
+            let mut plan = vec![s("--fleet-state"), fleet.display().to_string()];
+            plan.extend(arm.advisor_args.iter().cloned());
+            stages.push((bins.path("opsg-plan"), plan));
             let mut gate =
                 vec![s("--state-dir"), sd.clone(), s("--ledger"), ledger.display().to_string()];
             if let Some(p) = &arm.policy {
