@@ -9,8 +9,8 @@
 //! block.
 
 use crate::checkpoint::Checkpoint;
-use crate::line::{self, LineFacts, LineFault};
-use opsg_core::seal::{GENESIS, HashHex};
+use opsg_core::ledger::{self, LineFacts};
+use opsg_core::seal::HashHex;
 use opsg_core::{Error, Result};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -18,9 +18,9 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc;
 
-/// The longest ledger line a reader accepts by default: records are bounded at append time
-/// (`--max-record-bytes`, at most [`MAX_RECORD_BYTES`]), a ledger line adds a few hundred bytes.
-pub const MAX_LINE_BYTES: usize = 64 << 20;
+/// The chain checks and their diagnoses are the one implementation in `opsg-core`, which the other
+/// stages read ledgers with; this module adds the parallel fast path and the report.
+pub use opsg_core::ledger::{Checker, MAX_LINE_BYTES, Problem, ProblemKind};
 
 /// The largest record `append` accepts, so every line it writes can be read back.
 pub const MAX_RECORD_BYTES: usize = MAX_LINE_BYTES - 4096;
@@ -29,67 +29,6 @@ pub const MAX_RECORD_BYTES: usize = MAX_LINE_BYTES - 4096;
 const BLOCK_BYTES: usize = 8 << 20;
 /// Blocks in flight between the reader and the workers (besides the two being filled and hashed).
 const BLOCKS_IN_FLIGHT: usize = 2;
-
-/// What kind of tampering (or damage) was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemKind {
-    /// Not a ledger line (shape), or its embedded record is not a sealed record.
-    Malformed,
-    /// The line's bytes changed after it was sealed.
-    Modified,
-    /// The embedded record changed and the ledger line was re-sealed around it.
-    RecordModified,
-    /// The line was changed and re-sealed; the next line still records its old hash.
-    Rewritten,
-    /// One or more lines are missing here.
-    Deleted,
-    /// A line was inserted here.
-    Inserted,
-    /// The line repeats the line before it.
-    Duplicated,
-    /// This line and the next were swapped.
-    Swapped,
-    /// A line from elsewhere in the ledger (a copy, or moved).
-    OutOfPlace,
-    /// The first line does not start the chain at GENESIS.
-    BrokenLink,
-    /// The last line has no newline (a crash mid-write, or a cut).
-    Torn,
-    /// A line exceeds the size bound.
-    Oversized,
-    /// The ledger has fewer lines than the checkpoint recorded.
-    Truncated,
-    /// Line N does not hash to the checkpoint's head.
-    CheckpointMismatch,
-}
-
-/// The first problem found, with the line it is at.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    /// The line the tampering is at (1-based; may be before `first_bad_line` when a line was
-    /// re-sealed and only its successor shows it).
-    pub line: u64,
-    /// The first line at which one of HASHING.md section 5's rules fails (what a simple
-    /// verifier reports).
-    pub first_bad_line: u64,
-    /// What was found.
-    pub kind: ProblemKind,
-    /// The member concerned.
-    pub field: &'static str,
-    /// The explanation, with values.
-    pub message: String,
-}
-
-impl Problem {
-    /// The problem as an error naming the ledger, the line and the member (exit 5).
-    pub fn to_error(&self, source: &str) -> Error {
-        Error::tamper(self.message.clone())
-            .at_field(self.field)
-            .in_source(source)
-            .at_line(self.line)
-    }
-}
 
 /// The outcome of a verification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -130,16 +69,8 @@ pub struct Options {
 /// torn one.
 pub fn verify_path(path: &Path, options: &Options) -> Result<Summary> {
     let shown = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|e| Error::io(&shown, e))?;
-    let len = match file.lock_shared() {
-        Ok(()) => {
-            let len = file.metadata().map(|m| m.len());
-            let _ = file.unlock();
-            len.map_err(|e| Error::io(&shown, e))?
-        }
-        // A file system without locks: read what is there.
-        Err(_) => file.metadata().map_err(|e| Error::io(&shown, e))?.len(),
-    };
+    let not_found = || std::io::Error::from(std::io::ErrorKind::NotFound);
+    let (file, len) = ledger::open_at_rest(path)?.ok_or_else(|| Error::io(&shown, not_found()))?;
     verify_reader(file.take(len), Some(len), options).map_err(|e| e.in_source(shown))
 }
 
@@ -184,14 +115,7 @@ pub fn verify_reader<R: Read + Send>(
         Some(End::Torn { len: torn }) => {
             bytes += torn;
             checker.finish();
-            checker.fail_at_end(
-                ProblemKind::Torn,
-                "hash",
-                format!(
-                    "torn last line: {torn} bytes without a newline (a write cut off mid-line; \
-                     `opsg-audit append` moves it aside)"
-                ),
-            );
+            checker.fail_at_end(ProblemKind::Torn, "hash", ledger::torn_message(torn));
         }
         Some(End::Oversized) => {
             checker.finish();
@@ -206,7 +130,12 @@ pub fn verify_reader<R: Read + Send>(
         None => {}
     }
     checker.check_truncation();
-    Ok(Summary { lines: checker.verified, bytes, head: checker.head(), problem: checker.problem })
+    Ok(Summary {
+        lines: checker.verified(),
+        bytes,
+        head: checker.head(),
+        problem: checker.into_problem(),
+    })
 }
 
 enum Block {
@@ -309,265 +238,21 @@ fn examine_piece(piece: &[u8], offset: u64, max_line: usize) -> Vec<LineFacts> {
         let n = memchr::memchr(b'\n', &piece[at..]).map_or(piece.len() - at, |i| i + 1);
         let line = &piece[at..at + n];
         let line = line.strip_suffix(b"\n").unwrap_or(line);
-        let mut fact = if line.len() > max_line {
-            let mut fact = line::examine(b"", offset + at as u64);
-            fact.len = u32::try_from(line.len()).unwrap_or(u32::MAX);
-            fact.fault = Some(LineFault::Oversized);
-            fact
+        facts.push(if line.len() > max_line {
+            LineFacts::oversized(offset + at as u64, line.len())
         } else {
-            line::examine(line, offset + at as u64)
-        };
-        fact.offset = offset + at as u64;
-        facts.push(fact);
+            ledger::examine(line, offset + at as u64)
+        });
         at += n;
     }
     facts
-}
-
-/// Links line facts in order and diagnoses the first problem. Evaluation lags one line behind
-/// what was pushed, so the line after the one being judged is known.
-#[derive(Debug)]
-pub struct Checker {
-    /// Lines judged good so far.
-    verified: u64,
-    prev: Option<LineFacts>,
-    pending: Option<LineFacts>,
-    checkpoint: Option<(u64, HashHex)>,
-    problem: Option<Problem>,
-}
-
-impl Checker {
-    /// A checker, optionally against a checkpoint's line count and head.
-    pub fn new(checkpoint: Option<(u64, HashHex)>) -> Checker {
-        Checker { verified: 0, prev: None, pending: None, checkpoint, problem: None }
-    }
-
-    /// Push the next line's facts; false once a problem was found.
-    pub fn push(&mut self, next: LineFacts) -> bool {
-        if let Some(current) = self.pending.take() {
-            self.judge(current, Some(&next));
-        }
-        self.pending = Some(next);
-        self.problem.is_none()
-    }
-
-    /// No more lines: judge the last one.
-    pub fn finish(&mut self) {
-        if let Some(current) = self.pending.take()
-            && self.problem.is_none()
-        {
-            self.judge(current, None);
-        }
-    }
-
-    /// The first problem, if any.
-    pub fn problem(&self) -> Option<&Problem> {
-        self.problem.as_ref()
-    }
-
-    /// The hash of the last line judged good.
-    pub fn head(&self) -> HashHex {
-        self.prev.map_or(GENESIS, |p| p.hash)
-    }
-
-    fn fail(
-        &mut self,
-        line: u64,
-        first_bad: u64,
-        kind: ProblemKind,
-        field: &'static str,
-        message: String,
-    ) {
-        self.problem = Some(Problem { line, first_bad_line: first_bad, kind, field, message });
-    }
-
-    fn fail_at_end(&mut self, kind: ProblemKind, field: &'static str, message: String) {
-        if self.problem.is_none() {
-            let at = self.verified + 1;
-            self.fail(at, at, kind, field, message);
-        }
-    }
-
-    fn check_truncation(&mut self) {
-        if let (None, Some((records, _))) = (&self.problem, self.checkpoint)
-            && self.verified < records
-        {
-            let at = self.verified + 1;
-            let message = format!(
-                "truncated: the ledger ends after line {} but the checkpoint recorded {records} \
-                 lines (lines {at}..{records} were cut off)",
-                self.verified
-            );
-            self.fail(at, at, ProblemKind::Truncated, "seq", message);
-        }
-    }
-
-    /// Judge line `k = verified + 1`, every line before it being good.
-    fn judge(&mut self, cur: LineFacts, next: Option<&LineFacts>) {
-        let k = self.verified + 1;
-        let prev_hash = self.head();
-        if let Some(fault) = cur.fault {
-            let (kind, field, message) = match fault {
-                LineFault::Shape(e) => (ProblemKind::Malformed, e.field(), format!("{e}")),
-                LineFault::NotIntact { stored, computed } => (
-                    ProblemKind::Modified,
-                    "hash",
-                    format!(
-                        "modified: the line hashes to `{}` but carries `{}`",
-                        computed.short(16),
-                        stored.short(16)
-                    ),
-                ),
-                LineFault::Oversized => (
-                    ProblemKind::Oversized,
-                    "record",
-                    format!("the line is {} bytes long: over the bound", cur.len),
-                ),
-                LineFault::RecordShape => (
-                    ProblemKind::Malformed,
-                    "record",
-                    "the embedded record is not a sealed record".to_string(),
-                ),
-                LineFault::RecordNotIntact { stored, computed } => (
-                    ProblemKind::RecordModified,
-                    "record.hash",
-                    format!(
-                        "the record was modified and the ledger line re-sealed: the record \
-                         hashes to `{}` but carries `{}`",
-                        computed.short(16),
-                        stored.short(16)
-                    ),
-                ),
-            };
-            return self.fail(k, k, kind, field, message);
-        }
-        let s = cur.seq;
-        if s != k {
-            let prev = self.prev;
-            let (line, kind, message) = if s + 1 == k && prev.is_some_and(|p| p.hash == cur.hash) {
-                (k, ProblemKind::Duplicated, format!("duplicated: line {k} repeats line {s}"))
-            } else if s + 1 == k && prev.is_some_and(|p| p.prev == cur.prev) {
-                (
-                    s,
-                    ProblemKind::Inserted,
-                    format!(
-                        "inserted: line {s} is not part of the ledger (line {k} carries seq {s} \
-                         and links where line {s} does: it is the original line {s})"
-                    ),
-                )
-            } else if s == k + 1 && next.is_some_and(|n| n.seq == k && n.prev == prev_hash) {
-                (
-                    k,
-                    ProblemKind::Swapped,
-                    format!(
-                        "reordered: lines {k} and {} were swapped (line {k} carries seq {s})",
-                        k + 1
-                    ),
-                )
-            } else if s > k && next.is_some_and(|n| n.seq == k && n.prev == prev_hash) {
-                (
-                    k,
-                    ProblemKind::OutOfPlace,
-                    format!(
-                        "inserted: line {k} carries seq {s} (a copy of line {s}, or moved here \
-                         from there); line {} is the original line {k}",
-                        k + 1
-                    ),
-                )
-            } else if s > k && cur.prev != prev_hash {
-                let what = if s == k + 1 {
-                    format!("line {k} was deleted")
-                } else {
-                    format!("lines {k}..{} were deleted", s - 1)
-                };
-                (
-                    k,
-                    ProblemKind::Deleted,
-                    format!(
-                        "deleted: {what} (line {k} carries seq {s} and links to a missing line)"
-                    ),
-                )
-            } else {
-                (
-                    k,
-                    ProblemKind::OutOfPlace,
-                    format!(
-                        "out of place: line {k} carries seq {s} (a copy of another line, or one \
-                         moved or renumbered)"
-                    ),
-                )
-            };
-            return self.fail(line, k, kind, "seq", message);
-        }
-        if cur.prev != prev_hash {
-            let (line, kind, message) = if next.is_some_and(|n| n.seq == k && n.prev == prev_hash) {
-                (
-                    k,
-                    ProblemKind::Inserted,
-                    format!(
-                        "inserted: line {k} is not part of the ledger (line {} is the original line {k})",
-                        k + 1
-                    ),
-                )
-            } else if k == 1 {
-                (
-                    1,
-                    ProblemKind::BrokenLink,
-                    "the first line must link to GENESIS (64 zeros)".to_string(),
-                )
-            } else if next.is_none_or(|n| n.prev == cur.hash) {
-                (
-                    k - 1,
-                    ProblemKind::Rewritten,
-                    format!(
-                        "rewritten: line {} was changed and re-sealed (it hashes to `{}`, but \
-                         line {k} recorded `{}`)",
-                        k - 1,
-                        prev_hash.short(16),
-                        cur.prev.short(16)
-                    ),
-                )
-            } else {
-                (
-                    k,
-                    ProblemKind::Rewritten,
-                    format!(
-                        "rewritten: line {k} was changed and re-sealed (it no longer links to \
-                         line {} and line {} no longer links to it)",
-                        k - 1,
-                        k + 1
-                    ),
-                )
-            };
-            return self.fail(line, k, kind, "prev", message);
-        }
-        if let Some((records, head)) = self.checkpoint
-            && records == k
-            && head != cur.hash
-        {
-            return self.fail(
-                k,
-                k,
-                ProblemKind::CheckpointMismatch,
-                "hash",
-                format!(
-                    "rewritten: line {k} hashes to `{}` but the checkpoint recorded `{}` (the \
-                     ledger was rewritten up to here)",
-                    cur.hash.short(16),
-                    head.short(16)
-                ),
-            );
-        }
-        self.verified = k;
-        self.prev = Some(cur);
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::line::build;
-    use opsg_core::seal;
+    use opsg_core::seal::{self, GENESIS};
 
     fn ledger(n: u64) -> Vec<Vec<u8>> {
         let mut prev = GENESIS;

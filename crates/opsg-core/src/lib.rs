@@ -8,6 +8,7 @@
 //! - [`kinds`]: the typed body of each kind, in pipeline order;
 //! - [`seal`]: the hashing and linking algorithm (specified in `schemas/HASHING.md`);
 //! - [`schema`]: the JSON Schemas in `schemas/`, embedded and compiled once per process;
+//! - [`ledger`]: the ledger line format and the one verifying reader every tool uses;
 //! - [`stream`]: reading a record stream from stdin with bounds, and writing the pass-through chain;
 //! - [`error`] and [`exit`]: one error type and one exit-code table for every binary;
 //! - [`cli`]: the shared `main` (broken pipes, `NO_COLOR`, error printing);
@@ -20,6 +21,7 @@ pub mod exit;
 pub mod float;
 pub mod hmac;
 pub mod kinds;
+pub mod ledger;
 pub mod progress;
 pub mod record;
 pub mod schema;

@@ -193,11 +193,12 @@ pub struct LedgerMemory {
 }
 
 /// Read the recent part of a ledger (`schemas/HASHING.md` §5): lines are read from the end
-/// backwards and reading stops at the first line appended before `since` (all of it when
-/// `None`), so a cron run costs what the last hours of history cost, not the whole ledger's.
-/// Each line read has its seal checked: damage is refused (exit 5), the gate does not decide on
-/// a history someone rewrote; a torn last line (a writer cut off) is warned about and ignored.
-/// The full check of every line and link is `opsg-audit verify`.
+/// backwards ([`opsg_core::ledger::TailReader`]) and reading stops at the first line appended
+/// before `since` (all of it when `None`), so a cron run costs what the last hours of history
+/// cost, not the whole ledger's. Every line read is checked on its own and against the line after
+/// it (sequence number and link), so a rewritten, deleted or reordered line among them is refused
+/// (exit 5): the gate does not decide on a history someone rewrote. A torn last line (a writer cut
+/// off) is warned about and ignored. The full check of every line is `opsg-audit verify`.
 pub fn read_ledger(path: &Path, since: Option<Timestamp>) -> Result<LedgerMemory> {
     read_ledger_blocks(path, since, 1 << 20)
 }
@@ -207,76 +208,25 @@ fn read_ledger_blocks(
     since: Option<Timestamp>,
     block_size: u64,
 ) -> Result<LedgerMemory> {
-    use std::io::{Read, Seek, SeekFrom};
     let source = path.display().to_string();
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        // A ledger that does not exist yet has no history: the first cron run.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LedgerMemory::default()),
-        Err(e) => return Err(Error::io(&source, e)),
-    };
-    let len = file.metadata().map_err(|e| Error::io(&source, e))?.len();
     let mut memory = LedgerMemory::default();
-    let mut end = len;
-    // Bytes after the last newline seen so far (the start of a line continuing into the block
-    // read before it).
-    let mut carry: Vec<u8> = Vec::new();
-    let mut last_line = true;
-    loop {
-        let start = end.saturating_sub(block_size.max(1));
-        let mut block = vec![0u8; (end - start) as usize];
-        file.seek(SeekFrom::Start(start))
-            .and_then(|_| file.read_exact(&mut block))
-            .map_err(|e| Error::io(&source, e))?;
-        block.extend_from_slice(&carry);
-        let mut lines: Vec<&[u8]> = block.split(|b| *b == b'\n').collect();
-        // The first piece may continue in the previous block, unless this is the file's start.
-        let head = if start > 0 { lines.remove(0).to_vec() } else { Vec::new() };
-        for line in lines.into_iter().rev() {
-            let torn = std::mem::take(&mut last_line);
-            if line.is_empty() && torn {
-                continue; // the file ends with a newline: nothing after it
-            }
-            if torn && len > 0 {
-                // The last piece without a newline after it is a torn append.
-                opsg_core::cli::warn(format!("{source}: torn last line ignored (no newline)"));
-                continue;
-            }
-            if !memorize(line, &source, since, &mut memory)? {
-                return Ok(memory);
-            }
-        }
-        if start == 0 {
-            return Ok(memory);
-        }
-        carry = head;
-        end = start;
+    // A ledger that does not exist yet has no history: the first cron run.
+    let Some(reader) = opsg_core::ledger::TailReader::open(path)? else { return Ok(memory) };
+    let mut reader = reader.block_size(block_size);
+    if let Some(len) = reader.torn() {
+        opsg_core::cli::warn(format!("{source}: torn last line ignored ({len} bytes, no newline)"));
     }
-}
-
-/// Check and remember one ledger line; `false` when it is older than `since` (stop reading).
-fn memorize(
-    line: &[u8],
-    source: &str,
-    since: Option<Timestamp>,
-    memory: &mut LedgerMemory,
-) -> Result<bool> {
-    let value: Option<Value> = serde_json::from_slice(line).ok();
-    let seq = value.as_ref().and_then(|v| v["seq"].as_u64());
-    let at = |e: Error| match seq {
-        Some(n) => e.in_source(source).at_line(n),
-        None => e.in_source(source),
-    };
-    opsg_core::seal::verify(line).map_err(|e| at(Error::tamper(e.to_string())))?;
-    let value =
-        value.ok_or_else(|| at(Error::invalid("malformed JSON in a sealed ledger line")))?;
-    if let (Some(since), Some(appended)) = (since, value["appended"].as_str())
-        && Timestamp::parse_rfc3339(appended).is_ok_and(|t| t < since)
-    {
-        return Ok(false);
+    for entry in reader.by_ref() {
+        let entry = entry?;
+        if let Some(since) = since
+            && Timestamp::parse_rfc3339(entry.appended()).is_ok_and(|t| t < since)
+        {
+            break;
+        }
+        let record: Value = entry.record_as(&source)?;
+        remember(&record, entry.seq, &mut memory);
     }
-    remember(&value["record"], seq.unwrap_or(0), memory);
-    Ok(true)
+    Ok(memory)
 }
 
 fn remember(record: &Value, line_no: u64, memory: &mut LedgerMemory) {
@@ -387,22 +337,6 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// A ledger line as opsg-audit writes it (HASHING.md §5) around a record.
-    fn ledger_line(
-        seq: u64,
-        appended: Timestamp,
-        record: &[u8],
-        prev: opsg_core::seal::HashHex,
-    ) -> (Vec<u8>, opsg_core::seal::HashHex) {
-        let mut unsealed = format!(
-            "{{\"ledger\":\"opsg.ledger/v1\",\"seq\":{seq},\"appended\":\"{appended}\",\"record\":"
-        )
-        .into_bytes();
-        unsealed.extend_from_slice(record);
-        unsealed.extend_from_slice(format!(",\"prev\":\"{prev}\"}}").as_bytes());
-        opsg_core::seal::seal(&unsealed).unwrap()
-    }
-
     fn record(kind: opsg_core::record::Kind, body: Value) -> Vec<u8> {
         let stamp = opsg_core::record::Stamp { tool: "opsg-test", version: "0", now: Timestamp(0) };
         let mut r = opsg_core::Record::new(kind, &stamp, "run-1".into(), None, body);
@@ -432,7 +366,8 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            let (line, h) = ledger_line(seq as u64 + 1, now.plus_millis(-ago), &rec, prev);
+            let appended = now.plus_millis(-ago).to_rfc3339();
+            let (line, h) = opsg_core::ledger::build(seq as u64 + 1, &appended, &rec, prev);
             out.extend_from_slice(&line);
             out.push(b'\n');
             prev = h;

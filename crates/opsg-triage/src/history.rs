@@ -1,14 +1,21 @@
-//! Reading an `opsg-audit` ledger (schemas/HASHING.md §5) for what past runs concluded.
+//! What past runs concluded, from an `opsg-audit` ledger (schemas/HASHING.md §5).
 //!
-//! Triage uses it for incident continuity and opsg-plan for runbook memory. A ledger is only
-//! learned from when it verifies completely: every line intact, sequence numbers 1, 2, 3…, each
-//! line linked to the one before, every embedded record intact. One failure and the whole ledger
-//! is refused (a caller says so and goes on without history): a forged "this fix worked" line must
-//! not steer remediation.
+//! Triage uses it for incident continuity and opsg-plan for runbook memory. The ledger is read and
+//! verified by [`opsg_core::ledger::Reader`], the one implementation every stage shares, and is
+//! only learned from when it verifies completely: every line intact, sequence numbers 1, 2, 3…,
+//! each line linked to the one before, every embedded record intact. One failure and the whole
+//! ledger is refused (a caller says so and goes on without history): a forged "this fix worked"
+//! line must not steer remediation.
+//!
+//! Only the records history is learned from are kept: findings, plans, verifications and reports.
+//! Observations (most of a ledger's bytes), decisions and executions are verified and skipped
+//! without being parsed, so memory grows with the number of incidents, not the ledger's size.
 
-use opsg_core::seal::{self, GENESIS};
+use opsg_core::ledger::{self, Reader};
 use opsg_core::{Error, Result};
+use serde::Deserialize;
 use serde_json::Value;
+use std::io::BufRead;
 use std::path::Path;
 
 /// One record from a verified ledger.
@@ -20,69 +27,43 @@ pub struct LedgerEntry {
     pub record: Value,
 }
 
-const RECORD_MARKER: &[u8] = b",\"record\":";
+/// The kinds history is learned from.
+const LEARNED_FROM: [&str; 4] = ["finding", "plan", "verification", "report"];
 
 /// Read and verify a ledger. A missing file is an empty history (the first run, before
 /// `opsg-audit` created it); anything that fails verification is a tamper error (exit 5) naming
 /// the line and the reason.
 pub fn read_ledger(path: &Path) -> Result<Vec<LedgerEntry>> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(path.display(), e)),
-    };
-    verify_ledger(&bytes, &path.display().to_string())
+    match Reader::open(path)? {
+        Some(reader) => collect(reader),
+        None => Ok(Vec::new()),
+    }
 }
 
-/// Verify ledger bytes (see [`read_ledger`]).
+/// Verify ledger bytes (see [`read_ledger`]); errors name `source`.
 pub fn verify_ledger(bytes: &[u8], source: &str) -> Result<Vec<LedgerEntry>> {
+    collect(Reader::new(bytes, source))
+}
+
+fn collect<R: BufRead>(reader: Reader<R>) -> Result<Vec<LedgerEntry>> {
+    #[derive(Deserialize)]
+    struct Kind {
+        kind: Option<String>,
+    }
+    let source = reader.source().to_string();
     let mut out = Vec::new();
-    let mut prev = GENESIS;
-    let mut rest = bytes;
-    let mut k: u64 = 0;
-    while !rest.is_empty() {
-        k += 1;
-        let at = |e: Error| e.in_source(source).at_line(k);
-        let (line, tail) = match rest.iter().position(|b| *b == b'\n') {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => return Err(at(Error::tamper("torn line: the last line has no newline"))),
-        };
-        rest = tail;
-        let parts = seal::verify(line).map_err(|e| at(Error::tamper(e.to_string())))?;
-        if parts.prev != prev {
-            return Err(at(Error::tamper(format!(
-                "does not link: `prev` is `{}` but line {} hashes to `{}`",
-                parts.prev.short(16),
-                k - 1,
-                prev.short(16)
-            ))));
+    for entry in reader {
+        let entry = entry?;
+        // The kind first, without building the record (an observation can be megabytes).
+        let kind: Kind = serde_json::from_slice(entry.record()).map_err(|e| {
+            Error::invalid(format!("the embedded record is not a record: {e}"))
+                .at_field("record")
+                .in_source(&source)
+                .at_line(entry.seq)
+        })?;
+        if kind.kind.is_some_and(|k| LEARNED_FROM.contains(&k.as_str())) {
+            out.push(LedgerEntry { seq: entry.seq, record: entry.record_as(&source)? });
         }
-        let value: Value = serde_json::from_slice(line)
-            .map_err(|e| at(Error::tamper(format!("not JSON: {e}"))))?;
-        if value.get("ledger").and_then(Value::as_str) != Some("opsg.ledger/v1") {
-            return Err(at(Error::tamper("not an `opsg.ledger/v1` line")));
-        }
-        let seq = value.get("seq").and_then(Value::as_u64);
-        if seq != Some(k) {
-            return Err(at(Error::tamper(format!(
-                "sequence number is {} where {k} was expected (a line was removed, inserted or reordered)",
-                seq.map_or("missing".to_string(), |s| s.to_string())
-            ))));
-        }
-        let start = line
-            .windows(RECORD_MARKER.len())
-            .position(|w| w == RECORD_MARKER)
-            .map(|i| i + RECORD_MARKER.len())
-            .ok_or_else(|| at(Error::tamper("no embedded `record`")))?;
-        let end = line.len().saturating_sub(seal::TAIL_LEN);
-        if start >= end {
-            return Err(at(Error::tamper("no embedded `record`")));
-        }
-        seal::verify(&line[start..end])
-            .map_err(|e| at(Error::tamper(format!("embedded record: {e}"))))?;
-        let record = value.get("record").cloned().unwrap_or(Value::Null);
-        out.push(LedgerEntry { seq: k, record });
-        prev = parts.hash;
     }
     Ok(out)
 }
@@ -90,39 +71,26 @@ pub fn verify_ledger(bytes: &[u8], source: &str) -> Result<Vec<LedgerEntry>> {
 /// Build ledger bytes from records (each a sealed line): for tests and tools that need a ledger
 /// without running `opsg-audit`. `appended` is the same for every line.
 pub fn write_ledger(records: &[Vec<u8>], appended: &str) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut prev = GENESIS;
-    for (i, record) in records.iter().enumerate() {
-        let mut unsealed = format!(
-            "{{\"ledger\":\"opsg.ledger/v1\",\"seq\":{},\"appended\":\"{appended}\",\"record\":",
-            i + 1
-        )
-        .into_bytes();
-        unsealed.extend_from_slice(record);
-        unsealed.extend_from_slice(format!(",\"prev\":\"{prev}\"}}").as_bytes());
-        let (line, hash) =
-            seal::seal(&unsealed).ok_or_else(|| Error::internal("cannot seal a ledger line"))?;
-        out.extend_from_slice(&line);
-        out.push(b'\n');
-        prev = hash;
+    if appended.contains(['"', '\\']) {
+        return Err(Error::invalid(format!("`{appended}` is not an append time")));
     }
-    Ok(out)
+    Ok(ledger::build_all(records, appended))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opsg_core::seal::{self, GENESIS};
 
-    fn record(n: u32) -> Vec<u8> {
-        let (line, _) =
-            seal::seal(format!("{{\"n\":{n},\"prev\":\"{GENESIS}\"}}").as_bytes()).unwrap();
-        line
+    fn record(kind: &str, n: u32) -> Vec<u8> {
+        let unsealed = format!("{{\"kind\":\"{kind}\",\"n\":{n},\"prev\":\"{GENESIS}\"}}");
+        seal::seal(unsealed.as_bytes()).unwrap().0
     }
 
     #[test]
     fn a_written_ledger_verifies_and_tampering_is_named() {
-        let bytes =
-            write_ledger(&[record(1), record(2), record(3)], "2026-01-01T00:00:00.000Z").unwrap();
+        let records = [record("finding", 1), record("plan", 2), record("report", 3)];
+        let bytes = write_ledger(&records, "2026-01-01T00:00:00.000Z").unwrap();
         let entries = verify_ledger(&bytes, "l").unwrap();
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[2].record["n"], 3);
@@ -137,8 +105,21 @@ mod tests {
         let dropped = format!("{}\n{}\n", lines[0], lines[2]);
         let err = verify_ledger(dropped.as_bytes(), "l").unwrap_err();
         assert!(err.to_string().contains("l:2:"), "{err}");
+        assert!(err.to_string().contains("deleted"), "{err}");
 
         let torn = &bytes[..bytes.len() - 1];
         assert!(verify_ledger(torn, "l").unwrap_err().to_string().contains("torn"));
+    }
+
+    #[test]
+    fn only_the_records_history_learns_from_are_kept_but_all_are_verified() {
+        let records = [record("observation", 1), record("finding", 2), record("execution", 3)];
+        let bytes = write_ledger(&records, "2026-01-01T00:00:00.000Z").unwrap();
+        let kept: Vec<u64> = verify_ledger(&bytes, "l").unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(kept, [2]);
+        // A skipped record is still checked: changing it refuses the whole ledger.
+        let text = String::from_utf8(bytes).unwrap().replacen("\"n\":1", "\"n\":9", 1);
+        let err = verify_ledger(text.as_bytes(), "l").unwrap_err();
+        assert!(err.to_string().starts_with("l:1:"), "{err}");
     }
 }
