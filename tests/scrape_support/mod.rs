@@ -29,6 +29,8 @@ pub enum Reply {
     Redirect { to: String },
     /// `failures` answers of HTTP 503 (with `Retry-After: 0`), then `then`.
     FailFirst { failures: u64, then: Box<Reply> },
+    /// HTTP 401 unless the request carries header `name` (lower-case) with exactly `value`.
+    Guarded { name: String, value: String, then: Box<Reply> },
 }
 
 impl Reply {
@@ -152,6 +154,18 @@ fn serve(
             headers: vec![],
             body: b"not found\n".to_vec(),
         });
+        if let Reply::Guarded { name, value, then } = reply {
+            let sent = seen_headers.lock().ok().and_then(|s| s.get(&path)?.get(&name).cloned());
+            reply = if sent.as_deref() == Some(value.as_str()) {
+                *then
+            } else {
+                Reply::Fixed {
+                    status: 401,
+                    headers: vec![("WWW-Authenticate".into(), "Bearer".into())],
+                    body: b"unauthorized\n".to_vec(),
+                }
+            };
+        }
         if let Reply::FailFirst { failures, then } = reply {
             reply = if count <= failures {
                 Reply::Fixed {
@@ -164,7 +178,7 @@ fn serve(
             };
         }
         let ok = match reply {
-            Reply::FailFirst { .. } => false,
+            Reply::FailFirst { .. } | Reply::Guarded { .. } => false,
             Reply::Fixed { status, headers, body } => respond(&mut conn, status, &headers, &body),
             Reply::Counting(f) => respond(
                 &mut conn,
@@ -261,9 +275,15 @@ pub fn bin() -> &'static str {
 
 /// Run opsg-scrape with `args` (and optional stdin), in a cleared environment.
 pub fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    run_env(args, stdin, &[])
+}
+
+/// [`run`] with these environment variables set (the only ones besides `PATH` and `NO_COLOR`).
+pub fn run_env(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(bin());
     cmd.args(args)
         .env_clear()
+        .envs(env.iter().copied())
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("NO_COLOR", "1")
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })

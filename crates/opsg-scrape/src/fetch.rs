@@ -7,7 +7,7 @@
 //! may pass (refused connections, timeouts, 5xx, 429), never for ones that will not (4xx, the cap).
 //! Proxies come from `HTTP(S)_PROXY`/`NO_PROXY`, as with curl.
 
-use opsg_core::kinds::observation::TargetStatus;
+use opsg_core::kinds::observation::{HeaderSource, ScrapeConfig, TargetStatus};
 use std::io::Read;
 use std::time::Duration;
 
@@ -243,6 +243,56 @@ pub fn load_roots(pem: &[u8]) -> Result<ureq::tls::RootCerts, String> {
     Ok(ureq::tls::RootCerts::new_with_certs(&certs))
 }
 
+/// The request options of one target: its own headers ([`ScrapeConfig::headers`], read from the
+/// environment or a file now) replace the run-wide ones of the same name (case-insensitive); its
+/// `ca_file`, loaded, replaces the run-wide roots. An error names the header and the variable or
+/// file, never a value.
+pub fn target_options(config: &ScrapeConfig, base: &HttpOptions) -> Result<HttpOptions, String> {
+    let mut opts = base.clone();
+    for (name, source) in &config.headers {
+        let value = header_value(name, source)?;
+        opts.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        opts.headers.push((name.clone(), value));
+    }
+    if let Some(path) = &config.ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("ca_file `{path}`: {e}"))?;
+        opts.roots = Some(load_roots(&pem).map_err(|e| format!("ca_file `{path}`: {e}"))?);
+    }
+    Ok(opts)
+}
+
+/// The value a [`HeaderSource`] gives now: a literal, an environment variable (which must be
+/// set and not empty) or a file's single line, after the prefix.
+pub fn header_value(name: &str, source: &HeaderSource) -> Result<String, String> {
+    let (prefix, value) = match source {
+        HeaderSource::Value(v) => (None, v.clone()),
+        HeaderSource::Env { env, prefix } => match std::env::var(env) {
+            Ok(v) if !v.trim().is_empty() => (prefix.as_deref(), v.trim().to_string()),
+            Ok(_) => return Err(format!("header `{name}`: environment variable `{env}` is empty")),
+            Err(std::env::VarError::NotPresent) => {
+                return Err(format!("header `{name}`: environment variable `{env}` is not set"));
+            }
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(format!("header `{name}`: environment variable `{env}` is not UTF-8"));
+            }
+        },
+        HeaderSource::File { file, prefix } => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("header `{name}`: cannot read `{file}`: {e}"))?;
+            let value = text.trim();
+            if value.is_empty() || value.contains(['\r', '\n']) {
+                return Err(format!("header `{name}`: `{file}` must hold one value on one line"));
+            }
+            (prefix.as_deref(), value.to_string())
+        }
+    };
+    let value = format!("{}{value}", prefix.unwrap_or(""));
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(format!("header `{name}`: the value contains a control character"));
+    }
+    Ok(value)
+}
+
 /// Parse a `Name: value` request header given on the command line.
 pub fn parse_header(text: &str) -> Result<(String, String), String> {
     let (name, value) = text
@@ -356,6 +406,69 @@ mod tests {
         assert!(parse_header("no colon").is_err());
         assert!(parse_header("bad name: x").is_err());
         assert!(parse_header(": x").is_err());
+    }
+
+    #[test]
+    fn target_headers_come_from_env_and_files_and_replace_run_wide_ones() {
+        let dir = std::env::temp_dir().join(format!("opsg-fetch-hdr-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = dir.join("token");
+        std::fs::write(&token, "from-file\n").unwrap();
+        // A variable every test process has (setting one would need `unsafe`); the end-to-end
+        // tests set their own on the child process.
+        let var = "PATH".to_string();
+        let path_value = std::env::var(&var).unwrap();
+        let base = HttpOptions {
+            headers: vec![("authorization".into(), "Bearer run-wide".into())],
+            ..HttpOptions::default()
+        };
+        let config = ScrapeConfig {
+            headers: [
+                (
+                    "Authorization".to_string(),
+                    HeaderSource::Env { env: var.clone(), prefix: Some("Bearer ".into()) },
+                ),
+                (
+                    "X-Key".to_string(),
+                    HeaderSource::File { file: token.display().to_string(), prefix: None },
+                ),
+                ("X-Scope-OrgID".to_string(), HeaderSource::Value("fleet".into())),
+            ]
+            .into(),
+            ca_file: None,
+        };
+        let opts = target_options(&config, &base).unwrap();
+        let mut got = opts.headers.clone();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("Authorization".to_string(), format!("Bearer {}", path_value.trim())),
+                ("X-Key".to_string(), "from-file".to_string()),
+                ("X-Scope-OrgID".to_string(), "fleet".to_string()),
+            ]
+        );
+
+        let missing = HeaderSource::Env { env: "OPSG_TEST_SURELY_UNSET".into(), prefix: None };
+        let e = header_value("Authorization", &missing).unwrap_err();
+        assert!(e.contains("is not set") && e.contains("_UNSET"), "{e}");
+        let e =
+            header_value("X", &HeaderSource::File { file: "/nonexistent/t".into(), prefix: None })
+                .unwrap_err();
+        assert!(e.contains("/nonexistent/t"), "{e}");
+        std::fs::write(&token, "two\nlines\n").unwrap();
+        let e = header_value(
+            "X",
+            &HeaderSource::File { file: token.display().to_string(), prefix: None },
+        )
+        .unwrap_err();
+        assert!(e.contains("one line") && !e.contains("two"), "{e}");
+
+        let bad_ca =
+            ScrapeConfig { ca_file: Some(token.display().to_string()), ..ScrapeConfig::default() };
+        let e = target_options(&bad_ca, &base).unwrap_err();
+        assert!(e.contains("ca_file") && e.contains("PEM"), "{e}");
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

@@ -9,12 +9,13 @@
 
 use clap::{CommandFactory, Parser};
 use opsg_core::evidence::EvidenceStore;
-use opsg_core::kinds::observation::{ObservationBody, TargetStatus};
+use opsg_core::kinds::observation::{HeaderSource, ObservationBody, ScrapeConfig, TargetStatus};
 use opsg_core::record::{Kind, Record, Stamp};
 use opsg_core::seal::GENESIS;
 use opsg_core::stream::ChainWriter;
 use opsg_core::time::{Timestamp, parse_duration_ms};
 use opsg_core::{Error, ExitStatus, Result};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -274,11 +275,21 @@ impl Args {
 
     /// The targets named on the command line and in the targets file, with unique names.
     pub fn collect_targets(&self) -> Result<Vec<Target>> {
+        self.collect().map(|(targets, _)| targets)
+    }
+
+    /// The targets with the request settings of those that have any, by (unique) target name:
+    /// a targets file's own `headers`/`ca_file`, and `--bearer-token-file`/`--ca-file` as
+    /// references (a path, never the token) for every HTTP target that does not set its own, so
+    /// the record tells a re-scrape how to reach them.
+    pub fn collect(&self) -> Result<(Vec<Target>, BTreeMap<String, ScrapeConfig>)> {
         let mut targets = Vec::new();
+        let mut configs = Vec::new();
         let mut explicit = Vec::new();
         if let Some(path) = &self.targets_file {
-            for t in target::load_targets_file(path)? {
+            for (t, config) in target::load_targets_file(path)? {
                 targets.push(t);
+                configs.push(config);
                 explicit.push(true);
             }
         }
@@ -301,7 +312,32 @@ impl Args {
             Some(p) => e.in_source(p.display().to_string()),
             None => e,
         })?;
-        Ok(targets)
+        configs.resize_with(targets.len(), ScrapeConfig::default);
+        let absolute = |p: &PathBuf| {
+            std::path::absolute(p).unwrap_or_else(|_| p.clone()).display().to_string()
+        };
+        let bearer = self.bearer_token_file.as_ref().map(absolute);
+        let ca = self.ca_file.as_ref().map(absolute);
+        let mut by_name = BTreeMap::new();
+        for (t, mut config) in targets.iter().zip(configs) {
+            if !matches!(t.source, Source::Http(_)) {
+                continue;
+            }
+            if let Some(file) = &bearer
+                && !config.headers.keys().any(|n| n.eq_ignore_ascii_case("authorization"))
+            {
+                let source =
+                    HeaderSource::File { file: file.clone(), prefix: Some("Bearer ".into()) };
+                config.headers.insert("Authorization".into(), source);
+            }
+            if config.ca_file.is_none() {
+                config.ca_file.clone_from(&ca);
+            }
+            if !config.is_empty() {
+                by_name.insert(t.name.clone(), config);
+            }
+        }
+        Ok((targets, by_name))
     }
 }
 
@@ -336,7 +372,9 @@ fn run_queries(
 
 /// Run the tool: scrape, query, collect signals, write one observation record on stdout.
 pub fn run(args: Args) -> Result<ExitStatus> {
-    let targets = args.collect_targets()?;
+    // Compiled while stdin is still on its way (see `schema::warm_up`).
+    opsg_core::schema::warm_up(&["envelope.schema.json", "observation.schema.json"]);
+    let (targets, scrape_configs) = args.collect()?;
     if targets.is_empty() && args.prometheus.is_none() && !args.wants_signals() {
         return Err(Error::usage(
             "nothing to scrape: give --target, --targets, --file, --prometheus or a signal flag (--host, --gpu, --log, …)",
@@ -395,6 +433,7 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         concurrency: args.concurrency as usize,
         evidence: evidence.clone(),
         quiet: args.quiet,
+        scrape_configs: scrape_configs.clone(),
     };
     // Host signals take two readings some time apart (CPU and disk utilization): collect them
     // while the targets are scraped, not after.
@@ -482,6 +521,7 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         cgroups: signals.cgroups,
         alerts: signals.alerts,
         logs: signals.logs,
+        scrape_configs,
     };
     let stamp = Stamp { tool: "opsg-scrape", version: env!("CARGO_PKG_VERSION"), now };
     let run = args.run_id.clone().unwrap_or_else(|| opsg_core::record::new_run_id(now));

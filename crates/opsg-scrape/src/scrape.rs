@@ -10,11 +10,14 @@ use crate::fetch::{self, HttpOptions};
 use crate::normalize::Keep;
 use crate::target::{Source, Target};
 use opsg_core::evidence::EvidenceStore;
-use opsg_core::kinds::observation::{SampleInfo, TargetObservation, TargetStatus, Window};
+use opsg_core::kinds::observation::{
+    SampleInfo, ScrapeConfig, TargetObservation, TargetStatus, Window,
+};
 use opsg_core::record::EvidenceRef;
 use opsg_core::time::Timestamp;
 use opsg_core::{Error, Result};
 use rayon::prelude::*;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -73,6 +76,9 @@ pub struct ScrapeOptions {
     pub evidence: Option<EvidenceStore>,
     /// No progress bar.
     pub quiet: bool,
+    /// Request settings of HTTP targets by target name (their own headers and CA file); a target
+    /// without one uses `http` as it is.
+    pub scrape_configs: BTreeMap<String, ScrapeConfig>,
 }
 
 impl Default for ScrapeOptions {
@@ -87,6 +93,7 @@ impl Default for ScrapeOptions {
             concurrency: 16,
             evidence: None,
             quiet: true,
+            scrape_configs: BTreeMap::new(),
         }
     }
 }
@@ -128,6 +135,7 @@ pub fn scrape(targets: &[Target], opts: &ScrapeOptions) -> Result<Scraped> {
         .build()
         .map_err(|e| Error::internal(format!("cannot start the scrape pool: {e}")))?;
     let agent = fetch::agent(&opts.http);
+    let requests = prepare_requests(targets, opts, &agent);
     let bar =
         opsg_core::progress::bar(u64::from(samples) * targets.len() as u64, "scraping", opts.quiet);
     let live = targets.iter().any(|t| !t.source.is_replay());
@@ -145,8 +153,9 @@ pub fn scrape(targets: &[Target], opts: &ScrapeOptions) -> Result<Scraped> {
         let outcomes: Vec<Result<SampleOutcome>> = pool.install(|| {
             targets
                 .par_iter()
-                .map(|target| {
-                    let outcome = sample_one(target, at, opts, &agent, stdin.as_deref());
+                .zip(&requests)
+                .map(|(target, request)| {
+                    let outcome = sample_one(target, at, opts, request, stdin.as_deref());
                     bar.inc(1);
                     outcome
                 })
@@ -190,6 +199,38 @@ pub fn scrape(targets: &[Target], opts: &ScrapeOptions) -> Result<Scraped> {
     Ok(Scraped { targets: observations, evidence, window })
 }
 
+/// How one target's requests are made: its options and agent, or why they cannot be.
+type Request = std::result::Result<(HttpOptions, ureq::Agent), String>;
+
+/// Resolve each target's request settings once, before the first round: header values from the
+/// environment or files, and one agent per CA file (shared by the targets that name it). A target
+/// whose settings cannot be resolved is recorded as an error each sample; the others go on.
+fn prepare_requests(
+    targets: &[Target],
+    opts: &ScrapeOptions,
+    shared: &ureq::Agent,
+) -> Vec<Request> {
+    let mut agents: BTreeMap<String, ureq::Agent> = BTreeMap::new();
+    targets
+        .iter()
+        .map(|target| {
+            let config = match (&target.source, opts.scrape_configs.get(&target.name)) {
+                (Source::Http(_), Some(config)) if !config.is_empty() => config,
+                _ => return Ok((opts.http.clone(), shared.clone())),
+            };
+            let http = fetch::target_options(config, &opts.http)
+                .map_err(|e| format!("request settings: {e}"))?;
+            let agent = match &config.ca_file {
+                Some(path) => {
+                    agents.entry(path.clone()).or_insert_with(|| fetch::agent(&http)).clone()
+                }
+                None => shared.clone(),
+            };
+            Ok((http, agent))
+        })
+        .collect()
+}
+
 fn read_stdin(cap: u64) -> Result<Vec<u8>> {
     fetch::read_capped(std::io::stdin().lock(), cap).map_err(|e| match e {
         fetch::CappedError::TooBig => {
@@ -215,7 +256,7 @@ fn sample_one(
     target: &Target,
     at: Timestamp,
     opts: &ScrapeOptions,
-    agent: &ureq::Agent,
+    request: &Request,
     stdin: Option<&[u8]>,
 ) -> Result<SampleOutcome> {
     let started = Instant::now();
@@ -229,9 +270,19 @@ fn sample_one(
     };
     let fetched: std::result::Result<(Vec<u8>, Option<String>), fetch::FetchFailure> =
         match &target.source {
-            Source::Http(url) => {
-                fetch::get(agent, url, &[], &opts.http).map(|f| (f.bytes, f.content_type))
-            }
+            Source::Http(url) => match request {
+                Ok((http, agent)) => {
+                    fetch::get(agent, url, &[], http).map(|f| (f.bytes, f.content_type))
+                }
+                Err(reason) => Err(fetch::FetchFailure {
+                    status: TargetStatus::Error,
+                    reason: reason.clone(),
+                    transient: false,
+                    attempts: 0,
+                    body: None,
+                    retry_after: None,
+                }),
+            },
             Source::File(path) => Ok((read_file(path, opts.http.max_bytes)?, None)),
             Source::Stdin => Ok((stdin.unwrap_or_default().to_vec(), None)),
         };

@@ -4,6 +4,7 @@
 //! described by `schemas/targets.schema.json`). Every target gets a unique name, because triage
 //! and the later stages address replicas by it.
 
+use opsg_core::kinds::observation::{HeaderSource, ScrapeConfig};
 use opsg_core::{Error, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -111,18 +112,54 @@ struct TargetEntry {
     url: String,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    #[serde(default)]
+    headers: BTreeMap<String, HeaderSource>,
+    ca_file: Option<String>,
 }
 
+/// A target of a targets file with its own request settings (empty when it has none).
+pub type FileTarget = (Target, ScrapeConfig);
+
 /// Read a targets file: JSON checked against `schemas/targets.schema.json`. Errors name the file,
-/// the line (for malformed JSON) or the field, and why.
-pub fn load_targets_file(path: &Path) -> Result<Vec<Target>> {
+/// the line (for malformed JSON) or the field, and why. Relative `ca_file` and header `file`
+/// paths are made relative to the targets file's folder (as Prometheus does with its config), so
+/// the record names a file a later re-scrape finds from anywhere.
+pub fn load_targets_file(path: &Path) -> Result<Vec<FileTarget>> {
     let source = path.display().to_string();
     let text = std::fs::read(path).map_err(|e| Error::io(&source, e))?;
-    parse_targets(&text, &source)
+    let mut targets = parse_targets(&text, &source)?;
+    let dir = std::path::absolute(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    let anchor = |p: &mut String| {
+        if Path::new(p.as_str()).is_relative() {
+            *p = dir.join(p.as_str()).display().to_string();
+        }
+    };
+    for (_, config) in &mut targets {
+        if let Some(ca) = &mut config.ca_file {
+            anchor(ca);
+        }
+        for header in config.headers.values_mut() {
+            if let HeaderSource::File { file, .. } = header {
+                anchor(file);
+            }
+        }
+    }
+    Ok(targets)
+}
+
+/// Header names whose values are credentials: a targets file must say where to read them
+/// (`env`, `file`), never hold them, because the file and the record are not secret.
+pub fn is_credential_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    matches!(lower.as_str(), "authorization" | "proxy-authorization" | "cookie")
+        || ["token", "secret", "key", "password", "auth"].iter().any(|w| lower.contains(w))
 }
 
 /// Parse a targets file's bytes (see [`load_targets_file`]); `source` names it in errors.
-pub fn parse_targets(text: &[u8], source: &str) -> Result<Vec<Target>> {
+pub fn parse_targets(text: &[u8], source: &str) -> Result<Vec<FileTarget>> {
     let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| {
         let message = e.to_string();
         let reason = message.rfind(" at line ").map_or(message.as_str(), |i| &message[..i]);
@@ -147,7 +184,16 @@ pub fn parse_targets(text: &[u8], source: &str) -> Result<Vec<Target>> {
             target.name = name;
         }
         target.labels = entry.labels;
-        out.push(target);
+        for (name, value) in &entry.headers {
+            if matches!(value, HeaderSource::Value(_)) && is_credential_header(name) {
+                return Err(Error::invalid(format!(
+                    "header `{name}` carries a credential: give {{\"env\": \"VAR\"}} or {{\"file\": \"PATH\"}} (with an optional \"prefix\") so the secret stays out of the file and the records"
+                ))
+                .in_source(source)
+                .at_field(format!("targets[{i}].headers.{name}")));
+            }
+        }
+        out.push((target, ScrapeConfig { headers: entry.headers, ca_file: entry.ca_file }));
     }
     Ok(out)
 }
@@ -186,7 +232,7 @@ struct TargetGroup {
 
 /// Prometheus file_sd target groups: `host:port` targets, `__scheme__` and `__metrics_path__`
 /// honoured, other `__`-prefixed labels dropped (as relabelling would), the rest kept.
-fn file_sd_targets(value: serde_json::Value, source: &str) -> Result<Vec<Target>> {
+fn file_sd_targets(value: serde_json::Value, source: &str) -> Result<Vec<FileTarget>> {
     let groups: Vec<TargetGroup> = serde_json::from_value(value)
         .map_err(|e| Error::invalid(format!("invalid file_sd targets: {e}")).in_source(source))?;
     let mut out = Vec::new();
@@ -208,7 +254,7 @@ fn file_sd_targets(value: serde_json::Value, source: &str) -> Result<Vec<Target>
             })?;
             target.name = labels.get("instance").cloned().unwrap_or_else(|| host.clone());
             target.labels = labels.clone();
-            out.push(target);
+            out.push((target, ScrapeConfig::default()));
         }
     }
     Ok(out)
@@ -239,6 +285,10 @@ pub fn dedupe_names(targets: &mut [Target], explicit: &[bool]) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn parse(text: &[u8], source: &str) -> Result<Vec<Target>> {
+        parse_targets(text, source).map(|v| v.into_iter().map(|(t, _)| t).collect())
+    }
+
     #[test]
     fn names_from_urls() {
         assert_eq!(name_from_url("http://10.0.0.7:8000/metrics"), "10.0.0.7:8000");
@@ -261,7 +311,7 @@ mod tests {
             {"name":"stable-0","url":"http://127.0.0.1:8001/metrics",
              "labels":{"deployment":"llama","role":"stable","route":"chat","node":"n1"}},
             {"url":"http://127.0.0.1:8002/metrics"}]}"#;
-        let targets = parse_targets(text, "t.json").unwrap();
+        let targets = parse(text, "t.json").unwrap();
         assert_eq!(targets.len(), 2);
         assert_eq!(targets[0].name, "stable-0");
         assert_eq!(targets[0].labels["role"], "stable");
@@ -271,21 +321,21 @@ mod tests {
 
     #[test]
     fn bad_targets_files_name_where_and_why() {
-        let e = parse_targets(b"{\"targets\": [\n  {\"url\": }\n]}", "t.json").unwrap_err();
+        let e = parse(b"{\"targets\": [\n  {\"url\": }\n]}", "t.json").unwrap_err();
         assert!(e.to_string().starts_with("t.json:2:"), "{e}");
         assert_eq!(e.status().code(), 3);
 
-        let e = parse_targets(
+        let e = parse(
             br#"{"targets":[{"url":"http://h:1/metrics","labels":{"role":"blue"}}]}"#,
             "t.json",
         )
         .unwrap_err();
         assert!(e.to_string().contains("field `targets[0].labels.role`"), "{e}");
 
-        let e = parse_targets(br#"{"targets":[{"url":"gopher://h"}]}"#, "t.json").unwrap_err();
+        let e = parse(br#"{"targets":[{"url":"gopher://h"}]}"#, "t.json").unwrap_err();
         assert!(e.to_string().contains("targets[0].url"), "{e}");
 
-        let e = parse_targets(br#"{"targets":[{"name":"a"}]}"#, "t.json").unwrap_err();
+        let e = parse(br#"{"targets":[{"name":"a"}]}"#, "t.json").unwrap_err();
         assert!(e.to_string().contains("url"), "{e}");
     }
 
@@ -297,7 +347,7 @@ mod tests {
             {"targets": ["10.0.0.9:9400"],
              "labels": {"__scheme__": "https", "__metrics_path__": "/dcgm/metrics", "instance": "gpu-node-1"}}
         ]"#;
-        let targets = parse_targets(text, "sd.json").unwrap();
+        let targets = parse(text, "sd.json").unwrap();
         assert_eq!(targets.len(), 3);
         assert_eq!(targets[0].name, "10.0.0.7:8000");
         assert_eq!(targets[0].source, Source::Http("http://10.0.0.7:8000/metrics".into()));
@@ -306,10 +356,9 @@ mod tests {
         assert_eq!(targets[2].source, Source::Http("https://10.0.0.9:9400/dcgm/metrics".into()));
         assert_eq!(targets[2].name, "gpu-node-1");
 
-        let e = parse_targets(br#"[{"targets": ["h:1"], "labels": {"job": 7}}]"#, "sd.json")
-            .unwrap_err();
+        let e = parse(br#"[{"targets": ["h:1"], "labels": {"job": 7}}]"#, "sd.json").unwrap_err();
         assert!(e.to_string().contains("field `[0].labels.job`"), "{e}");
-        let e = parse_targets(br#"[{"targets": ["http://h:1/metrics"]}]"#, "sd.json").unwrap_err();
+        let e = parse(br#"[{"targets": ["http://h:1/metrics"]}]"#, "sd.json").unwrap_err();
         assert!(e.to_string().contains("[0].targets[0]"), "{e}");
     }
 
@@ -317,10 +366,88 @@ mod tests {
     fn the_example_targets_file_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/fixtures/scrape/fleet.targets.json");
-        let targets = load_targets_file(&path).unwrap();
+        let targets: Vec<Target> =
+            load_targets_file(&path).unwrap().into_iter().map(|(t, _)| t).collect();
         assert_eq!(targets.len(), 5);
         assert_eq!(targets[2].labels["role"], "canary");
         assert!(targets.iter().all(|t| matches!(t.source, Source::Http(_))));
+    }
+
+    #[test]
+    fn per_target_headers_and_ca_file() {
+        let text = br#"{"targets":[
+            {"name":"a","url":"https://h:1/metrics","ca_file":"ca.pem",
+             "headers":{"Authorization":{"env":"VLLM_TOKEN","prefix":"Bearer "},
+                        "X-Scope-OrgID":"fleet",
+                        "X-Api-Key":{"file":"/run/secrets/k"}}},
+            {"url":"http://h:2/metrics"}]}"#;
+        let t = parse_targets(text, "t.json").unwrap();
+        let config = &t[0].1;
+        assert_eq!(config.ca_file.as_deref(), Some("ca.pem"));
+        assert_eq!(
+            config.headers["Authorization"],
+            HeaderSource::Env { env: "VLLM_TOKEN".into(), prefix: Some("Bearer ".into()) }
+        );
+        assert_eq!(config.headers["X-Scope-OrgID"], HeaderSource::Value("fleet".into()));
+        assert_eq!(
+            config.headers["X-Api-Key"],
+            HeaderSource::File { file: "/run/secrets/k".into(), prefix: None }
+        );
+        assert!(t[1].1.is_empty());
+    }
+
+    #[test]
+    fn relative_paths_are_anchored_at_the_targets_file() {
+        let dir = std::env::temp_dir().join(format!("opsg-targets-rel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.json");
+        std::fs::write(
+            &path,
+            br#"{"targets":[{"url":"https://h:1/metrics","ca_file":"certs/ca.pem",
+                "headers":{"Authorization":{"file":"tok"},"X-Other":{"file":"/abs/x"}}}]}"#,
+        )
+        .unwrap();
+        let t = load_targets_file(&path).unwrap();
+        let config = &t[0].1;
+        assert_eq!(config.ca_file, Some(dir.join("certs/ca.pem").display().to_string()));
+        assert_eq!(
+            config.headers["Authorization"],
+            HeaderSource::File { file: dir.join("tok").display().to_string(), prefix: None }
+        );
+        assert_eq!(
+            config.headers["X-Other"],
+            HeaderSource::File { file: "/abs/x".into(), prefix: None }
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn credentials_must_not_be_literals_in_a_targets_file() {
+        for name in ["Authorization", "cookie", "X-Api-Key", "X-Auth-Token", "Proxy-Authorization"]
+        {
+            let text = format!(
+                r#"{{"targets":[{{"url":"http://h:1/metrics","headers":{{"{name}":"Bearer s3cr3t"}}}}]}}"#
+            );
+            let e = parse_targets(text.as_bytes(), "t.json").unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains(&format!("targets[0].headers.{name}")), "{msg}");
+            assert!(msg.contains("credential") && !msg.contains("s3cr3t"), "{msg}");
+            assert_eq!(e.status().code(), 3);
+        }
+        // Not a credential: a literal is fine.
+        assert!(!is_credential_header("X-Scope-OrgID"));
+        // Malformed sources are refused by the schema, naming the field.
+        for bad in [
+            r#"{"Authorization":{"env":"1BAD"}}"#,
+            r#"{"Authorization":{"env":"A","file":"b"}}"#,
+            r#"{"Authorization":{"prefix":"Bearer "}}"#,
+            r#"{"bad name":"x"}"#,
+            r#"{"X-Tenant":"a\nb"}"#,
+        ] {
+            let text = format!(r#"{{"targets":[{{"url":"http://h:1/metrics","headers":{bad}}}]}}"#);
+            let e = parse_targets(text.as_bytes(), "t.json").unwrap_err();
+            assert!(e.to_string().contains("targets[0].headers"), "{bad}: {e}");
+        }
     }
 
     #[test]

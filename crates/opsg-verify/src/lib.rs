@@ -16,7 +16,9 @@ use clap::{CommandFactory, Parser};
 use opsg_core::kinds::decision::{Mode, Verdict};
 use opsg_core::kinds::execution::{ActionOutcome, ActionRun, ExecutionBody};
 use opsg_core::kinds::finding::{FindingBody, FindingStatus};
-use opsg_core::kinds::observation::{ObservationBody, TargetObservation, TargetStatus, Window};
+use opsg_core::kinds::observation::{
+    ObservationBody, ScrapeConfig, TargetObservation, TargetStatus, Window,
+};
 use opsg_core::kinds::plan::{Action, ExpectedEffect, PlanBody};
 use opsg_core::kinds::verification::{EffectCheck, Rollback, VerificationBody};
 use opsg_core::record::{Kind, Stamp};
@@ -225,8 +227,13 @@ fn finish_bounds(
 }
 
 /// Re-scrape targets (the one place verification touches the network for telemetry; swap it in
-/// tests or for another collector).
-pub fn rescrape(targets: &[TargetObservation], args: &Args) -> Result<Vec<TargetObservation>> {
+/// tests or for another collector), with the request settings (headers, CA file) the observation
+/// recorded for them, resolved again from this process' environment and files.
+pub fn rescrape(
+    targets: &[TargetObservation],
+    scrape_configs: &BTreeMap<String, ScrapeConfig>,
+    args: &Args,
+) -> Result<Vec<TargetObservation>> {
     let mut scrape_targets = Vec::new();
     for t in targets {
         if t.source.starts_with("http://") || t.source.starts_with("https://") {
@@ -244,6 +251,7 @@ pub fn rescrape(targets: &[TargetObservation], args: &Args) -> Result<Vec<Target
         samples: args.samples,
         interval: args.interval,
         stale_after_ms: args.stale_after.as_millis() as i64,
+        scrape_configs: scrape_configs.clone(),
         ..Default::default()
     };
     opts.http.timeout = args.timeout;
@@ -259,6 +267,14 @@ struct Ctx<'a> {
 
 /// Run the tool.
 pub fn run(args: Args) -> Result<ExitStatus> {
+    // Compiled while stdin is still on its way (see `schema::warm_up`).
+    opsg_core::schema::warm_up(&[
+        "envelope.schema.json",
+        "execution.schema.json",
+        "finding.schema.json",
+        "observation.schema.json",
+        "verification.schema.json",
+    ]);
     let chain = read_stdin(&Limits::default())?;
     let started = Timestamp::now();
     let exec = opsg_exec::executor(
@@ -393,7 +409,8 @@ fn decide(ctx: &Ctx<'_>, body: &mut VerificationBody) -> Result<(Outcome, String
     }
     let observation: Option<ObservationBody> =
         chain.last_of(Kind::Observation).map(|l| l.body(&chain.source)).transpose()?;
-    let observed: Vec<TargetObservation> = observation.map(|o| o.targets).unwrap_or_default();
+    let (observed, scrape_configs): (Vec<TargetObservation>, _) =
+        observation.map(|o| (o.targets, o.scrape_configs)).unwrap_or_default();
     let wanted: Vec<TargetObservation> = observed
         .iter()
         .filter(|t| effects.iter().any(|(_, e)| signal::target_matches(t, &e.target)))
@@ -422,7 +439,7 @@ fn decide(ctx: &Ctx<'_>, body: &mut VerificationBody) -> Result<(Outcome, String
     let mut rounds = 0u32;
     loop {
         rounds += 1;
-        let after = rescrape(&wanted, ctx.args)?;
+        let after = rescrape(&wanted, &scrape_configs, ctx.args)?;
         body.checks = effects
             .iter()
             .map(|(index, effect)| check_one(*index, effect, &observed, &after))

@@ -37,6 +37,54 @@ pub struct ObservationBody {
     /// Error-signature counts from bounded log tails (`--log`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<serde_json::Value>,
+    /// How to repeat each HTTP target's request (header sources, CA file), by target name, so a
+    /// later re-scrape (`opsg-verify`) reaches a target that needs them. References only: a secret
+    /// is named by the environment variable or file it comes from, never written here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scrape_configs: BTreeMap<String, ScrapeConfig>,
+}
+
+/// Per-target HTTP request settings, as a targets file gives them (`headers`, `ca_file`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrapeConfig {
+    /// Request headers by name, each a literal (non-secret) value or where to read the value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, HeaderSource>,
+    /// A PEM file of the CA certificates to trust for this target (an internal CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+impl ScrapeConfig {
+    /// True when there is nothing to repeat (no headers, no CA file).
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty() && self.ca_file.is_none()
+    }
+}
+
+/// Where a request header's value comes from. Secrets come from the environment or a file read
+/// at request time, so only the variable's name or the file's path is ever stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HeaderSource {
+    /// A literal value, for what is not secret (a tenant id such as `X-Scope-OrgID`).
+    Value(String),
+    /// The value of an environment variable, after an optional prefix (`Bearer `).
+    Env {
+        /// The variable's name.
+        env: String,
+        /// Text put before the value.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
+    },
+    /// The first line of a file (as Prometheus' `bearer_token_file`), after an optional prefix.
+    File {
+        /// The file's path.
+        file: String,
+        /// Text put before the value.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
+    },
 }
 
 /// The time span an observation covers.
