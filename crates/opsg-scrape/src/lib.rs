@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod capture;
 pub mod compact;
 pub mod fetch;
 pub mod normalize;
@@ -103,8 +104,9 @@ pub struct Args {
     #[arg(long = "targets", value_name = "FILE")]
     pub targets_file: Option<PathBuf>,
 
-    /// A recorded exposition capture to replay (repeatable; `-` reads stdin). Marks the record as
-    /// a replay and its samples stale.
+    /// A recorded exposition capture to replay (repeatable; `-` reads stdin), plain or gzip
+    /// (found by its magic bytes; --max-bytes caps the inflated size). Marks the record as a
+    /// replay and its samples stale.
     #[arg(long = "file", value_name = "PATH")]
     pub files: Vec<PathBuf>,
 

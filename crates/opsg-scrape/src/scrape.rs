@@ -5,6 +5,7 @@
 //! line up in time across the fleet; rounds are `interval` apart. A target that fails is recorded
 //! with its status and reason and the others go on: partial failure is data.
 
+use crate::capture::{self, CaptureError};
 use crate::compact::{self, SeriesSet};
 use crate::fetch::{self, HttpOptions};
 use crate::normalize::Keep;
@@ -155,7 +156,7 @@ pub fn scrape(targets: &[Target], opts: &ScrapeOptions) -> Result<Scraped> {
                 .par_iter()
                 .zip(&requests)
                 .map(|(target, request)| {
-                    let outcome = sample_one(target, at, opts, request, stdin.as_deref());
+                    let outcome = sample_one(target, at, opts, request, stdin.as_ref());
                     bar.inc(1);
                     outcome
                 })
@@ -231,25 +232,35 @@ fn prepare_requests(
         .collect()
 }
 
-fn read_stdin(cap: u64) -> Result<Vec<u8>> {
-    fetch::read_capped(std::io::stdin().lock(), cap).map_err(|e| match e {
-        fetch::CappedError::TooBig => {
-            Error::invalid(format!("stdin exceeds the {cap}-byte cap (--max-bytes)"))
-                .in_source("stdin")
-        }
-        fetch::CappedError::Io(io) => Error::io("stdin", io),
-    })
+/// A capture's bytes, or why it is unusable (recorded as the target's error).
+type Capture = std::result::Result<Vec<u8>, String>;
+
+fn read_stdin(cap: u64) -> Result<Capture> {
+    match capture::read_capture(std::io::stdin().lock(), cap) {
+        Ok(bytes) => Ok(Ok(bytes)),
+        Err(CaptureError::Unusable(reason)) => Ok(Err(reason)),
+        Err(CaptureError::Io(io)) => Err(Error::io("stdin", io)),
+    }
 }
 
-fn read_file(path: &Path, cap: u64) -> Result<Vec<u8>> {
+fn read_file(path: &Path, cap: u64) -> Result<Capture> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path.display(), e))?;
-    fetch::read_capped(file, cap).map_err(|e| match e {
-        fetch::CappedError::TooBig => {
-            Error::invalid(format!("the capture exceeds the {cap}-byte cap (--max-bytes)"))
-                .in_source(path.display().to_string())
-        }
-        fetch::CappedError::Io(io) => Error::io(path.display(), io),
-    })
+    match capture::read_capture(std::io::BufReader::new(file), cap) {
+        Ok(bytes) => Ok(Ok(bytes)),
+        Err(CaptureError::Unusable(reason)) => Ok(Err(reason)),
+        Err(CaptureError::Io(io)) => Err(Error::io(path.display(), io)),
+    }
+}
+
+fn unusable(reason: String) -> fetch::FetchFailure {
+    fetch::FetchFailure {
+        status: TargetStatus::Error,
+        reason,
+        transient: false,
+        attempts: 0,
+        body: None,
+        retry_after: None,
+    }
 }
 
 fn sample_one(
@@ -257,7 +268,7 @@ fn sample_one(
     at: Timestamp,
     opts: &ScrapeOptions,
     request: &Request,
-    stdin: Option<&[u8]>,
+    stdin: Option<&Capture>,
 ) -> Result<SampleOutcome> {
     let started = Instant::now();
     let mut info = SampleInfo {
@@ -274,17 +285,16 @@ fn sample_one(
                 Ok((http, agent)) => {
                     fetch::get(agent, url, &[], http).map(|f| (f.bytes, f.content_type))
                 }
-                Err(reason) => Err(fetch::FetchFailure {
-                    status: TargetStatus::Error,
-                    reason: reason.clone(),
-                    transient: false,
-                    attempts: 0,
-                    body: None,
-                    retry_after: None,
-                }),
+                Err(reason) => Err(unusable(reason.clone())),
             },
-            Source::File(path) => Ok((read_file(path, opts.http.max_bytes)?, None)),
-            Source::Stdin => Ok((stdin.unwrap_or_default().to_vec(), None)),
+            Source::File(path) => {
+                read_file(path, opts.http.max_bytes)?.map(|b| (b, None)).map_err(unusable)
+            }
+            Source::Stdin => match stdin {
+                Some(Ok(bytes)) => Ok((bytes.clone(), None)),
+                Some(Err(reason)) => Err(unusable(reason.clone())),
+                None => Ok((Vec::new(), None)),
+            },
         };
     info.duration_ms = opts.clock.elapsed_ms(started);
     let (bytes, content_type) = match fetched {
