@@ -129,7 +129,7 @@ pub fn apply(
     catalog: &Catalog,
 ) -> Result<Vec<opsg_core::kinds::plan::Action>, String> {
     let allowed = allowed_actions(catalog, finding);
-    let ctx = Context { finding, fleet, catalog };
+    let ctx = Context::new(finding, fleet, catalog);
     let items = answer.get("actions").and_then(Value::as_array).ok_or("no `actions`")?;
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {

@@ -12,6 +12,11 @@
 //! | `scale_replicas` | `deployment`, `replicas` | `scale_replicas` to the prior `replicas` |
 //! | `drain_node` | `node` | `drain_node` with `uncordon: true` |
 //! | `escalate` | `reason`, `summary` | none |
+//!
+//! How much traffic a shift moves: a step that sets `target_usage` is sized from the observed
+//! load ([`size_shift`]: the saturated deployment's KV usage and queue against its peers'
+//! headroom, at most `max_share` of the route); a step without it, or one whose deployments
+//! exposed no KV usage, moves its fixed `share`.
 
 use crate::catalog::{Catalog, EffectSpec, Selector, Step};
 use crate::fleet::{Deployment, Fleet};
@@ -20,6 +25,7 @@ use opsg_core::kinds::plan::{
     Action, ActionType, BlastRadius, ExpectedEffect, Inverse, SafetyClass,
 };
 use serde_json::{Value, json};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 /// What a step is built against.
@@ -30,13 +36,114 @@ pub struct Context<'a> {
     pub fleet: &'a Fleet,
     /// The catalog.
     pub catalog: &'a Catalog,
+    /// How built steps were sized, in words, for the plan's rationale.
+    pub notes: RefCell<Vec<String>>,
 }
 
 fn round4(v: f64) -> f64 {
     (v * 10_000.0).round() / 10_000.0
 }
 
-impl Context<'_> {
+/// Below this KV usage a receiver's headroom is estimated as if it were this full: a nearly idle
+/// cache (a few short requests) says little about how much more it can take, and extrapolating
+/// from 2% would promise it 35 times its traffic.
+pub const USAGE_FLOOR: f64 = 0.2;
+
+/// Less than this share of the route is not worth a shift: the peers have no headroom.
+pub const MIN_SHIFT_SHARE: f64 = 0.01;
+
+/// A traffic shift sized from the observed load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShiftSize {
+    /// The share of the route's traffic to move off the saturated deployment.
+    pub moved_share: f64,
+    /// Which fraction of the moved traffic each receiver takes (by its headroom; sums to 1).
+    pub parts: Vec<(String, f64)>,
+    /// Why this much, in words.
+    pub basis: String,
+}
+
+/// Size a shift away from `d` from the observed load: how much of its traffic must go for its
+/// KV demand to come down to `target_usage`, bounded by what the receivers can take before they
+/// reach `target_usage` themselves, by `max_share` of the route, and by what `d` has.
+///
+/// The model is linear in traffic share: a deployment with KV demand `D` (usage scaled by its
+/// queue, [`crate::fleet::Load::kv_demand`]) must shed `1 - target / D` of its traffic; a receiver
+/// at demand `D_r` with route share `s_r` can take `s_r * (target / D_r - 1)` more. It errs on
+/// the safe side when the saturation comes from the requests themselves (long contexts), since
+/// the moved requests would then load the receivers more than their old share did.
+///
+/// `Ok(None)`: the evidence cannot size it (no KV usage observed for `d` or a receiver, or `d`'s
+/// demand is already below the target: its queue is not a KV problem); the caller falls back to
+/// the step's fixed `share`. `Err`: the receivers have no headroom, so a shift would only move
+/// the saturation.
+pub fn size_shift(
+    d: &Deployment,
+    receivers: &[&Deployment],
+    weights: &BTreeMap<String, f64>,
+    target_usage: f64,
+    max_share: f64,
+) -> Result<Option<ShiftSize>, String> {
+    let total: f64 = weights.values().sum();
+    let own = weights.get(&d.name).copied().unwrap_or(0.0);
+    let Some(load) = d.load else { return Ok(None) };
+    if total <= 0.0 || receivers.iter().any(|r| r.load.is_none()) {
+        return Ok(None);
+    }
+    let demand = load.kv_demand();
+    if demand <= target_usage {
+        return Ok(None);
+    }
+    let own_share = own / total;
+    let needed = (1.0 - target_usage / demand) * own_share;
+    let mut room = Vec::new();
+    for r in receivers {
+        let share = weights.get(&r.name).copied().unwrap_or(0.0) / total;
+        let r_demand = r.load.map_or(1.0, |l| l.kv_demand()).max(USAGE_FLOOR);
+        room.push((r.name.clone(), share * (target_usage / r_demand - 1.0).max(0.0)));
+    }
+    let headroom: f64 = room.iter().map(|(_, h)| h).sum();
+    let moved_share = needed.min(headroom).min(max_share).min(own_share);
+    if moved_share < MIN_SHIFT_SHARE {
+        return Err(format!(
+            "the peers of `{}` have no KV headroom below {target_usage} to take its traffic (their room: {headroom:.3} of the route)",
+            d.name
+        ));
+    }
+    let parts = room.into_iter().map(|(n, h)| (n, h / headroom)).collect();
+    let bound = if moved_share >= needed {
+        "all it needs"
+    } else if moved_share >= own_share {
+        "all its traffic"
+    } else if moved_share >= max_share {
+        "the step's max_share"
+    } else {
+        "what the peers' KV headroom takes"
+    };
+    Ok(Some(ShiftSize {
+        moved_share,
+        parts,
+        basis: format!(
+            "shift sized from the evidence: `{}` at KV usage {:.2} with {:.0} waiting per replica (demand {:.2} of its cache) must shed {:.3} of the route to reach {target_usage}; the peers can take {:.3}; moving {:.3} ({bound})",
+            d.name, load.kv_usage, load.waiting, demand, needed, headroom, moved_share
+        ),
+    }))
+}
+
+impl<'a> Context<'a> {
+    /// A context with no notes yet.
+    pub fn new(finding: &'a FindingBody, fleet: &'a Fleet, catalog: &'a Catalog) -> Context<'a> {
+        Context { finding, fleet, catalog, notes: RefCell::new(Vec::new()) }
+    }
+
+    /// Take the sizing notes written so far.
+    pub fn take_notes(&self) -> Vec<String> {
+        self.notes.take()
+    }
+
+    fn note(&self, text: String) {
+        self.notes.borrow_mut().push(text);
+    }
     /// Resolve a selector to a target name, or say why it cannot be.
     pub fn resolve(&self, selector: Selector) -> Result<String, String> {
         let f = self.finding;
@@ -185,7 +292,6 @@ impl Context<'_> {
         let fleet = self.fleet;
         match action {
             ActionType::ShiftTraffic => {
-                let share = self.param(action, params, "share")?;
                 let d = self.deployment(target)?;
                 let peers = fleet.route_peers(d);
                 let mut weights = BTreeMap::new();
@@ -195,8 +301,9 @@ impl Context<'_> {
                     })?;
                     weights.insert(p.name.clone(), w);
                 }
-                let receivers: Vec<&&Deployment> = peers
+                let receivers: Vec<&Deployment> = peers
                     .iter()
+                    .copied()
                     .filter(|p| p.name != d.name && p.status.as_deref() != Some("drain"))
                     .collect();
                 if receivers.is_empty() {
@@ -210,19 +317,52 @@ impl Context<'_> {
                 if total <= 0.0 || own <= 0.0 {
                     return Err(format!("`{}` takes no traffic: nothing to shift", d.name));
                 }
-                let moved = (share * total).min(own);
-                let recv_total: f64 =
-                    receivers.iter().map(|r| weights.get(&r.name).copied().unwrap_or(0.0)).sum();
+                let sized = if params.contains_key("target_usage") {
+                    let target_usage = self.param(action, params, "target_usage")?;
+                    let max_share = self.param(action, params, "max_share")?;
+                    size_shift(d, &receivers, &weights, target_usage, max_share)?
+                } else {
+                    None
+                };
+                let (moved, parts) = match sized {
+                    Some(size) => {
+                        self.note(size.basis);
+                        (size.moved_share * total, size.parts)
+                    }
+                    None => {
+                        let share = self.param(action, params, "share")?;
+                        let moved = (share * total).min(own);
+                        let recv_total: f64 = receivers
+                            .iter()
+                            .map(|r| weights.get(&r.name).copied().unwrap_or(0.0))
+                            .sum();
+                        let parts = receivers
+                            .iter()
+                            .map(|r| {
+                                let w = weights.get(&r.name).copied().unwrap_or(0.0);
+                                let part = if recv_total > 0.0 {
+                                    w / recv_total
+                                } else {
+                                    1.0 / receivers.len() as f64
+                                };
+                                (r.name.clone(), part)
+                            })
+                            .collect();
+                        (moved, parts)
+                    }
+                };
+                // Weights keep four decimals; the last receiver takes the rounding remainder, so
+                // the route's total weight is exactly what it was.
+                let moved = round4(moved.min(own));
                 let mut new = weights.clone();
                 new.insert(d.name.clone(), round4(own - moved));
-                for r in &receivers {
-                    let w = weights.get(&r.name).copied().unwrap_or(0.0);
-                    let part = if recv_total > 0.0 {
-                        moved * w / recv_total
-                    } else {
-                        moved / receivers.len() as f64
-                    };
-                    new.insert(r.name.clone(), round4(w + part));
+                let mut given = 0.0;
+                for (i, (name, part)) in parts.iter().enumerate() {
+                    let w = weights.get(name).copied().unwrap_or(0.0);
+                    let add =
+                        if i + 1 == parts.len() { moved - given } else { round4(moved * part) };
+                    given += add;
+                    new.insert(name.clone(), round4(w + add));
                 }
                 let moved_share = moved / total;
                 if moved_share
@@ -377,5 +517,180 @@ impl Context<'_> {
             ActionType::Noop => {}
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::Load;
+    use opsg_core::kinds::finding::{FindingStatus, IncidentClass, Method};
+
+    fn dep(name: &str, weight: f64, replicas: u64, load: Option<(f64, f64, f64)>) -> Deployment {
+        Deployment {
+            name: name.into(),
+            route: "default".into(),
+            role: Some(name.into()),
+            weight: Some(weight),
+            replicas: (0..replicas).map(|i| format!("{name}-{i}")).collect(),
+            replica_count: Some(replicas),
+            load: load.map(|(kv_usage, waiting, running)| Load {
+                kv_usage,
+                waiting,
+                running,
+                replicas: replicas as u32,
+            }),
+            ..Deployment::default()
+        }
+    }
+
+    fn weights(ds: &[&Deployment]) -> BTreeMap<String, f64> {
+        ds.iter().map(|d| (d.name.clone(), d.weight.unwrap())).collect()
+    }
+
+    fn fleet(ds: Vec<Deployment>) -> Fleet {
+        let mut f = Fleet::default();
+        for d in ds {
+            for r in &d.replicas {
+                f.replica_deployment.insert(r.clone(), d.name.clone());
+                f.targets.push(r.clone());
+            }
+            f.deployments.insert(d.name.clone(), d);
+        }
+        f
+    }
+
+    fn finding(affected: &str) -> FindingBody {
+        FindingBody {
+            status: FindingStatus::Incident,
+            class: IncidentClass::KvCacheSaturation,
+            fingerprint: "f".into(),
+            summary: "kv".into(),
+            affected_targets: vec![affected.into()],
+            first_anomalous_at: None,
+            anomalies: vec![],
+            hypotheses: vec![],
+            telemetry: Default::default(),
+            method: Method::rules(),
+        }
+    }
+
+    #[test]
+    fn a_saturated_canary_with_a_long_queue_sheds_nearly_all_its_traffic() {
+        // Regression: a fixed fifth of the route was moved whatever the evidence said.
+        let canary = dep("canary", 0.1, 1, Some((0.97, 300.0, 10.0)));
+        let stable = dep("stable", 0.9, 3, Some((0.3, 0.0, 12.0)));
+        let size = size_shift(&canary, &[&stable], &weights(&[&canary, &stable]), 0.7, 0.5)
+            .unwrap()
+            .unwrap();
+        let demand = 0.97 * (1.0 + 300.0 / 10.0);
+        let needed = (1.0 - 0.7 / demand) * 0.1;
+        assert!((size.moved_share - needed).abs() < 1e-12, "{size:?}");
+        assert!(size.moved_share > 0.097, "a long queue needs nearly everything moved");
+        assert_eq!(size.parts, vec![("stable".to_string(), 1.0)]);
+        assert!(size.basis.contains("all it needs"), "{}", size.basis);
+    }
+
+    #[test]
+    fn a_big_deployment_moves_only_what_its_small_peer_can_take() {
+        // Three saturated stable replicas cannot pour their queue onto one canary: the shift
+        // stops at the canary's headroom (its near-idle cache counted at USAGE_FLOOR).
+        let stable = dep("stable", 0.9, 3, Some((0.98, 1200.0, 12.0)));
+        let canary = dep("canary", 0.1, 1, Some((0.03, 0.0, 1.0)));
+        let size = size_shift(&stable, &[&canary], &weights(&[&stable, &canary]), 0.7, 0.5)
+            .unwrap()
+            .unwrap();
+        let headroom = 0.1 * (0.7 / USAGE_FLOOR - 1.0);
+        assert!((size.moved_share - headroom).abs() < 1e-12, "{size:?}");
+        assert!(size.basis.contains("headroom"), "{}", size.basis);
+        // A larger peer with room is capped by max_share instead.
+        let big = dep("big", 0.9, 8, Some((0.2, 0.0, 5.0)));
+        let small = dep("small", 0.1, 1, Some((0.99, 50.0, 10.0)));
+        let stable = dep("stable", 0.9, 3, Some((0.98, 1200.0, 12.0)));
+        let size = size_shift(&stable, &[&big], &weights(&[&stable, &big, &small]), 0.7, 0.3)
+            .unwrap()
+            .unwrap();
+        assert_eq!(size.moved_share, 0.3, "{size:?}");
+        assert!(size.basis.contains("max_share"), "{}", size.basis);
+    }
+
+    #[test]
+    fn receivers_share_the_moved_traffic_by_their_headroom() {
+        let hot = dep("hot", 0.5, 2, Some((0.95, 40.0, 20.0)));
+        let cool = dep("cool", 0.25, 2, Some((0.2, 0.0, 5.0)));
+        let warm = dep("warm", 0.25, 2, Some((0.6, 0.0, 15.0)));
+        let size = size_shift(&hot, &[&cool, &warm], &weights(&[&hot, &cool, &warm]), 0.7, 1.0)
+            .unwrap()
+            .unwrap();
+        let room_cool = 0.25 * (0.7 / 0.2 - 1.0);
+        let room_warm = 0.25 * (0.7 / 0.6 - 1.0);
+        let parts: BTreeMap<_, _> = size.parts.iter().cloned().collect();
+        assert!((parts["cool"] - room_cool / (room_cool + room_warm)).abs() < 1e-12);
+        assert!((parts.values().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(parts["cool"] > parts["warm"]);
+    }
+
+    #[test]
+    fn saturated_peers_mean_no_shift_and_missing_evidence_means_the_fixed_share() {
+        let a = dep("a", 0.5, 2, Some((0.97, 100.0, 20.0)));
+        let b = dep("b", 0.5, 2, Some((0.9, 10.0, 20.0)));
+        let e = size_shift(&a, &[&b], &weights(&[&a, &b]), 0.7, 0.5).unwrap_err();
+        assert!(e.contains("no KV headroom"), "{e}");
+        let blind = dep("b", 0.5, 2, None);
+        assert_eq!(size_shift(&a, &[&blind], &weights(&[&a, &blind]), 0.7, 0.5), Ok(None));
+        // A queue that is not a KV problem (cache half empty) is not sized from KV usage.
+        let queued = dep("a", 0.5, 2, Some((0.3, 5.0, 48.0)));
+        assert_eq!(size_shift(&queued, &[&b], &weights(&[&queued, &b]), 0.7, 0.5), Ok(None));
+    }
+
+    #[test]
+    fn a_sized_shift_keeps_the_route_total_and_its_inverse_exact() {
+        let catalog = Catalog::builtin();
+        let fleet = fleet(vec![
+            dep("canary", 0.1, 1, Some((0.96, 250.0, 9.0))),
+            dep("stable", 0.9, 3, Some((0.33, 0.0, 14.0))),
+        ]);
+        let finding = finding("canary-0");
+        let ctx = Context::new(&finding, &fleet, &catalog);
+        let step = &catalog.candidates(IncidentClass::KvCacheSaturation)[0].steps[0];
+        let a = ctx.build_step(0, step).unwrap();
+        let new = a.params["weights"].as_object().unwrap();
+        let total: f64 = new.values().map(|w| w.as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-9, "{new:?}");
+        assert!(new["canary"].as_f64().unwrap() < 0.005, "nearly all of the canary moved: {new:?}");
+        assert_eq!(a.inverse.unwrap().params["weights"], json!({"canary": 0.1, "stable": 0.9}));
+        assert_eq!(a.safety, SafetyClass::Safe, "a tenth of the route is within safe_max_share");
+        let notes = ctx.take_notes();
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("sized from the evidence"), "{notes:?}");
+
+        // The same step on a fleet without KV telemetry moves the fixed fifth.
+        let blind = fleet_without_load(&fleet);
+        let ctx = Context::new(&finding, &blind, &catalog);
+        let a = ctx.build_step(0, step).unwrap();
+        assert_eq!(a.params["weights"], json!({"canary": 0.0, "stable": 1.0}), "min(0.2, 0.1)");
+        assert!(ctx.take_notes().is_empty());
+    }
+
+    fn fleet_without_load(f: &Fleet) -> Fleet {
+        let mut f = f.clone();
+        for d in f.deployments.values_mut() {
+            d.load = None;
+        }
+        f
+    }
+
+    #[test]
+    fn a_shift_onto_saturated_peers_is_skipped_for_the_next_candidate() {
+        let catalog = Catalog::builtin();
+        let fleet = fleet(vec![
+            dep("a", 0.5, 2, Some((0.97, 100.0, 20.0))),
+            dep("b", 0.5, 2, Some((0.95, 80.0, 20.0))),
+        ]);
+        let finding = finding("a-0");
+        let ctx = Context::new(&finding, &fleet, &catalog);
+        let step = &catalog.candidates(IncidentClass::KvCacheSaturation)[0].steps[0];
+        let e = ctx.build_step(0, step).unwrap_err();
+        assert!(e.contains("no KV headroom"), "{e}");
     }
 }

@@ -171,8 +171,17 @@ impl Catalog {
             params: params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         };
         let mut actions = BTreeMap::new();
-        let mut shift =
-            spec(SafetyClass::Safe, &[("share", ParamSpec { min: 0.05, max: 1.0, default: 0.2 })]);
+        // `share`: the fixed share of the route a step moves; `target_usage` (when a step sets
+        // it): size the shift from the observed KV load instead, for that usage on every
+        // deployment, moving at most `max_share` of the route (see `build::size_shift`).
+        let mut shift = spec(
+            SafetyClass::Safe,
+            &[
+                ("share", ParamSpec { min: 0.05, max: 1.0, default: 0.2 }),
+                ("target_usage", ParamSpec { min: 0.3, max: 0.95, default: 0.7 }),
+                ("max_share", ParamSpec { min: 0.05, max: 1.0, default: 0.5 }),
+            ],
+        );
         shift.safe_max_share = Some(0.25);
         actions.insert(A::ShiftTraffic, shift);
         actions.insert(A::SetDeploymentStatus, spec(SafetyClass::Impactful, &[]));
@@ -191,8 +200,13 @@ impl Catalog {
             plan(
                 "kv-shift-traffic",
                 C::KvCacheSaturation,
-                "move a fifth of the saturated deployment's traffic to its peers: frees KV blocks within a minute, fully reversible",
-                vec![step(A::ShiftTraffic, S::AffectedDeployment, &[("share", 0.2)], kv.clone())],
+                "move the saturated deployment's traffic to its peers, as much as brings its KV demand to 70% of its cache and fits the peers' headroom (a fifth when the load is not observed): frees KV blocks within a minute, fully reversible",
+                vec![step(
+                    A::ShiftTraffic,
+                    S::AffectedDeployment,
+                    &[("share", 0.2), ("target_usage", 0.7), ("max_share", 0.5)],
+                    kv.clone(),
+                )],
             ),
             plan(
                 "kv-scale-up",

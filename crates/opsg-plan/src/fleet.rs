@@ -7,6 +7,10 @@
 //! `replicas.<name>.{deployment,node}`). The snapshot wins where both say something. The prior
 //! state a plan records is what was known at plan time; opsg-exec captures it again right
 //! before acting, so an inverse restores what was really there.
+//!
+//! The observation also says how loaded each deployment is ([`Load`]: KV cache usage, queued and
+//! running requests, averaged over the window and the deployment's replicas); a traffic shift is
+//! sized from it (see `build`).
 
 use opsg_core::kinds::observation::ObservationBody;
 use serde_json::Value;
@@ -33,6 +37,65 @@ pub struct Deployment {
     pub replicas: Vec<String>,
     /// Replica count (label or snapshot), else the number of replicas seen.
     pub replica_count: Option<u64>,
+    /// How loaded it was over the observation window, when its replicas exposed KV usage.
+    pub load: Option<Load>,
+}
+
+/// A deployment's load over the observation window: each of its replicas' series averaged over
+/// the window (one dip after a preemption does not make a saturated cache look free), then
+/// averaged over the replicas that reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Load {
+    /// `vllm:kv_cache_usage_perc`, 0..=1.
+    pub kv_usage: f64,
+    /// `vllm:num_requests_waiting` per replica (0 when not exposed).
+    pub waiting: f64,
+    /// `vllm:num_requests_running` per replica (0 when not exposed).
+    pub running: f64,
+    /// Replicas that reported KV usage.
+    pub replicas: u32,
+}
+
+impl Load {
+    /// The KV demand in units of the deployment's own KV capacity: its usage, scaled up by the
+    /// queue behind it (a queued request needs about as much cache as a running one once
+    /// admitted). 1.0 is a full cache with nothing waiting; 3.0 means three times what it holds.
+    pub fn kv_demand(&self) -> f64 {
+        self.kv_usage * (1.0 + self.waiting / self.running.max(1.0))
+    }
+}
+
+/// The window mean of a target's series `name` (finite points only).
+fn window_mean(t: &opsg_core::kinds::observation::TargetObservation, name: &str) -> Option<f64> {
+    let values: Vec<f64> = t
+        .series
+        .iter()
+        .filter(|s| s.name == name)
+        .flat_map(|s| s.points.iter().filter_map(|p| p.v.map(|v| v.0)))
+        .filter(|v| v.is_finite())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// Every deployment's [`Load`] from the observation's `deployment`-labelled targets.
+fn loads(obs: &ObservationBody) -> BTreeMap<String, Load> {
+    let mut sums: BTreeMap<String, Load> = BTreeMap::new();
+    for t in &obs.targets {
+        let Some(dep) = t.labels.get("deployment") else { continue };
+        let Some(kv) = window_mean(t, "vllm:kv_cache_usage_perc") else { continue };
+        let l = sums.entry(dep.clone()).or_default();
+        l.kv_usage += kv.clamp(0.0, 1.0);
+        l.waiting += window_mean(t, "vllm:num_requests_waiting").unwrap_or(0.0).max(0.0);
+        l.running += window_mean(t, "vllm:num_requests_running").unwrap_or(0.0).max(0.0);
+        l.replicas += 1;
+    }
+    for l in sums.values_mut() {
+        let n = f64::from(l.replicas);
+        l.kv_usage /= n;
+        l.waiting /= n;
+        l.running /= n;
+    }
+    sums
 }
 
 /// The fleet.
@@ -97,6 +160,11 @@ impl Fleet {
             }
             if let Some(n) = l("replicas").and_then(|n| n.parse::<u64>().ok()) {
                 d.replica_count = Some(n);
+            }
+        }
+        for (name, load) in loads(obs) {
+            if let Some(d) = fleet.deployments.get_mut(&name) {
+                d.load = Some(load);
             }
         }
         fleet
@@ -185,5 +253,43 @@ impl Fleet {
             || self.deployments.contains_key(name)
             || self.node_of.values().any(|n| n == name)
             || self.replica_deployment.contains_key(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn target(name: &str, dep: &str, kv: &[f64], waiting: &[f64], running: &[f64]) -> Value {
+        let series = |n: &str, vs: &[f64]| {
+            json!({"name": n, "type": "gauge", "labels": {},
+                   "points": vs.iter().enumerate().map(|(i, v)| json!({"t": i as i64 * 1000, "v": v})).collect::<Vec<_>>()})
+        };
+        json!({"name": name, "source": "http://x/metrics", "labels": {"deployment": dep},
+               "status": "up", "samples": [],
+               "series": [series("vllm:kv_cache_usage_perc", kv), series("vllm:num_requests_waiting", waiting),
+                          series("vllm:num_requests_running", running)]})
+    }
+
+    #[test]
+    fn load_is_the_window_mean_over_replicas() {
+        let obs: ObservationBody = serde_json::from_value(json!({
+            "window": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:01:00Z"},
+            "interval_s": 15.0,
+            "targets": [
+                target("s-0", "stable", &[0.9, 1.0], &[10.0, 30.0], &[10.0, 10.0]),
+                target("s-1", "stable", &[0.8, 0.9], &[0.0, 0.0], &[20.0, 20.0]),
+                {"name": "c-0", "source": "http://y/metrics", "labels": {"deployment": "canary"}, "status": "down", "samples": [], "series": []}
+            ]
+        }))
+        .unwrap();
+        let fleet = Fleet::from_observation(Some(&obs));
+        let l = fleet.deployments["stable"].load.unwrap();
+        assert!((l.kv_usage - 0.9).abs() < 1e-12, "{l:?}");
+        assert!((l.waiting - 10.0).abs() < 1e-12 && (l.running - 15.0).abs() < 1e-12, "{l:?}");
+        assert_eq!(l.replicas, 2);
+        assert!((l.kv_demand() - 0.9 * (1.0 + 10.0 / 15.0)).abs() < 1e-12);
+        assert_eq!(fleet.deployments["canary"].load, None, "a down replica says nothing");
     }
 }

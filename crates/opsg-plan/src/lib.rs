@@ -113,7 +113,7 @@ pub fn candidates(
     catalog: &Catalog,
     past: &[PastIncident],
 ) -> (Vec<Candidate>, Vec<String>) {
-    let ctx = build::Context { finding, fleet, catalog };
+    let ctx = build::Context::new(finding, fleet, catalog);
     let mut built = Vec::new();
     let mut skipped = Vec::new();
     for spec in catalog.candidates(finding.class) {
@@ -123,14 +123,16 @@ pub fn candidates(
             Ok(actions) => {
                 let first = actions.first().map_or(ActionType::Noop, |a| a.action);
                 let score = memory::score(past, finding.class, &finding.fingerprint, first);
-                built.push(Candidate {
-                    name: spec.name.clone(),
-                    why: spec.why.clone(),
-                    actions,
-                    score,
-                });
+                let mut why = spec.why.clone();
+                for note in ctx.take_notes() {
+                    why.push_str(&format!(" ({note})"));
+                }
+                built.push(Candidate { name: spec.name.clone(), why, actions, score });
             }
-            Err(why) => skipped.push(format!("`{}` skipped: {why}", spec.name)),
+            Err(why) => {
+                ctx.take_notes();
+                skipped.push(format!("`{}` skipped: {why}", spec.name));
+            }
         }
     }
     built.sort_by(|a, b| b.score.0.total_cmp(&a.score.0));
@@ -138,7 +140,7 @@ pub fn candidates(
 }
 
 fn escalation(finding: &FindingBody, fleet: &Fleet, catalog: &Catalog) -> Vec<Action> {
-    let ctx = build::Context { finding, fleet, catalog };
+    let ctx = build::Context::new(finding, fleet, catalog);
     ctx.build(0, ActionType::Escalate, "incident", &Default::default(), &None).into_iter().collect()
 }
 
@@ -203,6 +205,12 @@ pub fn plan(
 
 /// Run the tool.
 pub fn run(args: Args) -> Result<ExitStatus> {
+    // Compiled while stdin is still on its way (see `schema::warm_up`).
+    opsg_core::schema::warm_up(&[
+        "envelope.schema.json",
+        "finding.schema.json",
+        "plan.schema.json",
+    ]);
     let now = opsg_triage::clock(args.now.as_deref())?;
     let catalog = match &args.catalog {
         Some(path) => Catalog::load(path)?,
