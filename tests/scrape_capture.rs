@@ -118,3 +118,79 @@ fn bomb_bytes() -> Vec<u8> {
     }
     out
 }
+
+/// A Prometheus text capture whose last line is a `# EOF` comment (some exporters and capture
+/// scripts append one; in text 0.0.4 it is only a comment): `auto` takes it for OpenMetrics,
+/// whose rules refuse a counter sample named like its family; `--format prometheus` reads it.
+const TEXT_ENDING_IN_EOF: &str = "# HELP vllm:num_preemptions_total Preemptions.
+# TYPE vllm:num_preemptions_total counter
+vllm:num_preemptions_total{model_name=\"m\"} 3 1763791200000
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{model_name=\"m\"} 5 1763791200000
+# EOF
+";
+
+#[test]
+fn format_overrides_a_wrong_auto_detection() {
+    let dir = tempdir("format");
+    let capture = dir.join("text.prom");
+    std::fs::write(&capture, TEXT_ENDING_IN_EOF).unwrap();
+    let path = capture.to_str().unwrap();
+
+    let out = run(&["--file", path, "--now", NOW], None);
+    let (_, body) = record(&out);
+    let t = target(&body, "text.prom");
+    assert_eq!(t.status, TargetStatus::Error, "auto-detection misreads it");
+    assert!(t.reason.as_deref().unwrap().contains("openmetrics"), "{:?}", t.reason);
+
+    let out = run(&["--file", path, "--format", "prometheus", "--now", NOW], None);
+    let (_, body) = record(&out);
+    let t = target(&body, "text.prom");
+    assert_eq!(t.status, TargetStatus::Up, "{:?}", t.reason);
+    assert_eq!(value(&body, "text.prom", "vllm:num_preemptions_total"), 3.0);
+    assert_eq!(value(&body, "text.prom", "vllm:num_requests_waiting"), 5.0);
+    // Text 0.0.4 timestamps are milliseconds, kept as they are.
+    assert_eq!(t.series[0].points[0].t, 1_763_791_200_000);
+
+    // The same on stdin, gzip-compressed.
+    let out = run(
+        &["--file", "-", "--format", "prometheus", "--now", NOW],
+        Some(&gzip(TEXT_ENDING_IN_EOF.as_bytes())),
+    );
+    let (_, body) = record(&out);
+    assert_eq!(value(&body, "stdin", "vllm:num_requests_waiting"), 5.0);
+
+    // An OpenMetrics capture cut short (no `# EOF`): auto reads it as text and trips over its
+    // seconds timestamps; --format openmetrics names the real problem.
+    let cut = dir.join("cut.om");
+    std::fs::write(
+        &cut,
+        "# TYPE vllm:num_preemptions counter\nvllm:num_preemptions_total 3 1763791200.250\n",
+    )
+    .unwrap();
+    let cut = cut.to_str().unwrap();
+    let out = run(&["--file", cut, "--now", NOW], None);
+    let (_, body) = record(&out);
+    let reason = target(&body, "cut.om").reason.clone().unwrap();
+    assert!(reason.contains("prometheus-text"), "{reason}");
+    let out = run(&["--file", cut, "--format", "openmetrics", "--now", NOW], None);
+    let (_, body) = record(&out);
+    let reason = target(&body, "cut.om").reason.clone().unwrap();
+    assert!(reason.contains("does not end with `# EOF`"), "{reason}");
+
+    let out = run(&["--file", path, "--format", "protobuf"], None);
+    assert_eq!(out.status.code(), Some(2), "an unknown format is a usage error");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// HTTP targets keep Content-Type negotiation: --format is for captures only.
+#[test]
+fn format_does_not_override_a_servers_content_type() {
+    let server = support::Server::start(vec![(
+        "/metrics",
+        support::Reply::text(TEXT_ENDING_IN_EOF.as_bytes().to_vec()),
+    )]);
+    let out = run(&["--target", &server.url("/metrics"), "--format", "openmetrics"], None);
+    let (_, body) = record(&out);
+    assert_eq!(body.targets[0].status, TargetStatus::Up, "{:?}", body.targets[0].reason);
+}

@@ -39,8 +39,9 @@ const EXAMPLES: &str = "Examples:
   # A labelled fleet from a targets file, raw payloads kept as evidence:
   opsg-scrape --targets fleet.json --evidence-dir /var/lib/opsg/evidence > obs.jsonl
 
-  # Replay a recorded capture deterministically:
-  opsg-scrape --file capture.prom --now 2026-11-22T06:00:00Z --run-id run-replay
+  # Replay a recorded capture deterministically (gzip is read as is; --format when the body
+  # cannot tell, e.g. a text capture ending in a `# EOF` comment):
+  opsg-scrape --file capture.prom.gz --format prometheus --now 2026-11-22T06:00:00Z --run-id run-replay
 
   # Ask the Prometheus that already watches the fleet; per-instance targets for triage:
   opsg-scrape --prometheus http://prometheus:9090 --query '{job=\"vllm\"}' --range 10m --step 30s --as-targets
@@ -109,6 +110,12 @@ pub struct Args {
     /// replay and its samples stale.
     #[arg(long = "file", value_name = "PATH")]
     pub files: Vec<PathBuf>,
+
+    /// Parse --file captures (and stdin) as this format. `auto` takes a body whose last line is
+    /// `# EOF` for OpenMetrics, which misreads a text capture ending in such a comment or an
+    /// OpenMetrics capture cut short; HTTP targets always go by the server's `Content-Type`.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = capture::CaptureFormat::Auto)]
+    pub format: capture::CaptureFormat,
 
     /// A Prometheus-compatible HTTP API base URL to query (with --query).
     #[arg(long, value_name = "URL")]
@@ -436,6 +443,7 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         evidence: evidence.clone(),
         quiet: args.quiet,
         scrape_configs: scrape_configs.clone(),
+        format: args.format,
     };
     // Host signals take two readings some time apart (CPU and disk utilization): collect them
     // while the targets are scraped, not after.

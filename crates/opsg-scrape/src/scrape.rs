@@ -5,7 +5,7 @@
 //! line up in time across the fleet; rounds are `interval` apart. A target that fails is recorded
 //! with its status and reason and the others go on: partial failure is data.
 
-use crate::capture::{self, CaptureError};
+use crate::capture::{self, CaptureError, CaptureFormat};
 use crate::compact::{self, SeriesSet};
 use crate::fetch::{self, HttpOptions};
 use crate::normalize::Keep;
@@ -80,6 +80,8 @@ pub struct ScrapeOptions {
     /// Request settings of HTTP targets by target name (their own headers and CA file); a target
     /// without one uses `http` as it is.
     pub scrape_configs: BTreeMap<String, ScrapeConfig>,
+    /// The format of captures (files and stdin), which have no `Content-Type`.
+    pub format: CaptureFormat,
 }
 
 impl Default for ScrapeOptions {
@@ -95,6 +97,7 @@ impl Default for ScrapeOptions {
             evidence: None,
             quiet: true,
             scrape_configs: BTreeMap::new(),
+            format: CaptureFormat::Auto,
         }
     }
 }
@@ -279,23 +282,24 @@ fn sample_one(
         stale: target.source.is_replay(),
         evidence: None,
     };
-    let fetched: std::result::Result<(Vec<u8>, Option<String>), fetch::FetchFailure> =
-        match &target.source {
-            Source::Http(url) => match request {
-                Ok((http, agent)) => {
-                    fetch::get(agent, url, &[], http).map(|f| (f.bytes, f.content_type))
-                }
-                Err(reason) => Err(unusable(reason.clone())),
-            },
-            Source::File(path) => {
-                read_file(path, opts.http.max_bytes)?.map(|b| (b, None)).map_err(unusable)
+    let fetched: std::result::Result<(Vec<u8>, Option<String>), fetch::FetchFailure> = match &target
+        .source
+    {
+        Source::Http(url) => match request {
+            Ok((http, agent)) => {
+                fetch::get(agent, url, &[], http).map(|f| (f.bytes, f.content_type))
             }
-            Source::Stdin => match stdin {
-                Some(Ok(bytes)) => Ok((bytes.clone(), None)),
-                Some(Err(reason)) => Err(unusable(reason.clone())),
-                None => Ok((Vec::new(), None)),
-            },
-        };
+            Err(reason) => Err(unusable(reason.clone())),
+        },
+        Source::File(path) => read_file(path, opts.http.max_bytes)?
+            .map(|b| (b, opts.format.content_type().map(str::to_string)))
+            .map_err(unusable),
+        Source::Stdin => match stdin {
+            Some(Ok(bytes)) => Ok((bytes.clone(), opts.format.content_type().map(str::to_string))),
+            Some(Err(reason)) => Err(unusable(reason.clone())),
+            None => Ok((Vec::new(), None)),
+        },
+    };
     info.duration_ms = opts.clock.elapsed_ms(started);
     let (bytes, content_type) = match fetched {
         Ok(ok) => ok,
