@@ -392,3 +392,177 @@ fn stale_telemetry_lowers_confidence_and_is_said() {
     );
     assert!(stale["body"]["summary"].as_str().unwrap().contains("telemetry partial"));
 }
+
+/// A procfs snapshot as `opsg-scrape --host` writes it (the shape of `signals::host`), on `node`.
+fn host_snapshot(node: &str, full_avg60: f64, available: u64, oom_kill: u64) -> Value {
+    serde_json::json!({
+        "available": true, "hostname": node,
+        "cpu": {"cpus": 64, "procs_running": 3, "procs_blocked": 0, "context_switches": 1},
+        "memory": {"total_bytes": 540_000_000_000u64, "available_bytes": available,
+                   "free_bytes": available / 2, "cached_bytes": 1, "dirty_bytes": 0,
+                   "used_fraction": 0.9, "swap_total_bytes": 0, "swap_free_bytes": 0,
+                   "swap_used_bytes": 0},
+        "pressure": {
+            "cpu": {"some": {"avg10": 1.0, "avg60": 1.0, "avg300": 1.0, "total_us": 10}},
+            "memory": {"some": {"avg10": full_avg60 * 2.0, "avg60": full_avg60 * 2.0,
+                                "avg300": full_avg60, "total_us": 900},
+                       "full": {"avg10": full_avg60, "avg60": full_avg60,
+                                "avg300": full_avg60 / 2.0, "total_us": 400}},
+            "io": {"some": {"avg10": 0.0, "avg60": 0.0, "avg300": 0.0, "total_us": 0}}},
+        "vm": {"oom_kill": oom_kill, "pgmajfault": 10, "pswpin": 0, "pswpout": 0}
+    })
+}
+
+/// An NVML snapshot as `opsg-scrape --gpu` writes it (the shape of `signals::gpu`) with `xids`
+/// raised during the watch.
+fn gpu_snapshot(xids: &[u64]) -> Value {
+    let device = |i: u64| {
+        serde_json::json!({"index": i, "name": "NVIDIA H100 80GB HBM3", "uuid": format!("GPU-{i}"),
+            "pci_bus_id": format!("00000000:3{i}:00.0"),
+            "utilization": {"gpu_pct": 97, "memory_pct": 60},
+            "memory": {"total_bytes": 85_899_345_920u64, "used_bytes": 80_000_000_000u64, "used_fraction": 0.9313},
+            "temperature_c": 71, "power": {"draw_w": 650.0, "limit_w": 700.0},
+            "clocks": {"sm_mhz": 1980, "memory_mhz": 2619, "sm_max_mhz": 1980},
+            "throttle_reasons": ["sw_power_cap"],
+            "ecc": {"enabled": true, "volatile": {"corrected": 0, "uncorrected": 0},
+                    "aggregate": {"corrected": 3, "uncorrected": 0}},
+            "retired_pages": null,
+            "remapped_rows": {"corrected": 0, "uncorrected": 0, "pending": false, "failure": false},
+            "processes": [], "unsupported": {"retired_pages": "not supported on this GPU"}})
+    };
+    serde_json::json!({
+        "available": true, "driver_version": "550.54.15", "cuda_driver_version": "12.4",
+        "count": 2, "devices": [device(0), device(1)],
+        "xid_events": {"available": true, "window_ms": 100, "scope": "raised during the window only",
+            "events": xids.iter().map(|x| serde_json::json!({"gpu_index": 1, "uuid": "GPU-1", "xid": x}))
+                .collect::<Vec<_>>()}
+    })
+}
+
+/// A healthy fleet's observation with snapshots added, sealed and checked against its schema.
+fn with_snapshots(seed: u64, host: Option<Value>, gpus: Option<Value>) -> (Vec<u8>, String) {
+    let mut body = body(Scenario::Healthy { variant: 0 }, seed);
+    let node = body.targets[0].labels["node"].clone();
+    body.host = host;
+    body.gpus = gpus;
+    let line = sealed(&body, seed);
+    assert_valid(&serde_json::from_slice(&line).unwrap());
+    (line, node)
+}
+
+fn rules_fired(f: &Value) -> Vec<(String, String, String)> {
+    f["body"]["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let s = |k: &str| a[k].as_str().unwrap().to_string();
+            (s("rule"), s("target"), s("signal"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_host_snapshot_under_memory_pressure_raises_host_memory_pressure_on_its_node() {
+    let seed = 40;
+    let (healthy, node) =
+        with_snapshots(seed, Some(host_snapshot("n", 0.0, 400_000_000_000, 3)), None);
+    let f = triage(&healthy, seed, &[]).last();
+    assert_eq!(f["body"]["status"], "no_incident", "a quiet host: {}", f["body"]["summary"]);
+    // The snapshot is judged, and said to be, but it is not a scraped target.
+    assert_eq!(f["body"]["telemetry"]["targets_total"], 8);
+    let summary = f["body"]["summary"].as_str().unwrap();
+    assert!(summary.contains("8 of 8 targets up (and the host snapshot)"), "{summary}");
+
+    let host = host_snapshot(&node, 22.5, 9_000_000_000, 3);
+    let (input, _) = with_snapshots(seed, Some(host), None);
+    let out = triage(&input, seed, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with(&input), "the observation passes through unchanged");
+    let f = out.last();
+    assert_valid(&f);
+    assert_eq!(f["body"]["class"], "host_memory_pressure", "{}", f["body"]["summary"]);
+    let host_target = format!("host:{node}");
+    let fired = rules_fired(&f);
+    assert!(
+        fired.contains(&(
+            "host_memory_stall_full".into(),
+            host_target.clone(),
+            "host.pressure.memory.full.avg60".into()
+        )),
+        "{fired:?}"
+    );
+    let affected: Vec<&str> = f["body"]["affected_targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(affected.contains(&host_target.as_str()), "{affected:?}");
+    // The replicas on that node are implicated, as with a node_exporter there.
+    assert!(affected.len() > 1, "{affected:?}");
+}
+
+#[test]
+fn an_xid_79_in_the_gpu_snapshot_is_a_gpu_fault_and_no_gpu_is_nothing() {
+    let seed = 41;
+    let node = body(Scenario::Healthy { variant: 0 }, seed).targets[0].labels["node"].clone();
+    let host = host_snapshot(&node, 0.0, 400_000_000_000, 0);
+    let (input, _) = with_snapshots(seed, Some(host.clone()), Some(gpu_snapshot(&[79])));
+    let f = triage(&input, seed, &[]).last();
+    assert_valid(&f);
+    assert_eq!(f["body"]["class"], "gpu_fault", "{}", f["body"]["summary"]);
+    let xid = f["body"]["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == "gpu_xid_event")
+        .expect("the XID rule fired");
+    assert_eq!(xid["signal"], "gpu.xid_events.xid");
+    assert_eq!(xid["target"], format!("gpu:{node}"), "named after the host snapshot's hostname");
+    assert_eq!(xid["value"], 79.0);
+    assert!(f["body"]["hypotheses"][0]["confidence"].as_f64().unwrap() >= 0.9);
+    // The replicas on that node are implicated: the plan can drain it.
+    let replica = body(Scenario::Healthy { variant: 0 }, seed).targets[0].name.clone();
+    assert!(
+        f["body"]["affected_targets"].as_array().unwrap().iter().any(|t| *t == replica.as_str()),
+        "{}",
+        f["body"]["affected_targets"]
+    );
+
+    // The same host without a GPU driver: no target, no anomaly, no incident.
+    let unavailable = serde_json::json!({"available": false,
+        "reason": "NVML library `libnvidia-ml.so.1` could not be loaded: no NVIDIA driver on this host"});
+    let (input, _) = with_snapshots(seed, Some(host), Some(unavailable));
+    let f = triage(&input, seed, &[]).last();
+    assert_eq!(f["body"]["status"], "no_incident", "{}", f["body"]["summary"]);
+    assert_eq!(f["body"]["anomalies"], serde_json::json!([]));
+}
+
+#[test]
+fn oom_kills_count_only_when_they_grow_between_chained_snapshots() {
+    let seed = 42;
+    let (first, node) =
+        with_snapshots(seed, Some(host_snapshot("n", 0.0, 400_000_000_000, 5)), None);
+    // One snapshot: five OOM kills since boot say nothing about this window.
+    let f = triage(&first, seed, &[]).last();
+    assert_eq!(f["body"]["status"], "no_incident", "{}", f["body"]["summary"]);
+    // A later observation (a stream may hold several chains, each from GENESIS) with two more.
+    let (later, _) =
+        with_snapshots(seed + 1, Some(host_snapshot(&node, 0.0, 400_000_000_000, 7)), None);
+    let mut input = first.clone();
+    input.extend_from_slice(&later);
+    let f = triage(&input, seed + 1, &[]).last();
+    assert_valid(&f);
+    assert_eq!(f["body"]["class"], "host_memory_pressure", "{}", f["body"]["summary"]);
+    let oom = f["body"]["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == "host_oom_kills")
+        .expect("the OOM rule fired");
+    assert_eq!(oom["value"], 2.0);
+    assert_eq!(oom["signal"], "increase(host.vm.oom_kill)");
+    // Determinism: the same chain and clock, the same bytes.
+    assert_eq!(triage(&input, seed + 1, &[]).stdout, triage(&input, seed + 1, &[]).stdout);
+}

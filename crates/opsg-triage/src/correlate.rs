@@ -132,7 +132,10 @@ pub fn evaluate(obs: &ObservationBody, rules: &Rules) -> (Vec<Fired>, Vec<String
 
 fn telemetry(obs: &ObservationBody, mut notes: Vec<String>) -> TelemetryQuality {
     let mut stale = Vec::new();
-    for t in &obs.targets {
+    // Host and GPU snapshots are judged like targets but are not scraped targets: not counted.
+    let scraped: Vec<&TargetObservation> =
+        obs.targets.iter().filter(|t| !crate::snapshot::is_snapshot(t)).collect();
+    for t in scraped.iter().copied() {
         if t.samples.iter().any(|s| s.stale) {
             stale.push(t.name.clone());
         }
@@ -156,8 +159,8 @@ fn telemetry(obs: &ObservationBody, mut notes: Vec<String>) -> TelemetryQuality 
     let mut seen = BTreeSet::new();
     notes.retain(|n| seen.insert(n.clone()));
     TelemetryQuality {
-        targets_total: obs.targets.len() as u32,
-        targets_up: obs.targets.iter().filter(|t| t.status == TargetStatus::Up).count() as u32,
+        targets_total: scraped.len() as u32,
+        targets_up: scraped.iter().filter(|t| t.status == TargetStatus::Up).count() as u32,
         stale_targets: stale,
         notes,
     }
@@ -229,7 +232,7 @@ pub fn correlate(obs: &ObservationBody, rules: &Rules) -> Correlation {
     let tele = telemetry(obs, notes);
     let growth = arrival_growth(obs);
     let targets = &obs.targets;
-    let total = targets.len().max(1) as f64;
+    let total = targets.iter().filter(|t| !crate::snapshot::is_snapshot(t)).count().max(1) as f64;
     let tele_factor = 1.0 - 0.5 * tele.stale_targets.len() as f64 / total;
     let node_of = |i: usize| label(&targets[i], "node");
     let role_of = |i: usize| label(&targets[i], "role");

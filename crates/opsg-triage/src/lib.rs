@@ -8,6 +8,7 @@
 //!
 //! - [`rules`]: the detection rules (built-in defaults, a rules file with a schema);
 //! - [`signals`]: evaluating a rule on a target's compact series;
+//! - [`snapshot`]: the `--host` and `--gpu` snapshots as targets and series the rules read;
 //! - [`correlate`]: from fired rules to ranked hypotheses, and how confidence is computed;
 //! - [`continuity`]: one incident id across cron runs of the same ongoing problem;
 //! - [`history`]: reading (and verifying) an `opsg-audit` ledger;
@@ -19,6 +20,7 @@ pub mod history;
 pub mod math;
 pub mod rules;
 pub mod signals;
+pub mod snapshot;
 pub mod synth;
 
 use clap::{CommandFactory, Parser};
@@ -110,8 +112,9 @@ pub fn fingerprint(class: IncidentClass, targets: &[String]) -> String {
 /// The pure core: evaluate `rules` on an observation and correlate into a finding body (method
 /// `rules`). No clock, no I/O.
 pub fn triage(obs: &ObservationBody, rules: &Rules) -> FindingBody {
-    let corr = correlate::correlate(obs, rules);
-    finding_from(obs, rules, corr.hypotheses, corr.fired, corr.telemetry, Method::rules())
+    let obs = snapshot::with_snapshots(obs, &[]);
+    let corr = correlate::correlate(&obs, rules);
+    finding_from(&obs, rules, corr.hypotheses, corr.fired, corr.telemetry, Method::rules())
 }
 
 /// Assemble a finding from ranked hypotheses (the leading one decides class and targets).
@@ -172,8 +175,11 @@ pub fn finding_from(
                     rules.min_confidence
                 )
             } else {
+                let snapshots = snapshot::described(&obs.targets)
+                    .map(|s| format!(" (and {s})"))
+                    .unwrap_or_default();
                 format!(
-                    "no incident: {} of {} targets up, no rule fired",
+                    "no incident: {} of {} targets up{snapshots}, no rule fired",
                     telemetry.targets_up, telemetry.targets_total
                 )
             };
@@ -222,6 +228,16 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         .in_source("stdin")
     })?;
     let obs: ObservationBody = obs_line.body("stdin")?;
+    // Host and GPU snapshots of earlier observations in the chain make counters and growth
+    // measurable across snapshots (see `snapshot`).
+    let mut earlier: Vec<ObservationBody> = Vec::new();
+    for line in chain.all_of(Kind::Observation).filter(|l| !std::ptr::eq(*l, obs_line)) {
+        let body: ObservationBody = line.body("stdin")?;
+        if body.host.is_some() || body.gpus.is_some() {
+            earlier.push(body);
+        }
+    }
+    let obs = snapshot::with_snapshots(&obs, &earlier);
 
     let corr = correlate::correlate(&obs, &rules);
     let mut method = Method::rules();

@@ -292,9 +292,17 @@ pub const KNOWN_METRICS: &[(&str, Shape)] = &[
     ("DCGM_FI_DEV_GPU_UTIL", Shape::Gauge),
 ];
 
-/// The type of a known metric.
+/// The type of a known metric: an exporter series, or a field of a host or GPU snapshot
+/// ([`crate::snapshot::SNAPSHOT_SERIES`]).
 pub fn shape_of(name: &str) -> Option<Shape> {
-    KNOWN_METRICS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+    use opsg_core::kinds::observation::MetricType;
+    KNOWN_METRICS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s).or_else(|| {
+        crate::snapshot::SNAPSHOT_SERIES.iter().find(|(n, _)| *n == name).map(|(_, t)| match t {
+            MetricType::Counter => Shape::Counter,
+            MetricType::Histogram => Shape::Histogram,
+            _ => Shape::Gauge,
+        })
+    })
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
@@ -316,7 +324,9 @@ fn levenshtein(a: &str, b: &str) -> usize {
 pub fn suggest(name: &str) -> Option<&'static str> {
     KNOWN_METRICS
         .iter()
-        .map(|(n, _)| (levenshtein(name, n), *n))
+        .map(|(n, _)| *n)
+        .chain(crate::snapshot::SNAPSHOT_SERIES.iter().map(|(n, _)| *n))
+        .map(|n| (levenshtein(name, n), n))
         .filter(|(d, n)| *d <= (n.len() / 4).max(2))
         .min()
         .map(|(_, n)| n)
@@ -342,6 +352,143 @@ fn rule(name: &str, signal: &str, func: Func, op: Op, threshold: f64, n: u32) ->
         applies_to: Applies::All,
         custom_metric: false,
     }
+}
+
+/// The built-in rules on host and GPU snapshots (`opsg-scrape --host --gpu`, see
+/// [`crate::snapshot`]). Persistence counts snapshots, one per observation in the chain, so:
+///
+/// - pressure stall averages are over 60 s already: one snapshot is enough. `full` (every task
+///   stalled on memory) 10% of the last minute is severe; `some` 40% is a host paging hard;
+/// - available memory is one instantaneous reading: weight 0.35, so it raises an incident alone
+///   only far below 5% (2.5% and less) and otherwise corroborates the stall averages;
+/// - counters (OOM kills, uncorrected ECC errors since the driver loaded) count only when they
+///   increase between two snapshots: a count since boot says nothing about this window;
+/// - an XID raised during the watch, a failed or pending row remap and a pending page retirement
+///   are faults or latched states (the GPU needs a reset): one snapshot;
+/// - clock throttling for heat or a hardware slowdown (not the power cap, which is normal at full
+///   load) is instantaneous: two snapshots in a row, like the DCGM rule's persistence.
+fn snapshot_rules() -> Vec<Rule> {
+    use IncidentClass as C;
+    let with = |mut r: Rule, class: C, weight: f64, range: Option<u32>| {
+        r.class = Some(class);
+        r.weight = Some(weight);
+        r.range = range;
+        r
+    };
+    let mut available = with(
+        rule(
+            "host_memory_available_low",
+            "host.memory.available_bytes",
+            Func::Value,
+            Op::Lt,
+            0.05,
+            1,
+        ),
+        C::HostMemoryPressure,
+        0.35,
+        None,
+    );
+    available.over = Some("host.memory.total_bytes".into());
+    let mut throttled = with(
+        rule("gpu_clocks_throttled", "gpu.throttle_reasons", Func::Mask, Op::Gt, 0.0, 2),
+        C::GpuFault,
+        0.75,
+        None,
+    );
+    throttled.mask = Some(0x08 | 0x20 | 0x40 | 0x80);
+    vec![
+        with(
+            rule(
+                "host_memory_stall_full",
+                "host.pressure.memory.full.avg60",
+                Func::Value,
+                Op::Gt,
+                10.0,
+                1,
+            ),
+            C::HostMemoryPressure,
+            0.85,
+            None,
+        ),
+        with(
+            rule(
+                "host_memory_stall_some",
+                "host.pressure.memory.some.avg60",
+                Func::Value,
+                Op::Gt,
+                40.0,
+                1,
+            ),
+            C::HostMemoryPressure,
+            0.6,
+            None,
+        ),
+        available,
+        with(
+            rule("host_oom_kills", "host.vm.oom_kill", Func::Increase, Op::Gt, 0.0, 1),
+            C::HostMemoryPressure,
+            0.8,
+            Some(1),
+        ),
+        with(
+            rule(
+                "process_rss_growing",
+                "host.processes.total_rss_bytes",
+                Func::Growth,
+                Op::Gt,
+                0.5,
+                1,
+            ),
+            C::MemoryLeak,
+            0.85,
+            None,
+        ),
+        with(
+            rule("gpu_xid_event", "gpu.xid_events.xid", Func::Value, Op::Gt, 0.0, 1),
+            C::GpuFault,
+            0.95,
+            None,
+        ),
+        with(
+            rule(
+                "gpu_ecc_uncorrected_new",
+                "gpu.ecc.volatile.uncorrected",
+                Func::Increase,
+                Op::Gt,
+                0.0,
+                1,
+            ),
+            C::GpuFault,
+            0.9,
+            Some(1),
+        ),
+        with(
+            rule("gpu_row_remap_failed", "gpu.remapped_rows.failure", Func::Value, Op::Gt, 0.0, 1),
+            C::GpuFault,
+            0.9,
+            None,
+        ),
+        with(
+            rule("gpu_row_remap_pending", "gpu.remapped_rows.pending", Func::Value, Op::Gt, 0.0, 1),
+            C::GpuFault,
+            0.8,
+            None,
+        ),
+        with(
+            rule(
+                "gpu_page_retirement_pending",
+                "gpu.retired_pages.pending",
+                Func::Value,
+                Op::Gt,
+                0.0,
+                1,
+            ),
+            C::GpuFault,
+            0.8,
+            None,
+        ),
+        throttled,
+    ]
 }
 
 impl Rules {
@@ -541,6 +688,7 @@ impl Rules {
                 0.6,
             ),
         ];
+        rules.extend(snapshot_rules());
         for r in &mut rules {
             match r.name.as_str() {
                 "replica_down" | "scrape_slow" => r.applies_to = Applies::Replicas,
