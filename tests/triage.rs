@@ -542,8 +542,9 @@ fn an_xid_79_in_the_gpu_snapshot_is_a_gpu_fault_and_no_gpu_is_nothing() {
 #[test]
 fn oom_kills_count_only_when_they_grow_between_chained_snapshots() {
     let seed = 42;
-    let (first, node) =
-        with_snapshots(seed, Some(host_snapshot("n", 0.0, 400_000_000_000, 5)), None);
+    let node = body(Scenario::Healthy { variant: 0 }, seed).targets[0].labels["node"].clone();
+    let (first, _) =
+        with_snapshots(seed, Some(host_snapshot(&node, 0.0, 400_000_000_000, 5)), None);
     // One snapshot: five OOM kills since boot say nothing about this window.
     let f = triage(&first, seed, &[]).last();
     assert_eq!(f["body"]["status"], "no_incident", "{}", f["body"]["summary"]);

@@ -71,39 +71,45 @@ pub fn with_snapshots(obs: &ObservationBody, earlier: &[ObservationBody]) -> Obs
     out
 }
 
-/// The snapshot targets for a sequence of observations.
+/// The snapshot targets for a sequence of observations: one per source and host (the `hostname`
+/// of the host snapshot an observation carries, `local` without one), so snapshots of two hosts
+/// in one chain never make one series.
 pub fn targets<'a>(
     observations: impl IntoIterator<Item = &'a ObservationBody>,
 ) -> Vec<TargetObservation> {
-    // One point per snapshot time: the same observation twice in a chain counts once.
-    let mut hosts: BTreeMap<i64, &Value> = BTreeMap::new();
-    let mut gpus: BTreeMap<i64, &Value> = BTreeMap::new();
-    let mut hostname: Option<&str> = None;
+    // Per node, one point per snapshot time: the same observation twice in a chain counts once.
+    type ByTime<'v> = BTreeMap<i64, &'v Value>;
+    let mut hosts: BTreeMap<&str, ByTime> = BTreeMap::new();
+    let mut gpus: BTreeMap<&str, ByTime> = BTreeMap::new();
     for obs in observations {
         let Ok(at) = Timestamp::parse_rfc3339(&obs.window.end) else { continue };
-        if let Some(h) = obs.host.as_ref().filter(|h| available(h)) {
-            hosts.insert(at.millis(), h);
-            hostname = h.get("hostname").and_then(Value::as_str).or(hostname);
+        let host = obs.host.as_ref().filter(|h| available(h));
+        let node = host
+            .and_then(|h| h.get("hostname"))
+            .and_then(Value::as_str)
+            .filter(|h| !h.is_empty())
+            .unwrap_or("local");
+        if let Some(h) = host {
+            hosts.entry(node).or_default().insert(at.millis(), h);
         }
         if let Some(g) = obs.gpus.as_ref().filter(|g| available(g)) {
-            gpus.insert(at.millis(), g);
+            gpus.entry(node).or_default().insert(at.millis(), g);
         }
     }
-    let node = hostname.filter(|h| !h.is_empty()).unwrap_or("local");
     let mut out = Vec::new();
-    if !hosts.is_empty() {
+    for (node, snapshots) in hosts {
         let mut series = SeriesSet::default();
-        for (t, h) in &hosts {
+        for (t, h) in &snapshots {
             host_points(*t, h, &mut series);
         }
-        out.push(target(format!("host:{node}"), node, "host", hosts.keys(), series));
+        out.push(target(format!("host:{node}"), node, "host", snapshots.keys(), series));
     }
-    if !gpus.is_empty() {
+    for (node, snapshots) in gpus {
         let mut series = SeriesSet::default();
-        for (t, g) in &gpus {
+        for (t, g) in &snapshots {
             gpu_points(*t, g, &mut series);
         }
-        out.push(target(format!("gpu:{node}"), node, "gpu", gpus.keys(), series));
+        out.push(target(format!("gpu:{node}"), node, "gpu", snapshots.keys(), series));
     }
     out
 }
@@ -297,7 +303,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn obs(end: &str, host: Option<Value>, gpus: Option<Value>) -> ObservationBody {
+    pub(super) fn obs(end: &str, host: Option<Value>, gpus: Option<Value>) -> ObservationBody {
         let mut o = ObservationBody::default();
         o.window.start = end.into();
         o.window.end = end.into();
@@ -391,6 +397,16 @@ mod tests {
         let oom = series(&merged.targets[0], "host.vm.oom_kill");
         let values: Vec<f64> = oom[0].points.iter().map(|p| p.v.unwrap().0).collect();
         assert_eq!(values, [3.0, 5.0], "the repeated observation counts once");
+        // Another host's snapshot is another target, never a point of this one's series.
+        let other = obs(
+            "2026-11-22T06:02:00Z",
+            Some(json!({"available": true, "hostname": "n2", "vm": {"oom_kill": 50}})),
+            Some(json!({"available": true, "devices": []})),
+        );
+        let both = with_snapshots(&other, &[a, b]);
+        let names: Vec<&str> = both.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["host:n1", "host:n2", "gpu:n2"]);
+        assert_eq!(series(&both.targets[0], "host.vm.oom_kill")[0].points.len(), 2);
         // Without snapshots the observation is returned as it was.
         let plain = obs("2026-11-22T06:00:00Z", None, None);
         assert_eq!(with_snapshots(&plain, &[]), plain);
@@ -401,19 +417,11 @@ mod tests {
 mod rule_tests {
     //! The built-in rules on snapshots, through the whole of triage.
 
+    use super::tests::obs;
     use super::*;
     use crate::{Rules, correlate, finding_from, triage};
     use opsg_core::kinds::finding::{FindingBody, FindingStatus, IncidentClass, Method};
     use serde_json::json;
-
-    fn obs(end: &str, host: Option<Value>, gpus: Option<Value>) -> ObservationBody {
-        let mut o = ObservationBody::default();
-        o.window.start = end.into();
-        o.window.end = end.into();
-        o.host = host;
-        o.gpus = gpus;
-        o
-    }
 
     fn host(psi_full60: f64, psi_some60: f64, avail: u64, oom: u64) -> Value {
         json!({"available": true, "hostname": "node-a",
