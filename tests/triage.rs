@@ -567,3 +567,73 @@ fn oom_kills_count_only_when_they_grow_between_chained_snapshots() {
     // Determinism: the same chain and clock, the same bytes.
     assert_eq!(triage(&input, seed + 1, &[]).stdout, triage(&input, seed + 1, &[]).stdout);
 }
+
+/// Say loudly that a test did not run; under `CI=true` a missing tool fails instead.
+fn skipped(why: &str) {
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{why} (required under CI=true)");
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("\n!!! SKIPPED: {why} !!!\n\n").as_bytes());
+}
+
+/// What the real `opsg-scrape --gpu` writes is what triage reads: opsg-scrape driven
+/// through the stand-in NVML library (crates/opsg-scrape/tests/fixtures/signals/gpu/stub_nvml.c:
+/// GPU 0 slowed by `hw_slowdown`, GPU 1 lost, one XID 79 during the watch), loaded by name from
+/// `LD_LIBRARY_PATH` as the real driver's library would be, piped into opsg-triage.
+#[test]
+fn opsg_scrape_gpu_snapshot_through_a_stub_nvml_is_a_gpu_fault() {
+    let dir = std::env::temp_dir().join(format!("opsg-triage-stub-nvml-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stub = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/opsg-scrape/tests/fixtures/signals/gpu/stub_nvml.c"
+    );
+    let built = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(dir.join("libnvidia-ml.so.1"))
+        .arg(stub)
+        .status();
+    if !built.is_ok_and(|s| s.success()) {
+        skipped(
+            "no C compiler (`cc`) to build the stand-in NVML library; the scrape-to-triage GPU test did not run",
+        );
+        return;
+    }
+    let capture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/scrape/vllm_metrics_v1_docs_design_example_elided.txt"
+    );
+    let scrape = std::process::Command::new(env!("CARGO_BIN_EXE_opsg-scrape"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LD_LIBRARY_PATH", &dir)
+        .args(["--file", capture, "--gpu", "--now", "2026-11-22T06:00:00Z"])
+        .args(["--run-id", "run-stub-nvml"])
+        .output()
+        .expect("run opsg-scrape");
+    assert!(scrape.status.success(), "{}", String::from_utf8_lossy(&scrape.stderr));
+    let observation = parse_records(&scrape.stdout).pop().unwrap();
+    assert_valid(&observation);
+    assert_eq!(observation["body"]["gpus"]["available"], true, "{}", observation["body"]["gpus"]);
+
+    let out = run("opsg-triage", &["--now", "2026-11-22T06:00:05Z"], &scrape.stdout);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let f = out.last();
+    assert_valid(&f);
+    assert_eq!(f["body"]["class"], "gpu_fault", "{}", f["body"]["summary"]);
+    let by_rule = |rule: &str| {
+        f["body"]["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["rule"] == rule)
+            .cloned()
+            .unwrap_or_else(|| panic!("`{rule}` did not fire: {}", f["body"]["anomalies"]))
+    };
+    assert_eq!(by_rule("gpu_xid_event")["value"], 79.0);
+    assert_eq!(by_rule("gpu_lost")["signal"], "gpu.unsupported.gpu_lost");
+    // One snapshot of a hardware slowdown is not yet persistent.
+    assert!(!f["body"]["anomalies"].to_string().contains("gpu_clocks_throttled"));
+    // Without `--host` there is no hostname to name the node by.
+    assert_eq!(by_rule("gpu_lost")["target"], "gpu:local");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -363,8 +363,9 @@ fn rule(name: &str, signal: &str, func: Func, op: Op, threshold: f64, n: u32) ->
 ///   only far below 5% (2.5% and less) and otherwise corroborates the stall averages;
 /// - counters (OOM kills, uncorrected ECC errors since the driver loaded) count only when they
 ///   increase between two snapshots: a count since boot says nothing about this window;
-/// - an XID raised during the watch, a failed or pending row remap and a pending page retirement
-///   are faults or latched states (the GPU needs a reset): one snapshot;
+/// - an XID raised during the watch, a GPU NVML reports lost (fallen off the bus), a failed or
+///   pending row remap and a pending page retirement are faults or latched states (the GPU needs a
+///   reset or service): one snapshot;
 /// - clock throttling for heat or a hardware slowdown (not the power cap, which is normal at full
 ///   load) is instantaneous: two snapshots in a row, like the DCGM rule's persistence.
 fn snapshot_rules() -> Vec<Rule> {
@@ -445,6 +446,12 @@ fn snapshot_rules() -> Vec<Rule> {
         ),
         with(
             rule("gpu_xid_event", "gpu.xid_events.xid", Func::Value, Op::Gt, 0.0, 1),
+            C::GpuFault,
+            0.95,
+            None,
+        ),
+        with(
+            rule("gpu_lost", "gpu.unsupported.gpu_lost", Func::Value, Op::Gt, 0.0, 1),
             C::GpuFault,
             0.95,
             None,

@@ -61,7 +61,12 @@ pub const SNAPSHOT_SERIES: &[(&str, MetricType)] = &[
     ("gpu.remapped_rows.pending", MetricType::Gauge),
     ("gpu.remapped_rows.failure", MetricType::Gauge),
     ("gpu.throttle_reasons", MetricType::Gauge),
+    ("gpu.unsupported.gpu_lost", MetricType::Gauge),
 ];
+
+/// How opsg-scrape words NVML's `NVML_ERROR_GPU_IS_LOST` in a device's `unsupported` reasons: the
+/// GPU fell off the bus (what XID 79 announces, here seen even when the XID came before the watch).
+const GPU_LOST: &str = "GPU lost";
 
 /// The observation with a target for each source of snapshots (host, GPUs) that `earlier`
 /// observations (in chain order) and `obs` itself carry; `obs` unchanged when none does.
@@ -257,6 +262,10 @@ fn gpu_points(t: i64, g: &Value, out: &mut SeriesSet) {
             labels.insert("uuid".into(), uuid.to_string());
         }
         by_index.insert(index, labels.clone());
+        if let Some(reasons) = d.get("unsupported").and_then(Value::as_object) {
+            let lost = reasons.values().filter_map(Value::as_str).any(|r| r.starts_with(GPU_LOST));
+            out.push("gpu.unsupported.gpu_lost", labels.clone(), t, if lost { 1.0 } else { 0.0 });
+        }
         if let Some(v) = num(d, &["ecc", "volatile", "uncorrected"]) {
             out.push("gpu.ecc.volatile.uncorrected", labels.clone(), t, v);
         }
@@ -385,6 +394,7 @@ mod tests {
         assert_eq!(series(t, "gpu.remapped_rows.pending")[0].points[0].v, Some(Float(1.0)));
         assert_eq!(series(t, "gpu.retired_pages.pending")[0].labels["gpu"], "1");
         assert_eq!(series(t, "gpu.ecc.volatile.uncorrected").len(), 1);
+        assert!(series(t, "gpu.unsupported.gpu_lost").is_empty(), "no `unsupported`, no reading");
     }
 
     #[test]
@@ -553,6 +563,18 @@ mod rule_tests {
         let f = across(&[hot("2026-11-22T06:00:00Z"), hot("2026-11-22T06:01:00Z")]);
         assert_eq!(f.class, IncidentClass::GpuFault, "{}", f.summary);
         assert_eq!(f.anomalies[0].rule, "gpu_clocks_throttled");
+        // A GPU that fell off the bus before the watch: NVML answers every reading "GPU lost".
+        let mut lost = gpus(None, &[], false);
+        lost["devices"][0]["unsupported"] = json!({
+            "name": "GPU lost (fallen off the bus)", "temperature_c": "GPU lost (fallen off the bus)"});
+        let f = triage(&obs("2026-11-22T06:00:00Z", None, Some(lost)), &rules);
+        assert_eq!(fired(&f), [("gpu_lost", "gpu:local", "gpu.unsupported.gpu_lost")]);
+        assert_eq!(f.class, IncidentClass::GpuFault, "{}", f.summary);
+        // Unsupported readings for other reasons (a consumer card without ECC) are nothing.
+        let mut plain = gpus(None, &[], false);
+        plain["devices"][0]["unsupported"] = json!({"ecc.enabled": "not supported on this GPU"});
+        let f = triage(&obs("2026-11-22T06:00:00Z", None, Some(plain)), &rules);
+        assert_eq!(f.status, FindingStatus::NoIncident, "{}", f.summary);
         // No GPU at all is not a GPU problem.
         let none = json!({"available": false, "reason": "NVML library could not be loaded"});
         let f = triage(&obs("2026-11-22T06:00:00Z", None, Some(none)), &rules);
