@@ -257,6 +257,9 @@ fn kv_saturation_on_the_canary_is_resolved_by_a_shift_sized_from_the_evidence_an
     assert_eq!(outcome, "resolved", "{}\n{}", i.body("verification"), i.out.stderr);
     let check = &i.body("verification")["checks"][0];
     assert_eq!(check["signal"], "vllm:kv_cache_usage_perc");
+    // Not just a dip: the planner expects the cache to end well below full, and it did.
+    assert_eq!(a["expected_effect"]["below"], 0.85, "{a}");
+    assert!(check["after"].as_f64().unwrap() < 0.85, "{check}");
     assert!(check["after"].as_f64().unwrap() < check["before"].as_f64().unwrap(), "{check}");
 
     // The sim: its router runs the planned weights, and the canary's cache came down.

@@ -15,8 +15,9 @@
 //!
 //! How much traffic a shift moves: a step that sets `target_usage` is sized from the observed
 //! load ([`size_shift`]: the saturated deployment's KV usage and queue against its peers'
-//! headroom, at most `max_share` of the route); a step without it, or one whose deployments
-//! exposed no KV usage, moves its fixed `share`.
+//! headroom, at most `max_share` of the route) and then expects the deployment's KV usage to
+//! end below halfway between `target_usage` and full, besides the step's relative decrease; a
+//! step without it, or one whose deployments exposed no KV usage, moves its fixed `share`.
 
 use crate::catalog::{Catalog, EffectSpec, Selector, Step};
 use crate::fleet::{Deployment, Fleet};
@@ -327,6 +328,16 @@ impl<'a> Context<'a> {
                 let (moved, parts) = match sized {
                     Some(size) => {
                         self.note(size.basis);
+                        // A 10% dip is not relief for a cache that was full: a sized shift is
+                        // expected to leave the deployment's KV usage halfway between its
+                        // target and full, as well.
+                        if let Some(e) = out.expected_effect.as_mut()
+                            && e.signal == "vllm:kv_cache_usage_perc"
+                            && e.direction == "decrease"
+                        {
+                            let target_usage = self.param(action, params, "target_usage")?;
+                            e.below = Some(round4((1.0 + target_usage) / 2.0));
+                        }
                         (size.moved_share * total, size.parts)
                     }
                     None => {
@@ -660,6 +671,8 @@ mod tests {
         assert!(new["canary"].as_f64().unwrap() < 0.005, "nearly all of the canary moved: {new:?}");
         assert_eq!(a.inverse.unwrap().params["weights"], json!({"canary": 0.1, "stable": 0.9}));
         assert_eq!(a.safety, SafetyClass::Safe, "a tenth of the route is within safe_max_share");
+        let effect = a.expected_effect.as_ref().unwrap();
+        assert_eq!((effect.by_fraction, effect.below), (Some(0.1), Some(0.85)), "{effect:?}");
         let notes = ctx.take_notes();
         assert_eq!(notes.len(), 1);
         assert!(notes[0].contains("sized from the evidence"), "{notes:?}");
@@ -669,6 +682,7 @@ mod tests {
         let ctx = Context::new(&finding, &blind, &catalog);
         let a = ctx.build_step(0, step).unwrap();
         assert_eq!(a.params["weights"], json!({"canary": 0.0, "stable": 1.0}), "min(0.2, 0.1)");
+        assert_eq!(a.expected_effect.unwrap().below, None, "no target to hold it to");
         assert!(ctx.take_notes().is_empty());
     }
 
