@@ -87,6 +87,7 @@ impl Incident {
         // cache dips for a sample after each wave of preemptions.
         let script = format!(
             "\"$SCRAPE\" --targets '{d}/targets.json' --samples 6 --interval 200ms \
+             | tee '{d}/observation.jsonl' \
              | \"$TRIAGE\" \
              | \"$PLAN\" --fleet-state '{d}/fleet-state.json' \
              | tee '{d}/plan.jsonl' \
@@ -113,6 +114,23 @@ impl Incident {
             b = self.sim.base,
         );
         pipe_while_ticking(&self.sim, &script, env, b"", 3.0)
+    }
+
+    /// The whole recording again from the scrape on: the recorded observation and fleet
+    /// snapshot through all six stages after scrape (triage and plan stamp new records, so this
+    /// is a new plan for the same evidence).
+    fn replay_recording(&self) -> Ran {
+        let script = format!(
+            "\"$TRIAGE\" < '{d}/observation.jsonl' \
+             | \"$PLAN\" --fleet-state '{d}/fleet-state.json' \
+             | \"$GATE\" --policy '{d}/policy.json' --state-dir '{d}/state' \
+             | \"$EXEC\" --execute --sim '{b}' --state-dir '{d}/state' \
+             | \"$VERIFY\" {VERIFY_ARGS} --sim '{b}' --state-dir '{d}/state' \
+             | \"$AUDIT\" --ledger '{d}/ledger.jsonl'",
+            d = self.dir.path().display(),
+            b = self.sim.base,
+        );
+        pipe_while_ticking(&self.sim, &script, &[], b"", 3.0)
     }
 
     fn body(&self, kind: &str) -> Value {
@@ -189,7 +207,12 @@ fn records_tell_the_truth(sim: &Sim, out: &Ran, dir: &TempDir, skip: usize) -> S
     assert_eq!(body(out, "report")["outcome"], outcome.as_str(), "audit reports what verify found");
 
     // What the records say ran is exactly what the sim received, bodies included.
-    let ran = |a: &&Value| a["outcome"] == "succeeded" || a["outcome"] == "failed";
+    // An action reached the sim when exec attempted the call (a failed call did too; a
+    // refusal before calling did not).
+    let ran = |a: &&Value| {
+        (a["outcome"] == "succeeded" || a["outcome"] == "failed")
+            && a["attempts"].as_u64().is_some_and(|n| n > 0)
+    };
     let execution = body(out, "execution");
     let rollback = &verification["rollback"]["actions"];
     let claimed: Vec<(String, Value)> = execution["actions"]
@@ -282,6 +305,17 @@ fn kv_saturation_on_the_canary_is_resolved_by_a_shift_sized_from_the_evidence_an
         again.stderr
     );
     assert_eq!(admin_log(&i.sim).len(), 1, "a re-run called the sim again");
+    assert_eq!(weights(&i.sim.state()), a["params"]["weights"]);
+
+    // The recorded observation through triage onwards: a new plan for the same evidence, whose
+    // prior state (the recorded weights) is no longer the sim's; exec refuses to act on it.
+    let replayed = i.replay_recording();
+    records_tell_the_truth(&i.sim, &replayed, &i.dir, 1);
+    assert_ne!(body(&replayed, "decision")["plan_hash"], i.body("decision")["plan_hash"]);
+    let action = &body(&replayed, "execution")["actions"][0];
+    assert_ne!(action["outcome"], "succeeded", "{action}");
+    assert!(action["error"].as_str().unwrap_or("").contains("fleet changed"), "{action}");
+    assert_eq!(admin_log(&i.sim).len(), 1, "the replayed recording called the sim again");
     assert_eq!(weights(&i.sim.state()), a["params"]["weights"]);
 }
 
