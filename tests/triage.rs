@@ -637,3 +637,45 @@ fn opsg_scrape_gpu_snapshot_through_a_stub_nvml_is_a_gpu_fault() {
     assert_eq!(by_rule("gpu_lost")["target"], "gpu:local");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Cron runs one scrape a minute: the snapshot of the run before comes from the history ledger
+/// (opsg-audit appends every observation), so OOM kills since then count; a ledger that fails
+/// verification gives nothing, as for continuity.
+#[test]
+fn the_history_ledger_gives_the_previous_runs_snapshot() {
+    let seed = 44;
+    let node = body(Scenario::Healthy { variant: 0 }, seed).targets[0].labels["node"].clone();
+    let (earlier, _) =
+        with_snapshots(seed - 1, Some(host_snapshot(&node, 0.0, 400_000_000_000, 5)), None);
+    let (now, _) = with_snapshots(seed, Some(host_snapshot(&node, 0.0, 400_000_000_000, 8)), None);
+    let dir = std::env::temp_dir().join(format!("opsg-triage-snapshots-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ledger.jsonl");
+    let line = earlier.strip_suffix(b"\n").unwrap().to_vec();
+    let ledger = opsg_triage::history::write_ledger(&[line], "2026-11-22T06:00:00.000Z").unwrap();
+    std::fs::write(&path, &ledger).unwrap();
+    let p = path.to_str().unwrap();
+
+    // Alone, the run sees 8 OOM kills since boot: nothing to say.
+    assert_eq!(triage(&now, seed, &[]).last()["body"]["status"], "no_incident");
+    // With the previous run's snapshot an hour before (`--continue-within 2h`): 3 more.
+    let f = triage(&now, seed, &["--history", p, "--continue-within", "2h"]).last();
+    assert_valid(&f);
+    assert_eq!(f["body"]["class"], "host_memory_pressure", "{}", f["body"]["summary"]);
+    let oom = &f["body"]["anomalies"][0];
+    assert_eq!((oom["rule"].as_str(), oom["value"].as_f64()), (Some("host_oom_kills"), Some(3.0)));
+    // Snapshots older than the continuity window are not compared with.
+    let f = triage(&now, seed, &["--history", p, "--continue-within", "30m"]).last();
+    assert_eq!(f["body"]["status"], "no_incident", "{}", f["body"]["summary"]);
+
+    // One byte changed in the ledger: refused, nothing learned, said in the finding.
+    let text = String::from_utf8(ledger).unwrap().replacen("\"oom_kill\":5", "\"oom_kill\":1", 1);
+    std::fs::write(&path, text).unwrap();
+    let out = triage(&now, seed, &["--history", p, "--continue-within", "2h"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let f = out.last();
+    assert_eq!(f["body"]["status"], "no_incident", "{}", f["body"]["summary"]);
+    let notes = f["body"]["telemetry"]["notes"].to_string();
+    assert!(notes.contains("history ledger refused"), "{notes}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -228,9 +228,27 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         .in_source("stdin")
     })?;
     let obs: ObservationBody = obs_line.body("stdin")?;
-    // Host and GPU snapshots of earlier observations in the chain make counters and growth
-    // measurable across snapshots (see `snapshot`).
+    // Host and GPU snapshots of earlier runs (in the history ledger, within the continuity
+    // window) and of earlier observations in the chain make counters and growth measurable
+    // across snapshots (see `snapshot`).
     let mut earlier: Vec<ObservationBody> = Vec::new();
+    let mut priors = Vec::new();
+    let mut history_note = None;
+    if let Some(path) = &args.history {
+        let until = Timestamp::parse_rfc3339(&obs.window.end).unwrap_or(now);
+        let span = (until.plus_millis(-window_ms), until);
+        match history::read_history(path, Some(span)) {
+            Ok(h) => {
+                priors.extend(continuity::from_ledger(&h.entries));
+                earlier.extend(h.snapshots);
+            }
+            Err(e) => {
+                let note = format!("history ledger refused, not learned from: {e}");
+                opsg_core::cli::warn(&note);
+                history_note = Some(note);
+            }
+        }
+    }
     for line in chain.all_of(Kind::Observation).filter(|l| !std::ptr::eq(*l, obs_line)) {
         let body: ObservationBody = line.body("stdin")?;
         if body.host.is_some() || body.gpus.is_some() {
@@ -248,17 +266,7 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         hypotheses = outcome.hypotheses;
     }
     let mut telemetry = corr.telemetry;
-    let mut priors = Vec::new();
-    if let Some(path) = &args.history {
-        match history::read_ledger(path) {
-            Ok(entries) => priors.extend(continuity::from_ledger(&entries)),
-            Err(e) => {
-                let note = format!("history ledger refused, not learned from: {e}");
-                opsg_core::cli::warn(&note);
-                telemetry.notes.push(note);
-            }
-        }
-    }
+    telemetry.notes.extend(history_note);
     let state = match &args.state_dir {
         Some(dir) => Some(continuity::State::load(dir)?),
         None => None,
