@@ -8,7 +8,7 @@
 mod support;
 
 use opsg_core::float::Float;
-use opsg_core::kinds::observation::TargetStatus;
+use opsg_core::kinds::observation::{MetricType, TargetStatus};
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -446,4 +446,114 @@ fn scrapes_over_tls_with_an_internal_ca() {
     let out = run(&["--target", &url, "--ca-file", key.to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no PEM certificate"));
+}
+
+/// Every replica `/metrics` URL of a running sim.
+fn sim_replicas(addr: &str) -> Vec<String> {
+    let state: serde_json::Value = serde_json::from_str(&http_get(&format!("http://{addr}/state")))
+        .expect("GET /state is JSON");
+    let mut urls: Vec<String> = state["replicas"]
+        .as_object()
+        .map(|r| r.values().filter_map(|v| v["metrics_url"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    urls.sort();
+    urls
+}
+
+/// `--federate`: a real Prometheus scraping two sim replicas, federated back as one target per
+/// instance, each agreeing with a direct scrape of that replica, with the types Prometheus'
+/// federation drops restored (from its metadata API: a gauge cannot be told from its name).
+#[test]
+fn federates_a_real_prometheus_into_one_target_per_replica() {
+    let Some(bin) = require("prometheus", "prometheus") else { return };
+    let (_sim, addr, _) = start_sim();
+    let replicas: Vec<String> = sim_replicas(&addr).into_iter().take(2).collect();
+    assert_eq!(replicas.len(), 2, "the sim has at least two replicas");
+    let host_ports: Vec<String> = replicas
+        .iter()
+        .map(|u| u.trim_start_matches("http://").split('/').next().unwrap_or("").to_string())
+        .collect();
+    let dir = tempdir("prom-federate");
+    let (_prom, port) = start_prometheus(&bin, &dir, &host_ports);
+    let base = format!("http://127.0.0.1:{port}");
+    // Wait (bounded) until Prometheus has scraped both replicas and knows their metadata.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let up = http_get(&format!("{base}/api/v1/query?query=sum(up%7Bjob%3D%22sim%22%7D)"));
+        let meta = http_get(&format!("{base}/api/v1/metadata?metric=vllm:num_requests_running"));
+        if up.contains("\"2\"]") && meta.contains("gauge") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Prometheus did not scrape both replicas: {up} {meta}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let out = run(
+        &["--federate", &base, "--match", "{job=\"sim\"}", "--samples", "2", "--interval", "1s"],
+        None,
+    );
+    let (_, body) = record(&out);
+    let call = body.queries.iter().find(|q| q.query.starts_with("/federate?")).expect("the call");
+    assert_eq!(call.status, "ok", "{:?}", call.reason);
+    assert_eq!(call.query, "/federate?match[]={job=\"sim\"}");
+    assert!(call.reason.is_none(), "types came from the metadata: {:?}", call.reason);
+    let mut names: Vec<&str> = body.targets.iter().map(|t| t.name.as_str()).collect();
+    names.sort_unstable();
+    let mut expected: Vec<&str> = host_ports.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(names, expected, "one target per federated instance");
+    for (url, host_port) in replicas.iter().zip(&host_ports) {
+        let via = body.targets.iter().find(|t| &t.name == host_port).unwrap();
+        assert_eq!(via.status, TargetStatus::Up, "{:?}", via.reason);
+        assert_eq!(via.samples.len(), 2);
+        assert_eq!(via.labels["job"], "sim");
+        assert_eq!(via.source, format!("federate:{base}"));
+        let (_, direct) = record(&run(&["--target", url], None));
+        let replica = &direct.targets[0];
+        let gauge = replica
+            .series
+            .iter()
+            .find(|s| s.name == "vllm:num_requests_running")
+            .expect("the sim exposes vllm:num_requests_running");
+        let federated = via
+            .series
+            .iter()
+            .find(|s| s.name == gauge.name && s.labels == gauge.labels)
+            .expect("the gauge, with the replica's own labels (no instance, no job)");
+        assert_eq!(federated.metric_type, MetricType::Gauge, "from the metadata API");
+        assert_eq!(federated.points.last().and_then(|p| p.v), gauge.points[0].v);
+        // Prometheus stamps federated samples with its scrape time: two rounds within one
+        // scrape interval must not count a point twice.
+        let times: Vec<i64> = federated.points.iter().map(|p| p.t).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+        let counter = via
+            .series
+            .iter()
+            .find(|s| s.name.ends_with("_total") && s.name.starts_with("vllm:"))
+            .expect("a vllm counter");
+        assert_eq!(counter.metric_type, MetricType::Counter, "{}", counter.name);
+        let ttft = via
+            .series
+            .iter()
+            .find(|s| s.name == "vllm:time_to_first_token_seconds")
+            .expect("TTFT federated back into one histogram");
+        assert_eq!(ttft.metric_type, MetricType::Histogram);
+        let direct_ttft = replica
+            .series
+            .iter()
+            .find(|s| s.name == ttft.name && s.labels == ttft.labels)
+            .expect("the same histogram scraped directly");
+        assert_eq!(ttft.le, direct_ttft.le, "same bucket layout");
+        assert_eq!(
+            ttft.points.last().map(|p| &p.buckets),
+            direct_ttft.points.first().map(|p| &p.buckets)
+        );
+    }
+
+    // A selector Prometheus refuses is the call's error, with Prometheus' words; not fatal.
+    let out = run(&["--federate", &base, "--match", "{job=~\"(\"}"], None);
+    let (_, body) = record(&out);
+    let call = &body.queries[0];
+    assert_eq!(call.status, "error");
+    assert!(call.reason.as_deref().unwrap_or("").contains("HTTP 400"), "{:?}", call.reason);
+    assert!(body.targets.is_empty());
 }

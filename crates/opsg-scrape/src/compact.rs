@@ -317,13 +317,7 @@ pub struct Reduced {
 /// Detect the format (from `Content-Type`, else the body), parse strictly, check and reduce.
 pub fn reduce(bytes: &[u8], content_type: Option<&str>, at: i64, keep: &Keep) -> Reduced {
     let format = opsg_expo::detect_format(content_type, bytes);
-    let media_type = content_type.map(str::to_string).unwrap_or_else(|| {
-        match format {
-            opsg_expo::Format::OpenMetrics => "application/openmetrics-text; version=1.0.0",
-            opsg_expo::Format::PrometheusText => "text/plain; version=0.0.4",
-        }
-        .to_string()
-    });
+    let media_type = content_type.map_or_else(|| default_media_type(format), str::to_string);
     let readings = check_utf8(bytes).and_then(|()| {
         let expo = parse_kept(bytes, format, keep).map_err(|e| {
             format!("invalid exposition ({format}): line {}:{}: {}", e.line, e.column, e.message)
@@ -331,6 +325,152 @@ pub fn reduce(bytes: &[u8], content_type: Option<&str>, at: i64, keep: &Keep) ->
         readings(&expo, at, keep)
     });
     Reduced { format, media_type, readings }
+}
+
+/// One target's part of a page that holds many ([`reduce_split`]).
+#[derive(Debug)]
+pub struct Part {
+    /// The value of the label the page was split by (a Prometheus `instance`).
+    pub key: String,
+    /// `job`, `deployment`, `role`, `route` and `node`, from the part's first sample carrying each.
+    pub labels: BTreeMap<String, String>,
+    /// The part's readings (without the split label and `job`), or why they were refused.
+    pub readings: Result<Vec<Reading>, String>,
+}
+
+/// Labels a part of a split page takes from its series as its target's labels.
+pub const PART_LABELS: &[&str] = &["job", "deployment", "role", "route", "node"];
+
+/// Like [`reduce`], for a page holding the series of many targets (Prometheus `/federate`): the
+/// kept samples are split by the value of label `by` (samples without it are left out), `by` and
+/// `job` are removed from their labels, as a scrape of the target itself would not carry them,
+/// and each part is reduced on its own, so normalization and the checks see one target at a time
+/// (a vLLM V0 replica federated next to a V1 canary keeps its V0 series). The outer error is the
+/// page's (not UTF-8, not an exposition); a part's error is that part's.
+///
+/// `types`, when given, restores the types of `untyped` families first ([`retype`]).
+pub fn reduce_split(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    at: i64,
+    keep: &Keep,
+    by: &str,
+    types: Option<&crate::metadata::Types>,
+) -> (String, Result<Vec<Part>, String>) {
+    let format = opsg_expo::detect_format(content_type, bytes);
+    let media_type = content_type.map_or_else(|| default_media_type(format), str::to_string);
+    let parts = check_utf8(bytes).and_then(|()| {
+        let expo = parse_kept(bytes, format, keep).map_err(|e| {
+            format!("invalid exposition ({format}): line {}:{}: {}", e.line, e.column, e.message)
+        })?;
+        Ok(split_by_label(expo, by)
+            .into_iter()
+            .map(|(key, (labels, part))| {
+                let part = match types {
+                    Some(types) => retype(part, types),
+                    None => part,
+                };
+                Part { key, labels, readings: readings(&part, at, keep) }
+            })
+            .collect())
+    });
+    (media_type, parts)
+}
+
+fn default_media_type(format: opsg_expo::Format) -> String {
+    match format {
+        opsg_expo::Format::OpenMetrics => "application/openmetrics-text; version=1.0.0",
+        opsg_expo::Format::PrometheusText => "text/plain; version=0.0.4",
+    }
+    .to_string()
+}
+
+/// Give `untyped` families the types they lost (Prometheus' `/federate` writes every family
+/// `untyped`, one family per sample name): by the metadata in `types` first
+/// ([`crate::metadata::type_of`]), else by the names, as Prometheus' own conventions have them:
+/// `_bucket` samples with `le` next to `_sum`/`_count` are a histogram, `_total` is a counter.
+/// A histogram's or summary's families are merged back into one. Typed families are left alone.
+pub fn retype<'a>(expo: Exposition<'a>, types: &crate::metadata::Types) -> Exposition<'a> {
+    let bucketed: HashSet<String> = expo
+        .families
+        .iter()
+        .filter(|f| f.samples.iter().any(|s| s.label("le").is_some()))
+        .filter_map(|f| f.name.strip_suffix("_bucket").map(str::to_string))
+        .collect();
+    let target = |name: &str| -> Option<(String, MetricKind)> {
+        if let Some((base, kind)) = crate::metadata::type_of(types, name) {
+            return Some((base.to_string(), kind));
+        }
+        for suffix in ["_bucket", "_sum", "_count"] {
+            if let Some(base) = name.strip_suffix(suffix)
+                && !types.contains_key(base)
+                && bucketed.contains(base)
+            {
+                return Some((base.to_string(), MetricKind::Histogram));
+            }
+        }
+        name.ends_with("_total").then(|| (name.to_string(), MetricKind::Counter))
+    };
+    let mut out: Vec<MetricFamily<'a>> = Vec::with_capacity(expo.families.len());
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for family in expo.families {
+        let retyped = match family.kind {
+            MetricKind::Unknown => target(&family.name),
+            _ => None,
+        };
+        let Some((name, kind)) = retyped else {
+            index.insert(family.name.to_string(), out.len());
+            out.push(family);
+            continue;
+        };
+        match index.get(&name) {
+            Some(&i) if out[i].kind == kind => out[i].samples.extend(family.samples),
+            _ => {
+                index.insert(name.clone(), out.len());
+                out.push(MetricFamily {
+                    name: std::borrow::Cow::Owned(name),
+                    kind,
+                    help: family.help,
+                    unit: family.unit,
+                    samples: family.samples,
+                });
+            }
+        }
+    }
+    Exposition { families: out, diagnostics: expo.diagnostics }
+}
+
+type SplitPart<'a> = (BTreeMap<String, String>, Exposition<'a>);
+
+fn split_by_label<'a>(expo: Exposition<'a>, by: &str) -> BTreeMap<String, SplitPart<'a>> {
+    let mut parts: BTreeMap<String, SplitPart<'a>> = BTreeMap::new();
+    for family in expo.families {
+        let mut samples_of: BTreeMap<String, Vec<Sample<'a>>> = BTreeMap::new();
+        for mut sample in family.samples {
+            let Some(key) = sample.label(by).filter(|v| !v.is_empty()).map(str::to_string) else {
+                continue;
+            };
+            let (labels, _) = parts.entry(key.clone()).or_default();
+            for name in PART_LABELS {
+                if let Some(v) = sample.label(name).filter(|v| !v.is_empty()) {
+                    labels.entry((*name).to_string()).or_insert_with(|| v.to_string());
+                }
+            }
+            sample.labels.retain(|(n, _)| n != by && n != "job");
+            samples_of.entry(key).or_default().push(sample);
+        }
+        for (key, samples) in samples_of {
+            let (_, part) = parts.entry(key).or_default();
+            part.families.push(MetricFamily {
+                name: family.name.clone(),
+                kind: family.kind,
+                help: family.help.clone(),
+                unit: family.unit.clone(),
+                samples,
+            });
+        }
+    }
+    parts
 }
 
 /// Parse strictly (every line is checked) but hold on to the samples of kept families only: a

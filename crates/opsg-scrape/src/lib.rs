@@ -21,7 +21,9 @@ use std::time::Duration;
 
 pub mod capture;
 pub mod compact;
+pub mod federate;
 pub mod fetch;
+pub mod metadata;
 pub mod normalize;
 pub mod promapi;
 pub mod promtargets;
@@ -45,6 +47,9 @@ const EXAMPLES: &str = "Examples:
 
   # Ask the Prometheus that already watches the fleet; per-instance targets for triage:
   opsg-scrape --prometheus http://prometheus:9090 --query '{job=\"vllm\"}' --range 10m --step 30s --as-targets
+
+  # Federate the fleet from its Prometheus: one target per replica, types restored:
+  opsg-scrape --federate http://prometheus:9090 --match '{job=\"vllm\"}' --samples 3 --interval 15s
 
   # Host pressure and a vLLM log tail alongside the replica:
   opsg-scrape --target http://127.0.0.1:8000/metrics --host --log /var/log/vllm.log";
@@ -124,6 +129,16 @@ pub struct Args {
     /// A PromQL expression for --prometheus (repeatable).
     #[arg(long = "query", value_name = "PROMQL", requires = "prometheus")]
     pub queries: Vec<String>,
+
+    /// Federate from this Prometheus (its base URL): GET `/federate` with the --match selectors,
+    /// one target per `instance` of the answer (types, histograms and `job` kept), so triage
+    /// reads a fleet Prometheus scrapes like replicas scraped directly.
+    #[arg(long, value_name = "URL")]
+    pub federate: Option<String>,
+
+    /// A series selector for --federate (repeatable, sent as `match[]`), e.g. `{job="vllm"}`.
+    #[arg(long = "match", value_name = "SELECTOR", requires = "federate")]
+    pub matches: Vec<String>,
 
     /// Also turn the query results into targets, one per `instance` label (histograms rebuilt
     /// from `_bucket`/`_sum`/`_count`, `up` = 0 marks it down), so triage reads a fleet watched by
@@ -384,10 +399,17 @@ pub fn run(args: Args) -> Result<ExitStatus> {
     // Compiled while stdin is still on its way (see `schema::warm_up`).
     opsg_core::schema::warm_up(&["envelope.schema.json", "observation.schema.json"]);
     let (targets, scrape_configs) = args.collect()?;
-    if targets.is_empty() && args.prometheus.is_none() && !args.wants_signals() {
+    if targets.is_empty()
+        && args.prometheus.is_none()
+        && args.federate.is_none()
+        && !args.wants_signals()
+    {
         return Err(Error::usage(
-            "nothing to scrape: give --target, --targets, --file, --prometheus or a signal flag (--host, --gpu, --log, …)",
+            "nothing to scrape: give --target, --targets, --file, --prometheus, --federate or a signal flag (--host, --gpu, --log, …)",
         ));
+    }
+    if let Some(url) = &args.federate {
+        federate::check_args(url, &args.matches)?;
     }
     if let Some(url) = &args.prometheus {
         target::check_url(url)?;
@@ -448,9 +470,13 @@ pub fn run(args: Args) -> Result<ExitStatus> {
     // Host signals take two readings some time apart (CPU and disk utilization): collect them
     // while the targets are scraped, not after.
     let signal_args = args.wants_signals().then(|| args.signal_args());
-    let (scraped, queries, signals) = std::thread::scope(|scope| {
+    let (scraped, queries, signals, federated) = std::thread::scope(|scope| {
         let collector =
             signal_args.as_ref().map(|sa| scope.spawn(|| signals::collect(sa, evidence.as_ref())));
+        let federation = args
+            .federate
+            .as_ref()
+            .map(|url| scope.spawn(|| federate::federate(url, &args.matches, &options)));
         let scraped =
             if targets.is_empty() { Ok(Scraped::default()) } else { scrape(&targets, &options) };
         let queries = match &args.prometheus {
@@ -463,10 +489,37 @@ pub fn run(args: Args) -> Result<ExitStatus> {
             }
             None => signals::Signals::default(),
         };
-        Ok::<_, Error>((scraped?, queries, signals))
+        let federated = match federation {
+            Some(handle) => Some(
+                handle.join().map_err(|_| Error::internal("the federation thread panicked"))??,
+            ),
+            None => None,
+        };
+        Ok::<_, Error>((scraped?, queries, signals, federated))
     })?;
 
     let mut scraped = scraped;
+    let mut queries = queries;
+    if let Some((federated, call)) = federated {
+        if scraped.window.start.is_empty() {
+            scraped.window = federated.window;
+        }
+        for mut t in federated.targets {
+            let base = t.name.clone();
+            let mut n = 1;
+            while scraped.targets.iter().any(|x| x.name == t.name) {
+                n += 1;
+                t.name = format!("{base}#{n}");
+            }
+            scraped.targets.push(t);
+        }
+        for e in federated.evidence {
+            if !scraped.evidence.iter().any(|x| x.sha256 == e.sha256) {
+                scraped.evidence.push(e);
+            }
+        }
+        queries.push(call);
+    }
     if args.as_targets {
         for mut t in promtargets::targets_from_queries(&queries) {
             let base = t.name.clone();

@@ -41,14 +41,14 @@ impl Clock {
         }
     }
 
-    fn sample_time(&self, k: u32, interval: Duration) -> Timestamp {
+    pub(crate) fn sample_time(&self, k: u32, interval: Duration) -> Timestamp {
         match self {
             Clock::System => Timestamp::now(),
             Clock::Frozen(t) => t.plus_millis(interval.as_millis() as i64 * i64::from(k)),
         }
     }
 
-    fn elapsed_ms(&self, started: Instant) -> f64 {
+    pub(crate) fn elapsed_ms(&self, started: Instant) -> f64 {
         match self {
             Clock::System => started.elapsed().as_secs_f64() * 1000.0,
             Clock::Frozen(_) => 0.0,

@@ -1,0 +1,107 @@
+//! `--federate` against a std::net server that answers like Prometheus' `/federate` (every family
+//! `untyped`, `instance` and `job` on every series), with and without a metadata API.
+
+#[path = "scrape_support/mod.rs"]
+mod support;
+
+use opsg_core::kinds::observation::{MetricType, TargetStatus};
+use support::{Reply, Server, record, refused_url, run};
+
+const PAGE: &str = "# TYPE up untyped
+up{instance=\"r0:8000\",job=\"vllm\"} 1 1763791200000
+up{instance=\"r1:8000\",job=\"vllm\"} 0 1763791200000
+# TYPE vllm:num_requests_waiting untyped
+vllm:num_requests_waiting{instance=\"r0:8000\",job=\"vllm\",model_name=\"m\",role=\"canary\"} 9 1763791200000
+# TYPE vllm:num_preemptions_total untyped
+vllm:num_preemptions_total{instance=\"r0:8000\",job=\"vllm\",model_name=\"m\"} 4 1763791200000
+";
+
+const META: &str = r#"{"status":"success","data":{"vllm:num_requests_waiting":[{"type":"gauge","help":"","unit":""}]}}"#;
+
+fn serve(metadata: bool) -> Server {
+    let mut routes = vec![("/federate", Reply::text(PAGE))];
+    if metadata {
+        routes.push((
+            "/api/v1/metadata",
+            Reply::Fixed { status: 200, headers: vec![], body: META.as_bytes().to_vec() },
+        ));
+    }
+    Server::start(routes)
+}
+
+#[test]
+fn a_federation_answer_becomes_one_target_per_instance() {
+    let server = serve(true);
+    let base = format!("http://{}", server.addr);
+    let out = run(
+        &[
+            "--federate",
+            &base,
+            "--match",
+            "{job=\"vllm\"}",
+            "--match",
+            "up",
+            "--header",
+            "X-Scope-OrgID: fleet",
+            "--now",
+            "2025-11-22T06:00:30Z",
+        ],
+        None,
+    );
+    let (_, body) = record(&out);
+    assert_eq!(body.targets.len(), 2);
+    let r0 = &body.targets[0];
+    assert_eq!((r0.name.as_str(), r0.status), ("r0:8000", TargetStatus::Up));
+    assert_eq!(r0.labels["job"], "vllm");
+    assert_eq!(r0.labels["role"], "canary", "target labels come from the series");
+    let waiting = r0.series.iter().find(|s| s.name == "vllm:num_requests_waiting").unwrap();
+    assert_eq!(waiting.metric_type, MetricType::Gauge, "from the metadata");
+    assert!(!waiting.labels.contains_key("instance") && !waiting.labels.contains_key("job"));
+    assert_eq!(waiting.points[0].t, 1_763_791_200_000, "Prometheus' own sample time");
+    let pre = r0.series.iter().find(|s| s.name == "vllm:num_preemptions_total").unwrap();
+    assert_eq!(pre.metric_type, MetricType::Counter, "from the name");
+    let r1 = &body.targets[1];
+    assert_eq!(r1.status, TargetStatus::Down, "Prometheus reports up=0 for it");
+    assert!(r1.reason.as_deref().unwrap().contains("up=0"));
+    // Both selectors were sent as match[], with the run's headers, to both endpoints.
+    assert_eq!(server.header("/federate", "x-scope-orgid").as_deref(), Some("fleet"));
+    assert_eq!(server.header("/api/v1/metadata", "x-scope-orgid").as_deref(), Some("fleet"));
+    assert_eq!(body.queries[0].query, "/federate?match[]={job=\"vllm\"}&match[]=up");
+    assert_eq!(body.queries[0].status, "ok");
+}
+
+#[test]
+fn no_metadata_api_means_guessed_types_not_failure() {
+    let server = serve(false);
+    let base = format!("http://{}", server.addr);
+    let out = run(&["--federate", &base, "--match", "up"], None);
+    let (_, body) = record(&out);
+    let call = &body.queries[0];
+    assert_eq!(call.status, "ok");
+    let reason = call.reason.as_deref().unwrap();
+    assert!(reason.contains("types guessed") && reason.contains("HTTP 404"), "{reason}");
+    let r0 = &body.targets[0];
+    let waiting = r0.series.iter().find(|s| s.name == "vllm:num_requests_waiting").unwrap();
+    assert_eq!(waiting.metric_type, MetricType::Untyped, "nothing says it is a gauge");
+    assert_eq!(server.hits("/api/v1/metadata"), 1, "one lookup per run, not per round");
+}
+
+#[test]
+fn an_unreachable_prometheus_is_recorded_and_bad_arguments_are_usage_errors() {
+    let url = refused_url();
+    let base = url.trim_end_matches("/metrics");
+    let out = run(&["--federate", base, "--match", "up", "--retries", "0"], None);
+    let (_, body) = record(&out);
+    assert!(body.targets.is_empty());
+    assert_eq!(body.queries[0].status, "error");
+    assert!(body.queries[0].reason.as_deref().unwrap().contains("refused"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/federate"), "warned");
+
+    let out = run(&["--federate", base], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--match"));
+    let out = run(&["--match", "up"], None);
+    assert_eq!(out.status.code(), Some(2), "--match needs --federate");
+    let out = run(&["--federate", "prometheus:9090", "--match", "up"], None);
+    assert_eq!(out.status.code(), Some(2));
+}
