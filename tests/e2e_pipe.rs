@@ -187,14 +187,15 @@ fn admin_log(sim: &Sim) -> Vec<(String, Value)> {
         .collect()
 }
 
-/// Checks every run of the pipe must pass: the chain's kinds, typed bodies, exit status =
+/// Checks every run of the pipe must pass: one record per stage, typed bodies, exit status =
 /// outcome = audit's outcome, the admin calls this run made = what its records say ran (`skip`
 /// calls made by earlier runs), and the ledger verifies. Returns the outcome.
 fn records_tell_the_truth(sim: &Sim, out: &Ran, dir: &TempDir, skip: usize) -> String {
     let records = out.records();
     let kinds: Vec<&str> = records.iter().map(|r| r["kind"].as_str().unwrap()).collect();
-    let tail = ["plan", "decision", "execution", "verification", "report"];
-    assert!(kinds.ends_with(&tail), "{kinds:?}\n{}", out.stderr);
+    let chain =
+        ["observation", "finding", "plan", "decision", "execution", "verification", "report"];
+    assert_eq!(kinds, chain, "one record per stage\n{}", out.stderr);
     e2e_support::check_acting_records(&out.stdout);
     let verification = body(out, "verification");
     let outcome = verification["outcome"].as_str().unwrap().to_string();
