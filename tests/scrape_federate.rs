@@ -105,3 +105,60 @@ fn an_unreachable_prometheus_is_recorded_and_bad_arguments_are_usage_errors() {
     let out = run(&["--federate", "prometheus:9090", "--match", "up"], None);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `--prometheus --query`: a bare selector's series get their types from `/api/v1/metadata`
+/// (query answers carry none); a computed query's do not, and asks nothing more.
+#[test]
+fn query_results_of_bare_selectors_are_typed_from_the_metadata() {
+    let vector = r#"{"status":"success","data":{"resultType":"vector","result":[
+        {"metric":{"__name__":"vllm:num_requests_waiting","instance":"r0:8000","job":"vllm"},"value":[1763791200,"9"]},
+        {"metric":{"__name__":"vllm:num_preemptions_total","instance":"r0:8000","job":"vllm"},"value":[1763791200,"4"]}]}}"#;
+    let meta = r#"{"status":"success","data":{
+        "vllm:num_requests_waiting":[{"type":"gauge","help":"","unit":""}],
+        "vllm:num_preemptions_total":[{"type":"counter","help":"","unit":""}]}}"#;
+    let json = |body: &str| Reply::Fixed {
+        status: 200,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: body.as_bytes().to_vec(),
+    };
+    let server =
+        Server::start(vec![("/api/v1/query", json(vector)), ("/api/v1/metadata", json(meta))]);
+    let base = format!("http://{}", server.addr);
+    let out = run(&["--prometheus", &base, "--query", "{job=\"vllm\"}", "--as-targets"], None);
+    let (_, body) = record(&out);
+    let q = &body.queries[0];
+    assert_eq!(q.status, "ok");
+    let types: Vec<(&str, MetricType)> =
+        q.series.iter().map(|s| (s.name.as_str(), s.metric_type)).collect();
+    assert_eq!(
+        types,
+        [
+            ("vllm:num_requests_waiting", MetricType::Gauge),
+            ("vllm:num_preemptions_total", MetricType::Counter)
+        ]
+    );
+    // --as-targets keeps the metadata's types.
+    let waiting =
+        body.targets[0].series.iter().find(|s| s.name == "vllm:num_requests_waiting").unwrap();
+    assert_eq!(waiting.metric_type, MetricType::Gauge);
+    assert_eq!(server.hits("/api/v1/metadata"), 1);
+
+    // A computed query: no lookup, no type.
+    let out = run(&["--prometheus", &base, "--query", "max(vllm:num_requests_waiting)"], None);
+    let (_, body) = record(&out);
+    assert!(body.queries[0].series.iter().all(|s| s.metric_type == MetricType::Untyped));
+    assert_eq!(server.hits("/api/v1/metadata"), 1, "not asked for a computed query");
+
+    // No metadata API (an old or restricted server): the answer stands, the reason says why
+    // the types are unknown.
+    let bare = Server::start(vec![("/api/v1/query", json(vector))]);
+    let out = run(
+        &["--prometheus", &format!("http://{}", bare.addr), "--query", "vllm:num_requests_waiting"],
+        None,
+    );
+    let (_, body) = record(&out);
+    let q = &body.queries[0];
+    assert_eq!(q.status, "ok");
+    assert!(q.reason.as_deref().unwrap().contains("series types unknown"), "{:?}", q.reason);
+    assert!(q.series.iter().all(|s| s.metric_type == MetricType::Untyped));
+}

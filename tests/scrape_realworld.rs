@@ -300,6 +300,9 @@ fn queries_prometheus_for_a_series_it_scraped_from_the_sim() {
         .unwrap_or_else(|| panic!("no series with the replica's labels in {:?}", q.series));
     assert_eq!(series.name, "vllm:num_requests_running");
     assert_eq!(series.points[0].v, gauge.points[0].v);
+    // A bare selector's type comes from Prometheus' metadata API, as the replica declared it.
+    assert_eq!(series.metric_type, MetricType::Gauge);
+    assert_eq!(series.metric_type, gauge.metric_type);
     // A range query over the last minute returns the scraped points.
     let out = run(
         &["--prometheus", &base, "--query", "up{job=\"sim\"}", "--range", "1m", "--step", "1s"],
@@ -340,6 +343,7 @@ fn queries_prometheus_for_a_series_it_scraped_from_the_sim() {
         .find(|s| s.name == "vllm:num_requests_running" && s.labels == gauge.labels)
         .expect("the gauge, with the replica's own labels");
     assert_eq!(running.points.last().and_then(|p| p.v), gauge.points[0].v);
+    assert_eq!(running.metric_type, MetricType::Gauge);
     let ttft = via
         .series
         .iter()
@@ -431,6 +435,19 @@ fn scrapes_over_tls_with_an_internal_ca() {
     let t = &body.targets[0];
     assert_eq!(t.status, TargetStatus::Up, "{:?}", t.reason);
     assert_eq!(t.series[0].points[0].v, Some(Float(5.0)));
+
+    // The same CA named by the target itself in a targets file (relative to the file), with no
+    // run-wide --ca-file: only that target trusts it.
+    std::fs::write(
+        dir.join("fleet.json"),
+        format!(r#"{{"targets":[{{"name":"internal","url":"{url}","ca_file":"ca.pem"}}]}}"#),
+    )
+    .unwrap();
+    let out = run(&["--targets", dir.join("fleet.json").to_str().unwrap()], None);
+    let (_, body) = record(&out);
+    let t = &body.targets[0];
+    assert_eq!(t.status, TargetStatus::Up, "{:?}", t.reason);
+    assert_eq!(body.scrape_configs["internal"].ca_file.as_deref(), ca.to_str());
 
     // Without the internal CA the certificate is not trusted: an error, with a reason.
     let out = run(&["--target", &url, "--retries", "3", "--backoff", "10ms"], None);

@@ -126,7 +126,9 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
 
-    /// A PromQL expression for --prometheus (repeatable).
+    /// A PromQL expression for --prometheus (repeatable). When it is a bare selector (`x`,
+    /// `x{job="vllm"}`, `{job="vllm"}`), the series' types (counter, gauge) are looked up in
+    /// `/api/v1/metadata` (bounded; without it the types stay unknown and the reason says why).
     #[arg(long = "query", value_name = "PROMQL", requires = "prometheus")]
     pub queries: Vec<String>,
 
@@ -391,7 +393,50 @@ fn run_queries(
         }
         None => promapi::QueryKind::Instant { at: args.now },
     };
-    args.queries.iter().map(|q| promapi::query(&agent, endpoint, q, kind, http)).collect()
+    // Query answers carry no types: for bare selectors, ask the metadata API (once per name).
+    let mut looked_up: BTreeMap<Option<String>, std::result::Result<metadata::Types, String>> =
+        BTreeMap::new();
+    let mut results = Vec::with_capacity(args.queries.len());
+    for q in &args.queries {
+        let mut result = promapi::query(&agent, endpoint, q, kind, http);
+        let bare = promapi::bare_selector(q);
+        if let Some(name) = bare.filter(|_| result.status == "ok" && !result.series.is_empty()) {
+            let types = looked_up
+                .entry(name.clone())
+                .or_insert_with(|| lookup_types(endpoint, name.as_deref(), http));
+            match types {
+                Ok(types) => {
+                    promapi::apply_types(&mut result, types);
+                }
+                Err(reason) => {
+                    let note = format!("series types unknown ({reason})");
+                    result.reason =
+                        Some(result.reason.take().map_or(note.clone(), |r| format!("{r}; {note}")));
+                }
+            }
+        }
+        results.push(result);
+    }
+    results
+}
+
+/// The metadata for a bare query: of the name (and, for `_total`/`_bucket`/`_sum`/`_count`
+/// names the metadata does not list, of the family), or of every metric for a nameless selector.
+fn lookup_types(
+    endpoint: &str,
+    name: Option<&str>,
+    http: &fetch::HttpOptions,
+) -> std::result::Result<metadata::Types, String> {
+    let mut types = metadata::lookup(endpoint, name, http)?;
+    if let Some(name) = name
+        && metadata::type_of(&types, name).is_none()
+        && let Some(base) = ["_total", "_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+    {
+        types.extend(metadata::lookup(endpoint, Some(base), http)?);
+    }
+    Ok(types)
 }
 
 /// Run the tool: scrape, query, collect signals, write one observation record on stdout.

@@ -85,6 +85,86 @@ pub fn query(
     result
 }
 
+/// What a query asks for when it is a bare series selector (`vllm:num_requests_waiting`,
+/// `up{job="vllm"}`, `{job="vllm"}`, `x[5m]`): `Some(Some(name))` with a metric name,
+/// `Some(None)` without one. `None` for anything computed (`rate(x[5m])`, `a + b`): its results
+/// are not the metric's samples, and its type says nothing about them.
+pub fn bare_selector(promql: &str) -> Option<Option<String>> {
+    let text = promql.trim();
+    let name_len = text
+        .char_indices()
+        .find(|&(i, c)| {
+            !(c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()))
+        })
+        .map_or(text.len(), |(i, _)| i);
+    let (name, mut rest) = text.split_at(name_len);
+    rest = rest.trim_start();
+    if let Some(after) = rest.strip_prefix('{') {
+        // Skip the matchers, honouring quoted values (which may hold `}` and escapes).
+        let mut quote: Option<char> = None;
+        let mut escaped = false;
+        let mut end = None;
+        for (i, c) in after.char_indices() {
+            match quote {
+                Some(q) => {
+                    if escaped {
+                        escaped = false;
+                    } else if c == '\\' {
+                        escaped = true;
+                    } else if c == q {
+                        quote = None;
+                    }
+                }
+                None if c == '"' || c == '\'' || c == '`' => quote = Some(c),
+                None if c == '}' => {
+                    end = Some(i);
+                    break;
+                }
+                None => {}
+            }
+        }
+        rest = after[end? + 1..].trim_start();
+    } else if name.is_empty() {
+        return None;
+    }
+    if let Some(after) = rest.strip_prefix('[') {
+        let close = after.find(']')?;
+        let range = &after[..close];
+        if range.is_empty() || !range.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return None;
+        }
+        rest = after[close + 1..].trim_start();
+    }
+    let keywords = ["and", "or", "unless", "by", "without", "offset", "bool", "on", "ignoring"];
+    if !rest.is_empty() || keywords.contains(&name) {
+        return None;
+    }
+    Some((!name.is_empty()).then(|| name.to_string()))
+}
+
+/// Give the series of a bare-selector query their types from the metadata (a query answer
+/// carries none). Counters and gauges are themselves; the `_bucket`, `_sum` and `_count` series
+/// of a histogram or summary are counters (cumulative counts, to be rated); a summary's quantile
+/// series and everything gauge-like are gauges. Returns how many series got a type.
+pub fn apply_types(result: &mut QueryResult, types: &crate::metadata::Types) -> usize {
+    use opsg_expo::MetricKind;
+    let mut typed = 0;
+    for series in result.series.iter_mut().filter(|s| s.metric_type == MetricType::Untyped) {
+        let Some((family, kind)) = crate::metadata::type_of(types, &series.name) else {
+            continue;
+        };
+        let component = family != series.name;
+        series.metric_type = match kind {
+            MetricKind::Counter => MetricType::Counter,
+            MetricKind::Histogram | MetricKind::Summary if component => MetricType::Counter,
+            MetricKind::Unknown => continue,
+            _ => MetricType::Gauge,
+        };
+        typed += 1;
+    }
+    typed
+}
+
 /// The `warnings` Prometheus (or Thanos, when a store is down) attaches to a successful answer:
 /// the result may be partial, and the record should say so.
 pub fn warnings(body: &[u8]) -> Vec<String> {
@@ -223,6 +303,67 @@ mod tests {
 
         let scalar = br#"{"status":"success","data":{"resultType":"scalar","result":[5,"42"]}}"#;
         assert_eq!(parse_response(scalar, "42").unwrap()[0].points[0].v, Some(Float(42.0)));
+    }
+
+    #[test]
+    fn bare_selectors_are_told_from_computed_queries() {
+        let name = |n: &str| Some(Some(n.to_string()));
+        assert_eq!(bare_selector("vllm:num_requests_waiting"), name("vllm:num_requests_waiting"));
+        assert_eq!(bare_selector(" up{job=\"vllm\"} "), name("up"));
+        assert_eq!(bare_selector("x_bucket{le=~\"0.5|1\"}[5m]"), name("x_bucket"));
+        assert_eq!(bare_selector("x {path=\"/a}b\\\"c\"}"), name("x"), "quoted `}}` and escapes");
+        assert_eq!(bare_selector("{job=\"vllm\"}"), Some(None));
+        for computed in [
+            "rate(x[5m])",
+            "sum(up)",
+            "a + b",
+            "up offset 5m",
+            "x[5m:1m]",
+            "up{job=\"a\"} > 0",
+            "{job=\"a\"",
+            "",
+            "42",
+            "sum by (job) (up)",
+        ] {
+            assert_eq!(bare_selector(computed), None, "{computed}");
+        }
+    }
+
+    #[test]
+    fn metadata_types_the_series_of_a_bare_query() {
+        use opsg_expo::MetricKind;
+        let body = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"__name__":"vllm:num_preemptions_total"},"value":[1,"3"]},
+            {"metric":{"__name__":"vllm:num_requests_running"},"value":[1,"2"]},
+            {"metric":{"__name__":"vllm:ttft_seconds_bucket","le":"1"},"value":[1,"5"]},
+            {"metric":{"__name__":"rpc_seconds","quantile":"0.9"},"value":[1,"0.2"]},
+            {"metric":{"__name__":"unknown_thing"},"value":[1,"1"]}]}}"#;
+        let mut result = QueryResult {
+            endpoint: "http://p".into(),
+            query: "{job=\"vllm\"}".into(),
+            status: "ok".into(),
+            reason: None,
+            series: parse_response(body, "q").unwrap(),
+        };
+        let types: crate::metadata::Types = [
+            ("vllm:num_preemptions_total".to_string(), MetricKind::Counter),
+            ("vllm:num_requests_running".to_string(), MetricKind::Gauge),
+            ("vllm:ttft_seconds".to_string(), MetricKind::Histogram),
+            ("rpc_seconds".to_string(), MetricKind::Summary),
+        ]
+        .into();
+        assert_eq!(apply_types(&mut result, &types), 4);
+        let got: Vec<MetricType> = result.series.iter().map(|s| s.metric_type).collect();
+        assert_eq!(
+            got,
+            [
+                MetricType::Counter,
+                MetricType::Gauge,
+                MetricType::Counter,
+                MetricType::Gauge,
+                MetricType::Untyped
+            ]
+        );
     }
 
     #[test]

@@ -7,9 +7,9 @@
 //! `source` is `prometheus:<endpoint>` (not a `/metrics` URL anyone should re-scrape); `job`,
 //! `deployment`, `role`, `route` and `node` become target labels. vLLM names are normalized as in
 //! a scrape. Classic histograms are rebuilt from their `_bucket{le}`, `_sum` and `_count` series
-//! (the query API has no types: `_bucket` with `le` is a histogram, `_total` a counter, anything
-//! else a gauge). An `up` series of 0 marks the instance `down` at that time: Prometheus' own
-//! scrape of it failed.
+//! (`_bucket` with `le` is a histogram; other series keep the type the metadata API gave them,
+//! else `_total` is a counter and anything else a gauge). An `up` series of 0 marks the instance
+//! `down` at that time: Prometheus' own scrape of it failed.
 
 use crate::normalize;
 use opsg_core::float::Float;
@@ -114,8 +114,13 @@ pub fn targets_from_queries(results: &[QueryResult]) -> Vec<TargetObservation> {
             }
             let current = normalize::current_name(&s.name);
             let name = current.unwrap_or(&s.name).to_string();
-            let metric_type =
-                if name.ends_with("_total") { MetricType::Counter } else { MetricType::Gauge };
+            // The metadata's type when the query was typed (`promapi::apply_types`), else the
+            // naming convention.
+            let metric_type = match s.metric_type {
+                MetricType::Untyped if name.ends_with("_total") => MetricType::Counter,
+                MetricType::Untyped => MetricType::Gauge,
+                known => known,
+            };
             let series =
                 inst.scalars.entry((name.clone(), labels.clone())).or_insert_with(|| Series {
                     name,
