@@ -71,6 +71,28 @@ fn duration(text: &str) -> std::result::Result<Duration, String> {
         .map_err(|e| e.message().to_string())
 }
 
+/// A duration of at most `max` (zero allowed): a bound on how long a signal may hold the run.
+fn bounded_duration(text: &str, max: Duration) -> std::result::Result<Duration, String> {
+    let d = duration(text)?;
+    if d > max {
+        return Err(format!("`{text}` is longer than the {} s allowed", max.as_secs()));
+    }
+    Ok(d)
+}
+
+/// The longest `--cpu-interval`: the host reading waits this long.
+pub const MAX_CPU_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The longest `--xid-window`: the GPU reading waits this long for XID events.
+pub const MAX_XID_WINDOW: Duration = Duration::from_secs(60);
+
+fn non_empty_path(text: &str) -> std::result::Result<PathBuf, String> {
+    if text.trim().is_empty() {
+        return Err("the path is empty".into());
+    }
+    Ok(PathBuf::from(text))
+}
+
 fn timestamp(text: &str) -> std::result::Result<Timestamp, String> {
     Timestamp::parse_rfc3339(text).map_err(|e| e.message().to_string())
 }
@@ -238,6 +260,24 @@ pub struct Args {
     #[arg(long)]
     pub gpu: bool,
 
+    /// Load NVML from this library instead of `libnvidia-ml.so.1` from the loader's path (a
+    /// driver installed outside it, a container's mount). A library that does not load makes the
+    /// GPUs unavailable, with the path and why in the record.
+    #[arg(long, value_name = "PATH", requires = "gpu", value_parser = non_empty_path)]
+    pub nvml_lib: Option<PathBuf>,
+
+    /// How long --gpu watches for XID events (driver-reported GPU errors) before reporting;
+    /// `0` does not watch. At most 60 s.
+    #[arg(long, value_name = "DURATION", requires = "gpu",
+          value_parser = |t: &str| bounded_duration(t, MAX_XID_WINDOW))]
+    pub xid_window: Option<Duration>,
+
+    /// Time between the two /proc readings that give CPU and disk utilization for --host and
+    /// --process (default 250ms); `0` records raw counters only. At most 10 s.
+    #[arg(long, value_name = "DURATION",
+          value_parser = |t: &str| bounded_duration(t, MAX_CPU_INTERVAL))]
+    pub cpu_interval: Option<Duration>,
+
     /// cgroup v2 memory/CPU/pressure stats of this service (repeatable).
     #[arg(long = "cgroup", value_name = "NAME")]
     pub cgroups: Vec<String>,
@@ -285,7 +325,9 @@ impl Args {
             proc_root: self.proc_root.clone(),
             cgroup_root: self.cgroup_root.clone(),
             timeout: Some(self.timeout),
-            ..signals::SignalArgs::default()
+            cpu_interval: self.cpu_interval,
+            nvml_lib: self.nvml_lib.clone(),
+            xid_window: self.xid_window,
         }
     }
 
@@ -726,6 +768,38 @@ mod cli_tests {
         assert_eq!(s.cgroup_root, PathBuf::from("/sys/fs/cgroup"));
         assert_eq!(s.timeout, Some(Duration::from_secs(2)));
         assert!(args.wants_signals());
+    }
+
+    #[test]
+    fn signal_settings_are_validated_and_reach_the_collectors() {
+        let args = parse(&[
+            "--gpu",
+            "--nvml-lib",
+            "/opt/nvidia/lib/libnvidia-ml.so.1",
+            "--xid-window",
+            "2s",
+            "--host",
+            "--cpu-interval",
+            "0",
+        ]);
+        let s = args.signal_args();
+        assert_eq!(s.nvml_lib, Some(PathBuf::from("/opt/nvidia/lib/libnvidia-ml.so.1")));
+        assert_eq!(s.xid_window, Some(Duration::from_secs(2)));
+        assert_eq!(s.cpu_interval, Some(Duration::ZERO), "zero: raw counters only");
+        let s = parse(&["--host"]).signal_args();
+        assert_eq!((s.cpu_interval, s.xid_window, s.nvml_lib), (None, None, None), "defaults");
+        let refused = |argv: &[&str]| {
+            let e =
+                Args::try_parse_from(std::iter::once("opsg-scrape").chain(argv.iter().copied()))
+                    .unwrap_err();
+            e.to_string()
+        };
+        assert!(refused(&["--gpu", "--xid-window", "61s"]).contains("60 s"));
+        assert!(refused(&["--host", "--cpu-interval", "11s"]).contains("10 s"));
+        assert!(refused(&["--host", "--cpu-interval", "soon"]).contains("soon"));
+        assert!(refused(&["--nvml-lib", "/x.so"]).contains("--gpu"), "needs --gpu");
+        assert!(refused(&["--xid-window", "1s"]).contains("--gpu"), "needs --gpu");
+        assert!(refused(&["--gpu", "--nvml-lib", " "]).contains("empty"));
     }
 
     #[test]
