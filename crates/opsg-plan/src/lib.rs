@@ -284,3 +284,63 @@ pub fn run(args: Args) -> Result<ExitStatus> {
     opsg_core::cli::info(summary);
     Ok(ExitStatus::Success)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::{Deployment, Load};
+    use opsg_core::kinds::finding::Hypothesis;
+
+    fn fleet(loads: &[(&str, f64, f64, f64, f64)]) -> Fleet {
+        let mut f = Fleet::default();
+        for &(name, weight, kv_usage, waiting, running) in loads {
+            let replica = format!("{name}-0");
+            f.replica_deployment.insert(replica.clone(), name.into());
+            f.targets.push(replica.clone());
+            f.deployments.insert(
+                name.into(),
+                Deployment {
+                    name: name.into(),
+                    route: "default".into(),
+                    weight: Some(weight),
+                    replicas: vec![replica],
+                    replica_count: Some(1),
+                    load: Some(Load { kv_usage, waiting, running, replicas: 1 }),
+                    ..Deployment::default()
+                },
+            );
+        }
+        f
+    }
+
+    fn kv_finding(affected: &str) -> FindingBody {
+        serde_json::from_value(serde_json::json!({
+            "status": "incident", "class": "kv_cache_saturation", "fingerprint": "fp",
+            "summary": "kv", "affected_targets": [affected], "method": {"kind": "rules"},
+            "hypotheses": [serde_json::to_value(Hypothesis {
+                class: IncidentClass::KvCacheSaturation, cause: "kv".into(), confidence: 0.9,
+                targets: vec![affected.into()], evidence: vec![],
+            }).unwrap()]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_rationale_says_how_the_shift_was_sized() {
+        let f = fleet(&[("hot", 0.5, 0.97, 60.0, 20.0), ("cool", 0.5, 0.3, 0.0, 10.0)]);
+        let p = plan(&kv_finding("hot-0"), &f, &Catalog::builtin(), &[]);
+        assert_eq!(p.actions[0].action, ActionType::ShiftTraffic);
+        assert!(p.rationale.contains("plan `kv-shift-traffic`"), "{}", p.rationale);
+        assert!(p.rationale.contains("shift sized from the evidence"), "{}", p.rationale);
+    }
+
+    #[test]
+    fn with_no_headroom_anywhere_the_planner_scales_up_instead_of_moving_the_saturation() {
+        let f = fleet(&[("hot", 0.5, 0.97, 60.0, 20.0), ("warm", 0.5, 0.93, 30.0, 20.0)]);
+        let p = plan(&kv_finding("hot-0"), &f, &Catalog::builtin(), &[]);
+        assert_eq!(p.actions[0].action, ActionType::ScaleReplicas, "{}", p.rationale);
+        assert_eq!(p.actions[0].target, "hot");
+        assert!(p.rationale.contains("`kv-shift-traffic` skipped"), "{}", p.rationale);
+        assert!(p.rationale.contains("no KV headroom"), "{}", p.rationale);
+    }
+}
