@@ -18,8 +18,8 @@ use std::time::Duration;
 /// (its own included) accepts; allowed UTF-8, it keeps the names as they are.
 pub const ACCEPT: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8,application/openmetrics-text;version=0.0.1;escaping=allow-utf-8;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
-/// How to fetch.
-#[derive(Debug, Clone)]
+/// How to fetch. Its `Debug` shows header names, never their values.
+#[derive(Clone)]
 pub struct HttpOptions {
     /// TCP (and TLS) connection setup bound.
     pub connect_timeout: Duration,
@@ -40,6 +40,24 @@ pub struct HttpOptions {
     pub headers: Vec<(String, String)>,
     /// Trust these roots for HTTPS instead of the bundled Mozilla roots (an internal CA).
     pub roots: Option<ureq::tls::RootCerts>,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> =
+            self.headers.iter().map(|(n, _)| format!("{n}: <redacted>")).collect();
+        f.debug_struct("HttpOptions")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .field("backoff", &self.backoff)
+            .field("max_bytes", &self.max_bytes)
+            .field("max_redirects", &self.max_redirects)
+            .field("accept", &self.accept)
+            .field("headers", &names)
+            .field("roots", &self.roots.as_ref().map(|_| "custom"))
+            .finish()
+    }
 }
 
 impl Default for HttpOptions {
@@ -469,6 +487,16 @@ mod tests {
         let e = target_options(&bad_ca, &base).unwrap_err();
         assert!(e.contains("ca_file") && e.contains("PEM"), "{e}");
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_header_value() {
+        let opts = HttpOptions {
+            headers: vec![("Authorization".into(), "Bearer s3cr3t".into())],
+            ..HttpOptions::default()
+        };
+        let shown = format!("{opts:?}");
+        assert!(shown.contains("Authorization") && !shown.contains("s3cr3t"), "{shown}");
     }
 
     #[test]

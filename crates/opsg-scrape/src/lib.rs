@@ -2,10 +2,12 @@
 //! captures, and a Prometheus server's HTTP API, and host/GPU/log signals), and writes ONE sealed
 //! observation record that starts a new chain.
 //!
-//! Data flow: [`target`] (what to read) → [`fetch`] (HTTP, defensively) → `opsg_expo` (parse)
-//! → [`compact`] (check, normalize vLLM names, keep what triage needs) → [`mod@scrape`] (many
+//! Data flow: [`target`] (what to read, with per-target headers and CA) → [`fetch`] (HTTP,
+//! defensively) or [`capture`] (files and stdin, plain or gzip) → `opsg_expo` (parse) →
+//! [`compact`] (check, normalize vLLM names, keep what triage needs) → [`mod@scrape`] (many
 //! targets, several samples) → the record. [`promapi`] adds Prometheus query results (and
-//! [`promtargets`] turns them into targets), [`signals`] the non-exposition signals.
+//! [`promtargets`] turns them into targets), [`federate`] a Prometheus' `/federate` page split
+//! into targets, [`metadata`] the metric types both lack, [`signals`] the non-exposition signals.
 
 use clap::{CommandFactory, Parser};
 use opsg_core::evidence::EvidenceStore;

@@ -451,6 +451,22 @@ mod tests {
     }
 
     #[test]
+    fn the_secured_example_targets_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/scrape/secured.targets.json");
+        let targets = load_targets_file(&path).unwrap();
+        assert_eq!(targets.len(), 2);
+        let (t, config) = &targets[0];
+        assert_eq!(t.name, "llama-stable-0");
+        assert_eq!(config.ca_file.as_deref(), Some("/etc/opsg/internal-ca.pem"));
+        assert_eq!(
+            config.headers["Authorization"],
+            HeaderSource::Env { env: "VLLM_API_KEY".into(), prefix: Some("Bearer ".into()) }
+        );
+        assert!(matches!(targets[1].1.headers["Authorization"], HeaderSource::File { .. }));
+    }
+
+    #[test]
     fn duplicate_names() {
         let mut t = vec![
             Target::http("http://h:1/metrics").unwrap(),
