@@ -194,3 +194,46 @@ fn format_does_not_override_a_servers_content_type() {
     let (_, body) = record(&out);
     assert_eq!(body.targets[0].status, TargetStatus::Up, "{:?}", body.targets[0].reason);
 }
+
+/// A gzip file served as it is (no `Content-Encoding`, e.g. captures kept in a bucket) is inflated
+/// under the same cap as a gzip-encoded answer.
+#[test]
+fn a_gzip_file_served_over_http_is_inflated_under_the_cap() {
+    let server = support::Server::start(vec![
+        (
+            "/capture.prom.gz",
+            support::Reply::Fixed {
+                status: 200,
+                headers: vec![("Content-Type".into(), "application/gzip".into())],
+                body: gzip(PAGE.as_bytes()),
+            },
+        ),
+        (
+            "/bomb.prom.gz",
+            support::Reply::Fixed {
+                status: 200,
+                headers: vec![("Content-Type".into(), "application/gzip".into())],
+                body: bomb_bytes(),
+            },
+        ),
+    ]);
+    let out = run(
+        &[
+            "--target",
+            &server.url("/capture.prom.gz"),
+            "--target",
+            &server.url("/bomb.prom.gz"),
+            "--max-bytes",
+            "1MiB",
+        ],
+        None,
+    );
+    let (_, body) = record(&out);
+    let good = &body.targets[0];
+    assert_eq!(good.status, TargetStatus::Up, "{:?}", good.reason);
+    let waiting = good.series.iter().find(|s| s.name == "vllm:num_requests_waiting").unwrap();
+    assert_eq!(waiting.points[0].v.map(|v| v.0), Some(7.0));
+    let bomb = &body.targets[1];
+    assert_eq!(bomb.status, TargetStatus::Error);
+    assert!(bomb.reason.as_deref().unwrap().contains("1048576-byte cap"), "{:?}", bomb.reason);
+}

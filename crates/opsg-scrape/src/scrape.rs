@@ -286,9 +286,20 @@ fn sample_one(
         .source
     {
         Source::Http(url) => match request {
-            Ok((http, agent)) => {
-                fetch::get(agent, url, &[], http).map(|f| (f.bytes, f.content_type))
-            }
+            Ok((http, agent)) => fetch::get(agent, url, &[], http).and_then(|f| {
+                // A gzip file served as is (a capture in a bucket, `application/gzip`, no
+                // `Content-Encoding`): inflate it under the same cap. No exposition starts with
+                // the gzip magic (0x8b is not UTF-8).
+                if !f.bytes.starts_with(&capture::GZIP_MAGIC) {
+                    return Ok((f.bytes, f.content_type));
+                }
+                let content_type = f.content_type.filter(|ct| !ct.contains("gzip"));
+                match capture::read_capture(&f.bytes[..], http.max_bytes) {
+                    Ok(bytes) => Ok((bytes, content_type)),
+                    Err(CaptureError::Unusable(reason)) => Err(unusable(reason)),
+                    Err(CaptureError::Io(io)) => Err(unusable(format!("reading the body: {io}"))),
+                }
+            }),
             Err(reason) => Err(unusable(reason.clone())),
         },
         Source::File(path) => read_file(path, opts.http.max_bytes)?
