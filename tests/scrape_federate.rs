@@ -162,3 +162,29 @@ fn query_results_of_bare_selectors_are_typed_from_the_metadata() {
     assert!(q.reason.as_deref().unwrap().contains("series types unknown"), "{:?}", q.reason);
     assert!(q.series.iter().all(|s| s.metric_type == MetricType::Untyped));
 }
+
+/// The record keeps what a re-measurement needs (the selectors), and `opsg_scrape::rescrape`
+/// federates again and picks each target out by instance.
+#[test]
+fn federated_targets_can_be_read_again_from_the_record() {
+    let server = serve(true);
+    let base = format!("http://{}", server.addr);
+    let out = run(&["--federate", &base, "--match", "{job=\"vllm\"}", "--match", "up"], None);
+    let (_, body) = record(&out);
+    assert_eq!(body.scrape_configs["r0:8000"].federate, ["{job=\"vllm\"}", "up"]);
+    let hits = server.hits("/federate");
+    let again = opsg_scrape::rescrape(
+        &body.targets,
+        &body.scrape_configs,
+        &opsg_scrape::ScrapeOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(server.hits("/federate"), hits + 1, "one federation for both targets");
+    let names: Vec<&str> = again.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["r0:8000", "r1:8000"]);
+    assert_eq!(again[0].status, TargetStatus::Up);
+    assert_eq!(again[1].status, TargetStatus::Down, "still up=0");
+    let waiting = again[0].series.iter().find(|s| s.name == "vllm:num_requests_waiting").unwrap();
+    assert_eq!(waiting.points[0].v.map(|v| v.0), Some(9.0));
+    assert_eq!(again[0].labels, body.targets[0].labels, "the target keeps its identity");
+}

@@ -145,3 +145,54 @@ fn verify_re_measures_an_authenticated_fleet_with_the_recorded_header_sources() 
     assert_eq!(body["outcome"], "inconclusive", "{}", verify.stderr);
     assert!(verify.stderr.contains("VLLM_TOKEN"), "says which variable: {}", verify.stderr);
 }
+
+/// A federated page for instance `canary-0` with a KV-cache value (text 0.0.4, as Prometheus
+/// writes it, every family untyped).
+fn federated_page(kv: f64) -> String {
+    format!(
+        "# TYPE vllm:kv_cache_usage_perc untyped\nvllm:kv_cache_usage_perc{{deployment=\"canary\",engine=\"0\",instance=\"canary-0\",job=\"vllm\"}} {kv}\n"
+    )
+}
+
+/// A fleet watched through its Prometheus' `/federate`: verify federates again with the same
+/// selectors (regression: federated targets have no `/metrics` URL, so verify measured nothing
+/// and every fix was inconclusive).
+#[test]
+fn verify_re_measures_a_federated_fleet_through_the_same_prometheus() {
+    let page = Arc::new(Mutex::new(federated_page(0.95)));
+    let p2 = page.clone();
+    let prometheus = Recorder::start(move |req| {
+        if req.path.starts_with("/federate?") && req.path.contains("match") {
+            (200, p2.lock().unwrap().clone())
+        } else if req.path.starts_with("/state") {
+            (200, json!({"deployments": {"canary": {"weight": 1.0}}}).to_string())
+        } else if req.path.starts_with("/api/v1/metadata") {
+            (404, "{}".into())
+        } else {
+            (200, "{}".into())
+        }
+    });
+    let scrape =
+        run(SCRAPE, &["--federate", &prometheus.addr, "--match", "{job=\"vllm\"}"], &[], b"");
+    assert_eq!(scrape.code, Some(0), "{}", scrape.stderr);
+    let observed: ObservationBody = serde_json::from_value(scrape.last_body()).unwrap();
+    assert_eq!(observed.targets[0].name, "canary-0");
+    assert_eq!(observed.scrape_configs["canary-0"].federate, ["{job=\"vllm\"}"]);
+    let chain = ChainBuilder::new(Timestamp::now())
+        .push(Kind::Observation, "opsg-scrape", observed)
+        .finding(IncidentClass::KvCacheSaturation, true)
+        .plan(kv_plan())
+        .bytes();
+    let federations = |r: &Recorder| {
+        r.seen.lock().unwrap().iter().filter(|s| s.path.starts_with("/federate?")).count()
+    };
+    let before = federations(&prometheus);
+
+    *page.lock().unwrap() = federated_page(0.40);
+    let dir = TempDir::new("scrape-verify-federate");
+    let verify = act_and_verify(&dir, &prometheus.addr, &chain, &[]);
+    let body = verify.last_body();
+    assert_eq!(body["outcome"], "resolved", "{}", verify.stderr);
+    assert_eq!(body["checks"][0]["after"], 0.4);
+    assert!(federations(&prometheus) > before, "verify asked Prometheus again");
+}

@@ -453,7 +453,7 @@ mod tests {
                 ("X-Scope-OrgID".to_string(), HeaderSource::Value("fleet".into())),
             ]
             .into(),
-            ca_file: None,
+            ..ScrapeConfig::default()
         };
         let opts = target_options(&config, &base).unwrap();
         let mut got = opts.headers.clone();

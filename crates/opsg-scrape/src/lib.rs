@@ -29,10 +29,12 @@ pub mod metadata;
 pub mod normalize;
 pub mod promapi;
 pub mod promtargets;
+pub mod rescrape;
 pub mod scrape;
 pub mod signals;
 pub mod target;
 
+pub use rescrape::rescrape;
 pub use scrape::{Clock, ScrapeOptions, Scraped, scrape, scrape_targets};
 pub use target::{Source, Target};
 
@@ -383,31 +385,37 @@ impl Args {
             None => e,
         })?;
         configs.resize_with(targets.len(), ScrapeConfig::default);
-        let absolute = |p: &PathBuf| {
-            std::path::absolute(p).unwrap_or_else(|_| p.clone()).display().to_string()
-        };
-        let bearer = self.bearer_token_file.as_ref().map(absolute);
-        let ca = self.ca_file.as_ref().map(absolute);
         let mut by_name = BTreeMap::new();
-        for (t, mut config) in targets.iter().zip(configs) {
+        for (t, config) in targets.iter().zip(configs) {
             if !matches!(t.source, Source::Http(_)) {
                 continue;
             }
-            if let Some(file) = &bearer
-                && !config.headers.keys().any(|n| n.eq_ignore_ascii_case("authorization"))
-            {
-                let source =
-                    HeaderSource::File { file: file.clone(), prefix: Some("Bearer ".into()) };
-                config.headers.insert("Authorization".into(), source);
-            }
-            if config.ca_file.is_none() {
-                config.ca_file.clone_from(&ca);
-            }
+            let config = self.with_run_wide(config);
             if !config.is_empty() {
                 by_name.insert(t.name.clone(), config);
             }
         }
         Ok((targets, by_name))
+    }
+
+    /// `config` completed with the run-wide settings that can be recorded: `--bearer-token-file`
+    /// as an `Authorization` header read from that (absolute) path, unless the target sets its
+    /// own, and `--ca-file`, unless it names its own. `--header` values are not recorded: given
+    /// on a command line, they could be anything, secrets included.
+    fn with_run_wide(&self, mut config: ScrapeConfig) -> ScrapeConfig {
+        let absolute = |p: &PathBuf| {
+            std::path::absolute(p).unwrap_or_else(|_| p.clone()).display().to_string()
+        };
+        if let Some(file) = self.bearer_token_file.as_ref().map(absolute)
+            && !config.headers.keys().any(|n| n.eq_ignore_ascii_case("authorization"))
+        {
+            let source = HeaderSource::File { file, prefix: Some("Bearer ".into()) };
+            config.headers.insert("Authorization".into(), source);
+        }
+        if config.ca_file.is_none() {
+            config.ca_file = self.ca_file.as_ref().map(absolute);
+        }
+        config
     }
 }
 
@@ -487,7 +495,7 @@ fn lookup_types(
 pub fn run(args: Args) -> Result<ExitStatus> {
     // Compiled while stdin is still on its way (see `schema::warm_up`).
     opsg_core::schema::warm_up(&["envelope.schema.json", "observation.schema.json"]);
-    let (targets, scrape_configs) = args.collect()?;
+    let (targets, mut scrape_configs) = args.collect()?;
     if targets.is_empty()
         && args.prometheus.is_none()
         && args.federate.is_none()
@@ -600,6 +608,9 @@ pub fn run(args: Args) -> Result<ExitStatus> {
                 n += 1;
                 t.name = format!("{base}#{n}");
             }
+            // How to federate it again (opsg-verify re-measures through the same Prometheus).
+            let config = ScrapeConfig { federate: args.matches.clone(), ..ScrapeConfig::default() };
+            scrape_configs.insert(t.name.clone(), args.with_run_wide(config));
             scraped.targets.push(t);
         }
         for e in federated.evidence {

@@ -193,7 +193,9 @@ pub fn parse_targets(text: &[u8], source: &str) -> Result<Vec<FileTarget>> {
                 .at_field(format!("targets[{i}].headers.{name}")));
             }
         }
-        out.push((target, ScrapeConfig { headers: entry.headers, ca_file: entry.ca_file }));
+        let config =
+            ScrapeConfig { headers: entry.headers, ca_file: entry.ca_file, ..Default::default() };
+        out.push((target, config));
     }
     Ok(out)
 }

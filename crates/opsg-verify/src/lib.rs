@@ -227,36 +227,23 @@ fn finish_bounds(
 }
 
 /// Re-scrape targets (the one place verification touches the network for telemetry; swap it in
-/// tests or for another collector), with the request settings (headers, CA file) the observation
-/// recorded for them, resolved again from this process' environment and files.
+/// tests or for another collector), the way the observation read them: HTTP targets with the
+/// request settings (headers, CA file) it recorded, resolved again from this process'
+/// environment and files; federated targets through the same Prometheus and selectors.
 pub fn rescrape(
     targets: &[TargetObservation],
     scrape_configs: &BTreeMap<String, ScrapeConfig>,
     args: &Args,
 ) -> Result<Vec<TargetObservation>> {
-    let mut scrape_targets = Vec::new();
-    for t in targets {
-        if t.source.starts_with("http://") || t.source.starts_with("https://") {
-            scrape_targets.push(opsg_scrape::Target {
-                name: t.name.clone(),
-                source: opsg_scrape::Source::Http(t.source.clone()),
-                labels: t.labels.clone(),
-            });
-        }
-    }
-    if scrape_targets.is_empty() {
-        return Ok(Vec::new());
-    }
     let mut opts = opsg_scrape::ScrapeOptions {
         samples: args.samples,
         interval: args.interval,
         stale_after_ms: args.stale_after.as_millis() as i64,
-        scrape_configs: scrape_configs.clone(),
         ..Default::default()
     };
     opts.http.timeout = args.timeout;
     opts.http.retries = 1;
-    opsg_scrape::scrape_targets(&scrape_targets, &opts)
+    opsg_scrape::rescrape(targets, scrape_configs, &opts)
 }
 
 struct Ctx<'a> {

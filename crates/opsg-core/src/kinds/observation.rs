@@ -53,12 +53,16 @@ pub struct ScrapeConfig {
     /// A PEM file of the CA certificates to trust for this target (an internal CA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
+    /// For a target read through a Prometheus' `/federate` (`source` `federate:<URL>`): the
+    /// `match[]` selectors, so a re-measurement federates the same series.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub federate: Vec<String>,
 }
 
 impl ScrapeConfig {
-    /// True when there is nothing to repeat (no headers, no CA file).
+    /// True when there is nothing to repeat (no headers, no CA file, no selectors).
     pub fn is_empty(&self) -> bool {
-        self.headers.is_empty() && self.ca_file.is_none()
+        self.headers.is_empty() && self.ca_file.is_none() && self.federate.is_empty()
     }
 }
 
