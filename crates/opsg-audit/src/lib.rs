@@ -299,6 +299,18 @@ fn run_append(args: &AppendArgs) -> Result<ExitStatus> {
     if let Some(url) = &args.notify {
         notify::check_url(url)?;
     }
+    // Compiled while stdin is still on its way (see `schema::warm_up`): the envelope first, then
+    // the kinds in the order a pipe's records come.
+    opsg_core::schema::warm_up(&[
+        "envelope.schema.json",
+        "observation.schema.json",
+        "finding.schema.json",
+        "plan.schema.json",
+        "decision.schema.json",
+        "execution.schema.json",
+        "verification.schema.json",
+        "report.schema.json",
+    ]);
     let chain = opsg_core::stream::read_stdin(&limits)?;
     // The ledger keeps records for good: every one must match its kind's full schema.
     chain.validate_all()?;

@@ -8,8 +8,7 @@ use crate::error::{Error, Result};
 use crate::record::Kind;
 use jsonschema::{Registry, Validator};
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// The base of every schema `$id`. `.invalid` is a reserved TLD: these URIs name, never locate.
 pub const BASE_URI: &str = "https://opsg.invalid/schemas/";
@@ -56,9 +55,15 @@ fn registry() -> Result<&'static Registry<'static>> {
     REGISTRY.get_or_init(build_registry).as_ref().map_err(|e| Error::internal(e.clone()))
 }
 
+/// The schemas other schemas `$ref`: only the envelope (its `$defs` are the shared types). A
+/// process parses and registers just that one, not all sixteen: start-up time is part of every
+/// stage's cost in a pipe. A schema that referenced another file would fail to compile, which
+/// `every_schema_compiles` would catch.
+const REFERENCED: &[&str] = &[ENVELOPE];
+
 fn build_registry() -> std::result::Result<Registry<'static>, String> {
     let mut builder = Registry::new();
-    for (name, text) in SCHEMAS {
+    for (name, text) in SCHEMAS.iter().filter(|(name, _)| REFERENCED.contains(name)) {
         let value: Value = serde_json::from_str(text)
             .map_err(|e| format!("embedded schema `{name}` is not JSON: {e}"))?;
         builder = builder
@@ -68,29 +73,48 @@ fn build_registry() -> std::result::Result<Registry<'static>, String> {
     builder.prepare().map_err(|e| format!("cannot prepare the schema registry: {e}"))
 }
 
+/// Compile the validators a stage is about to need on a background thread, so the work overlaps
+/// with waiting for stdin: in a pipe every stage starts at once but can only act once the stage
+/// before it has finished, so what a stage does before its input arrives costs no wall time on
+/// the pipe's critical path. List `names` in the order the stage uses them. A schema that fails
+/// to compile is reported by the foreground call that needs it, not here.
+pub fn warm_up(names: &'static [&'static str]) {
+    let spawned = std::thread::Builder::new().name("schema-warm-up".into()).spawn(move || {
+        for name in names {
+            let _ = validator(name);
+        }
+    });
+    // No thread (resource limits): the validators compile on first use instead.
+    drop(spawned);
+}
+
 /// The compiled validator for a schema file, compiled on first use and kept for the process.
+/// Each schema has its own once-cell, so two threads compile two schemas at the same time and a
+/// thread wanting a schema another is compiling waits for that result instead of redoing it.
 pub fn validator(name: &str) -> Result<&'static Validator> {
-    static CACHE: OnceLock<Mutex<HashMap<String, &'static Validator>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut map = cache.lock().map_err(|_| Error::internal("schema cache poisoned"))?;
-    if let Some(v) = map.get(name) {
-        return Ok(v);
-    }
-    let text = SCHEMAS
+    static CACHE: [OnceLock<std::result::Result<Validator, String>>; SCHEMAS.len()] =
+        [const { OnceLock::new() }; SCHEMAS.len()];
+    let index = SCHEMAS
         .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, t)| *t)
+        .position(|(n, _)| *n == name)
         .ok_or_else(|| Error::internal(format!("no embedded schema `{name}`")))?;
+    CACHE[index]
+        .get_or_init(|| compile(name, SCHEMAS[index].1))
+        .as_ref()
+        .map_err(|e| Error::internal(e.clone()))
+}
+
+fn compile(name: &str, text: &str) -> std::result::Result<Validator, String> {
     let schema: Value = serde_json::from_str(text)
-        .map_err(|e| Error::internal(format!("embedded schema `{name}` is not JSON: {e}")))?;
-    let compiled = jsonschema::options()
-        .with_registry(registry()?)
+        .map_err(|e| format!("embedded schema `{name}` is not JSON: {e}"))?;
+    let registry = registry().map_err(|e| e.to_string())?;
+    jsonschema::options()
+        .with_registry(registry)
+        // The `regex` engine: our patterns need no look-around or back-references, and it
+        // compiles them with less work than `fancy-regex` (start-up cost of every stage).
+        .with_pattern_options(jsonschema::PatternOptions::regex())
         .build(&schema)
-        .map_err(|e| Error::internal(format!("embedded schema `{name}` does not compile: {e}")))?;
-    // Leaked once per schema per process: validators live as long as the process anyway.
-    let leaked: &'static Validator = Box::leak(Box::new(compiled));
-    map.insert(name.to_string(), leaked);
-    Ok(leaked)
+        .map_err(|e| format!("embedded schema `{name}` does not compile: {e}"))
 }
 
 /// Validate `instance` against the schema file `name`. The error names the first failing field

@@ -137,6 +137,23 @@ pub fn decision_and_plan(
 
 /// Run the tool.
 pub fn run(args: Args) -> Result<ExitStatus> {
+    // Compiled while stdin is still on its way (see `schema::warm_up`).
+    opsg_core::schema::warm_up(if args.actuators.is_some() {
+        &[
+            "envelope.schema.json",
+            "actuators.schema.json",
+            "decision.schema.json",
+            "plan.schema.json",
+            "execution.schema.json",
+        ]
+    } else {
+        &[
+            "envelope.schema.json",
+            "decision.schema.json",
+            "plan.schema.json",
+            "execution.schema.json",
+        ]
+    });
     let now = match &args.now {
         Some(t) => Timestamp::parse_rfc3339(t)
             .map_err(|e| Error::usage(format!("--now: {}", e.message())))?,

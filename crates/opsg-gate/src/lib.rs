@@ -141,6 +141,12 @@ pub fn run(args: Args) -> Result<ExitStatus> {
     if let Some(Sub::Approve(a)) = args.command {
         return approve(a);
     }
+    // Compiled while stdin is still on its way (see `schema::warm_up`).
+    opsg_core::schema::warm_up(if args.policy.is_some() {
+        &["policy.schema.json", "envelope.schema.json", "plan.schema.json", "decision.schema.json"]
+    } else {
+        &["envelope.schema.json", "plan.schema.json", "decision.schema.json"]
+    });
     let now = clock(args.now.as_deref())?;
     let policy = policy::load(args.policy.as_deref())?;
     let chain = read_stdin(&Limits::default())?;
