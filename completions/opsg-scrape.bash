@@ -23,7 +23,7 @@ _opsg__scrape() {
 
     case "${cmd}" in
         opsg__scrape)
-            opts="-q -h -V --target --targets --file --prometheus --query --as-targets --range --step --samples --interval --timeout --connect-timeout --retries --backoff --max-bytes --concurrency --stale-after --keep --header --bearer-token-file --ca-file --evidence-dir --now --run-id --host --process --gpu --cgroup --alertmanager --alerts-file --log --proc-root --cgroup-root --quiet --help --version"
+            opts="-q -h -V --target --targets --file --format --prometheus --query --federate --match --as-targets --range --step --samples --interval --timeout --connect-timeout --retries --backoff --max-bytes --concurrency --stale-after --keep --header --bearer-token-file --ca-file --evidence-dir --now --run-id --host --process --gpu --nvml-lib --xid-window --cpu-interval --cgroup --alertmanager --alerts-file --log --proc-root --cgroup-root --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -41,11 +41,23 @@ _opsg__scrape() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --format)
+                    COMPREPLY=($(compgen -W "auto prometheus openmetrics" -- "${cur}"))
+                    return 0
+                    ;;
                 --prometheus)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --query)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --federate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --match)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -122,6 +134,18 @@ _opsg__scrape() {
                     return 0
                     ;;
                 --process)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nvml-lib)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --xid-window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpu-interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
