@@ -7,7 +7,9 @@
 //!   `$XDG_STATE_HOME/opsg` or `~/.local/state/opsg`), written by `opsg-gate` and `opsg-exec`:
 //!   - `actions/<key>.claim`: created with `O_EXCL` before an action runs (the idempotency key);
 //!   - `actions/<key>.done`: the action's run record, written atomically after it ran;
-//!   - `history.jsonl`: one line per live action attempt (`at`, `action`, `target`, `key`);
+//!   - `history.jsonl`: one line per live action attempt (`at`, `action`, `target`, `key`),
+//!     compacted by the gate once past 1 MiB to what its memory still needs (`history.lock`
+//!     keeps appends and a compaction apart);
 //!   - `approvals/<nonce>`: created with `O_EXCL` when a live decision uses an approval;
 //! - the **ledger** `opsg-audit` keeps (`--ledger`, `schemas/HASHING.md` §5): executions and
 //!   rollbacks recorded there count for cooldowns and rate limits, and approvals used there are
@@ -119,9 +121,12 @@ impl StateDir {
     }
 
     /// Append a live action attempt to `history.jsonl` (one `write` of one line with `O_APPEND`,
-    /// so concurrent writers do not interleave within a line).
+    /// so concurrent writers do not interleave within a line). Appenders hold `history.lock`
+    /// shared, so a compaction ([`StateDir::compact_history`]) never drops a line written while
+    /// it rewrites the file.
     pub fn record_event(&self, event: &ActionEvent) -> Result<()> {
         let dir = self.ensure("")?;
+        let _lock = self.history_lock(false)?;
         let path = dir.join("history.jsonl");
         let mut line = serde_json::to_vec(event).map_err(|e| Error::internal(e.to_string()))?;
         line.push(b'\n');
@@ -131,6 +136,63 @@ impl StateDir {
             .open(&path)
             .and_then(|mut f| f.write_all(&line))
             .map_err(|e| Error::io(path.display(), e))
+    }
+
+    /// `history.lock`, held shared by appenders and exclusively by a compaction; released when
+    /// the returned file is dropped.
+    fn history_lock(&self, exclusive: bool) -> Result<std::fs::File> {
+        let path = self.ensure("")?.join("history.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(path.display(), e))?;
+        let locked = if exclusive { file.lock() } else { file.lock_shared() };
+        locked.map_err(|e| Error::io(path.display(), e))?;
+        Ok(file)
+    }
+
+    /// Keep `history.jsonl` bounded: once it is larger than `max_bytes`, rewrite it with only
+    /// the events at or after `since` (the gate's memory horizon: older attempts no longer
+    /// count for any cooldown or rate limit). The new file is written beside the old one and
+    /// renamed over it, under `history.lock` held exclusively, so a reader sees the old file or
+    /// the new one and an appender waits instead of writing into the file being replaced.
+    /// Unreadable lines are dropped with the old events (they were skipped on every read).
+    /// Returns how many events were dropped (0 when the file was small enough).
+    pub fn compact_history(&self, since: Timestamp, max_bytes: u64) -> Result<usize> {
+        let path = self.root.join("history.jsonl");
+        match std::fs::metadata(&path) {
+            Ok(m) if m.len() > max_bytes => {}
+            Ok(_) => return Ok(0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io(path.display(), e)),
+        }
+        let _lock = self.history_lock(true)?;
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?;
+        let mut kept = Vec::with_capacity(text.len() / 2);
+        let mut dropped = 0;
+        for line in text.lines() {
+            let recent = serde_json::from_str::<ActionEvent>(line)
+                .ok()
+                .and_then(|ev| Timestamp::parse_rfc3339(&ev.at).ok())
+                .is_some_and(|at| at >= since);
+            if recent {
+                kept.extend_from_slice(line.as_bytes());
+                kept.push(b'\n');
+            } else {
+                dropped += 1;
+            }
+        }
+        let tmp = self.root.join(format!(".history.jsonl.{}", std::process::id()));
+        std::fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(&kept).and_then(|()| f.sync_all()))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                Error::io(path.display(), e)
+            })?;
+        Ok(dropped)
     }
 
     /// The action attempts in `history.jsonl`; unreadable lines are warned about and skipped.
@@ -320,6 +382,81 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    fn event(target: &str, at: Timestamp, key: &str) -> ActionEvent {
+        ActionEvent {
+            at: at.to_rfc3339(),
+            action: ActionType::RestartReplica,
+            target: target.into(),
+            key: key.into(),
+        }
+    }
+
+    #[test]
+    fn history_is_compacted_to_the_horizon_once_it_is_large() {
+        let dir = tmp("compact");
+        let state = StateDir::new(&dir);
+        let now = Timestamp(1_800_000_000_000);
+        for i in 0..200 {
+            let at = now.plus_millis(-(i64::from(i) + 1) * 60_000);
+            state.record_event(&event(&format!("r{i}"), at, &format!("k{i}"))).unwrap();
+        }
+        let path = dir.join("history.jsonl");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"not json\n"))
+            .unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        // Under the size bound: nothing is touched.
+        assert_eq!(state.compact_history(now.plus_millis(-3_600_000), before).unwrap(), 0);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), before);
+        // Over it: only the last hour stays (events 1..=60 minutes ago), the junk line goes.
+        let dropped = state.compact_history(now.plus_millis(-3_600_000), 1024).unwrap();
+        assert_eq!(dropped, 141);
+        let kept = state.events().unwrap();
+        assert_eq!(kept.len(), 60);
+        assert!(
+            kept.iter()
+                .all(|e| Timestamp::parse_rfc3339(&e.at).unwrap() >= now.plus_millis(-3_600_000))
+        );
+        assert_eq!(kept[0].target, "r0");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_compaction_never_loses_an_event_appended_while_it_runs() {
+        let dir = tmp("compact-race");
+        let state = StateDir::new(&dir);
+        let now = Timestamp(1_800_000_000_000);
+        let old = now.plus_millis(-86_400_000);
+        std::thread::scope(|s| {
+            for w in 0..4 {
+                let state = state.clone();
+                s.spawn(move || {
+                    for i in 0..100 {
+                        let at = if i % 2 == 0 { old } else { now };
+                        state.record_event(&event(&format!("w{w}-{i}"), at, "k")).unwrap();
+                    }
+                });
+            }
+            let state = state.clone();
+            s.spawn(move || {
+                for _ in 0..50 {
+                    state.compact_history(now.plus_millis(-60_000), 0).unwrap();
+                }
+            });
+        });
+        state.compact_history(now.plus_millis(-60_000), 0).unwrap();
+        let mut recent: Vec<String> =
+            state.events().unwrap().into_iter().map(|e| e.target).collect();
+        recent.sort();
+        let mut expected: Vec<String> =
+            (0..4).flat_map(|w| (1..100).step_by(2).map(move |i| format!("w{w}-{i}"))).collect();
+        expected.sort();
+        assert_eq!(recent, expected, "every recent event survives, every old one is gone");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn keys_cannot_escape_the_directory() {
         let state = StateDir::new(tmp("escape"));
@@ -409,6 +546,18 @@ mod tests {
         assert_eq!(e.status().code(), 5, "{e}");
         assert!(e.to_string().contains(":3:"), "{e}");
         assert!(read_ledger(&dir.join("missing.jsonl"), None).unwrap().events.is_empty());
+        // A recent line deleted (the decision that spent a nonce, say): every line left is
+        // intact, but the links between them are not, and the gate refuses to decide on it.
+        let path = sample_ledger(&dir, now);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kept: Vec<&str> =
+            text.lines().enumerate().filter(|(i, _)| *i != 1).map(|l| l.1).collect();
+        std::fs::write(&path, kept.join("\n") + "\n").unwrap();
+        for block in [7, 1 << 20] {
+            let e = read_ledger_blocks(&path, None, block).unwrap_err();
+            assert_eq!(e.status().code(), 5, "{e}");
+            assert!(e.to_string().contains(":2:"), "{e}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 
