@@ -439,3 +439,54 @@ fn approve_from_a_recorded_chain_shows_the_plan_and_binds_to_it() {
     );
     assert_eq!(both.code, Some(2));
 }
+
+#[test]
+fn a_large_state_history_is_compacted_and_a_recent_cooldown_still_holds() {
+    let dir = TempDir::new("gate-compact");
+    let policy = live_policy(&dir, |_| {});
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    // 1.5 MiB of restarts from weeks ago, then one five minutes ago on stable-1.
+    let now = Timestamp::parse_rfc3339(NOW).unwrap();
+    let mut history = String::new();
+    let mut old = 0;
+    while history.len() < 1_500_000 {
+        let at = now.plus_millis(-(30 * 86_400_000 + old * 1000)).to_rfc3339();
+        history.push_str(
+            &json!({"at": at, "action": "restart_replica", "target": format!("old-{old}"), "key": format!("k{old}")})
+                .to_string(),
+        );
+        history.push('\n');
+        old += 1;
+    }
+    let recent = now.plus_millis(-5 * 60_000).to_rfc3339();
+    history.push_str(
+        &json!({"at": recent, "action": "restart_replica", "target": "stable-1", "key": "k-recent"})
+            .to_string(),
+    );
+    history.push('\n');
+    std::fs::write(state.join("history.jsonl"), &history).unwrap();
+
+    let mut p = plan(
+        IncidentClass::ReplicaDown,
+        0.95,
+        &[(ActionType::RestartReplica, "stable-1", SafetyClass::Safe)],
+    );
+    p.actions[0].params.insert("replica".into(), json!("stable-1"));
+    let gate = run(
+        GATE,
+        &["--policy", &policy, "--state-dir", &dir.str("state"), "--now", NOW],
+        &[],
+        &chain_of(p),
+    );
+    assert_eq!(gate.last_body()["verdict"], "blocked", "{}", gate.stderr);
+    assert!(
+        gate.last_body()["reasons"].as_array().unwrap().iter().any(|r| r["code"] == "cooldown"),
+        "{}",
+        gate.last_body()
+    );
+    assert!(gate.stderr.contains(&format!("dropped {old} action attempt(s)")), "{}", gate.stderr);
+    let left = std::fs::read_to_string(state.join("history.jsonl")).unwrap();
+    assert_eq!(left.lines().count(), 1, "{left}");
+    assert!(left.contains("k-recent"));
+}

@@ -26,6 +26,12 @@ use state::StateDir;
 use std::io::Write;
 use std::path::PathBuf;
 
+/// `history.jsonl` in the state directory is compacted once it is larger than this.
+const HISTORY_COMPACT_BYTES: u64 = 1 << 20;
+/// Compaction keeps at least this much history (a week), for other policies sharing the state
+/// directory with longer cooldowns.
+const HISTORY_KEEP_MIN_MS: i64 = 7 * 24 * 3_600_000;
+
 fn after_help() -> String {
     format!(
         "Examples:\n  \
@@ -158,6 +164,18 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         Some(path) => state::read_ledger(path, Some(now.plus_millis(-policy.policy.memory_ms())))?,
         None => state::LedgerMemory::default(),
     };
+    // Bound the state directory's history: attempts older than what any cooldown or rate limit
+    // can still need (this policy's memory, and at least a week for other policies sharing the
+    // directory) are dropped once the file passes 1 MiB. Best effort: a read-only state
+    // directory still gates.
+    let keep_ms = policy.policy.memory_ms().max(HISTORY_KEEP_MIN_MS);
+    match state_dir.compact_history(now.plus_millis(-keep_ms), HISTORY_COMPACT_BYTES) {
+        Ok(0) => {}
+        Ok(n) => opsg_core::cli::info(format!(
+            "history: dropped {n} action attempt(s) older than the gate's memory"
+        )),
+        Err(e) => opsg_core::cli::warn(format!("history not compacted: {e}")),
+    }
     let mut events = ledger.events.clone();
     events.extend(state_dir.events()?);
     let events = state::merge_events(events);
