@@ -59,7 +59,14 @@ Incident continuity: the fingerprint is SHA-256 of the class and the sorted affe
 `--state-dir DIR` (a small JSON file, DIR/incidents.json) or `--history LEDGER` (opsg-audit's \
 ledger, verified first), a finding whose fingerprint was seen within `--continue-within` (default \
 30m) continues that incident's id instead of opening a new one; an incident whose report said \
-`resolved` is not continued.";
+`resolved` is not continued.
+
+Host and GPU snapshots (`opsg-scrape --host --gpu`) are judged as targets `host:<hostname>` and \
+`gpu:<hostname>` on that node: memory stall averages, available memory, OOM kills, process RSS \
+growth, XID events, a lost GPU, uncorrected ECC errors, row remaps and clock throttling (rules on \
+`host.*` and `gpu.*` fields). Counters and growth need earlier snapshots: those of earlier \
+observations on the input, and with `--history` those of earlier runs within `--continue-within`. \
+An unavailable host or GPU raises nothing.";
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
@@ -77,7 +84,7 @@ pub struct Args {
     /// The clock, RFC 3339 (default: now). Same input + same --now = same output bytes.
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
-    /// opsg-audit ledger: continue incidents it recorded (refused, with a note, if it fails verification).
+    /// opsg-audit ledger: continue incidents it recorded, compare host/GPU snapshots with earlier runs' (refused, with a note, if it fails verification).
     #[arg(long, value_name = "LEDGER")]
     pub history: Option<PathBuf>,
     /// Directory for incident continuity state (DIR/incidents.json).
