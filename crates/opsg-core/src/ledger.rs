@@ -149,21 +149,26 @@ impl std::fmt::Display for ShapeError {
 
 /// Take a ledger line (without its newline) apart. Checks the shape only, not the hashes.
 pub fn parse(line: &[u8]) -> Result<LineParts<'_>, ShapeError> {
-    let (parts, appended, record) = locate(line)?;
+    let at = locate(line)?;
     Ok(LineParts {
-        seq: parts.0,
-        appended: &line[appended],
-        record: &line[record],
-        prev: parts.1,
-        hash: parts.2,
+        seq: at.seq,
+        appended: &line[at.appended],
+        record: &line[at.record],
+        prev: at.prev,
+        hash: at.hash,
     })
 }
 
-/// [`parse`], as byte ranges (so an owned line can be kept with its parts).
-#[allow(clippy::type_complexity)]
-fn locate(
-    line: &[u8],
-) -> Result<((u64, HashHex, HashHex), Range<usize>, Range<usize>), ShapeError> {
+/// [`LineParts`] as byte ranges, so an owned line can be kept with its parts ([`Entry`]).
+struct Located {
+    seq: u64,
+    prev: HashHex,
+    hash: HashHex,
+    appended: Range<usize>,
+    record: Range<usize>,
+}
+
+fn locate(line: &[u8]) -> Result<Located, ShapeError> {
     let sealed = seal::parts(line).map_err(|_| ShapeError::NotSealed)?;
     let body_end = line.len() - TAIL_LEN;
     let rest = line.strip_prefix(PREFIX).ok_or(ShapeError::Prefix)?;
@@ -190,11 +195,13 @@ fn locate(
     if record_start >= body_end {
         return Err(ShapeError::Record);
     }
-    Ok((
-        (seq, sealed.prev, sealed.hash),
-        appended_start..appended_start + quote,
-        record_start..body_end,
-    ))
+    Ok(Located {
+        seq,
+        prev: sealed.prev,
+        hash: sealed.hash,
+        appended: appended_start..appended_start + quote,
+        record: record_start..body_end,
+    })
 }
 
 /// What is wrong with one line on its own (before looking at its neighbours).
@@ -638,8 +645,8 @@ pub struct Entry {
 
 impl Entry {
     fn new(line: Vec<u8>) -> Option<Entry> {
-        let ((seq, _, hash), appended, record) = locate(&line).ok()?;
-        Some(Entry { seq, hash, line, appended, record })
+        let at = locate(&line).ok()?;
+        Some(Entry { seq: at.seq, hash: at.hash, line, appended: at.appended, record: at.record })
     }
 
     /// The embedded record, exact bytes (a sealed record line).
