@@ -73,7 +73,7 @@ fn every_class_gets_its_first_action_and_valid_records() {
         (IncidentClass::GpuFault, "drain_node", "destructive"),
         (IncidentClass::MemoryLeak, "restart_replica", "impactful"),
         (IncidentClass::NetworkLatency, "drain_node", "destructive"),
-        (IncidentClass::DiskPressure, "escalate", "safe"),
+        (IncidentClass::DiskPressure, "cleanup_node", "impactful"),
         (IncidentClass::HostMemoryPressure, "restart_replica", "impactful"),
     ];
     for (class, action, safety) in expected {
@@ -98,6 +98,23 @@ fn replica_down_restarts_the_replica_and_expects_it_back() {
     assert_eq!(a["blast_radius"]["replicas"], 1);
     assert_eq!(a["expected_effect"]["signal"], "up");
     assert_eq!(a["expected_effect"]["direction"], "recover");
+}
+
+#[test]
+fn disk_pressure_cleans_the_node_up_and_expects_free_space_back() {
+    // Regression: no catalog action freed disk, so every disk-pressure plan escalated.
+    let plan = pipe(&observation(Scenario::Fault(IncidentClass::DiskPressure), 25), 25, &[]).last();
+    let a = first_action(&plan);
+    assert_eq!(a["action"], "cleanup_node", "{plan}");
+    assert_eq!(a["params"]["node"], a["target"]);
+    let node = a["target"].as_str().unwrap();
+    assert!(node.starts_with("node-") || node.starts_with("gpu-node-"), "a node: {a}");
+    assert_eq!(a["blast_radius"], json!({"replicas": 0, "traffic_share": 0.0}));
+    assert!(a.get("inverse").is_none_or(Value::is_null), "deleted files cannot come back: {a}");
+    let e = &a["expected_effect"];
+    assert_eq!(e["signal"], "node_filesystem_avail_bytes/node_filesystem_size_bytes");
+    assert_eq!((&e["direction"], &e["target"]), (&json!("increase"), &a["target"]));
+    assert_eq!(e["above"], 0.1, "a tenth of the disk free, not merely twice 1%");
 }
 
 #[test]

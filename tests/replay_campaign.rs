@@ -100,3 +100,47 @@ fn bad_campaign_files_are_one_line_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("field `faults[0].intensities[0]`"), "{err}");
 }
+
+/// Run a one-fault campaign with the `rules` arm under the campaign's autonomous policy; the
+/// CSV rows back.
+fn rules_arm(name: &str, fault: &str, target: &str, intensity: f64, max_runs: u32) -> Vec<Row> {
+    let dir = temp_dir(name);
+    let file = dir.join("campaign.json");
+    let policy =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/campaign/policy-autonomous.json");
+    let campaign = serde_json::json!({
+        "seed": 7, "speed": 20, "interval_s": 30, "max_runs": max_runs, "warmup_s": 30,
+        "trials": 1,
+        "faults": [{"fault": fault, "target": target, "intensities": [intensity]}],
+        "arms": [{"name": "rules", "policy": policy}],
+        "verify_args": ["--settle", "1s", "--samples", "3", "--interval", "300ms",
+                        "--max-wait", "10s", "--recheck", "1s"]
+    });
+    std::fs::write(&file, campaign.to_string()).unwrap();
+    let out = Command::new(REPLAY)
+        .args(["campaign", file.to_str().unwrap(), "--csv", "-", "-q", "--bin-dir"])
+        .arg(bin_dir())
+        .args(["--work-dir", dir.join("work").to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    rows(&String::from_utf8_lossy(&out.stdout))
+}
+
+type Row = std::collections::HashMap<String, String>;
+
+/// Regression: no catalog action freed a node's disk, so disk pressure always escalated. The
+/// rules arm now cleans the node up (impactful, allowed by the autonomous policy), verification
+/// sees the free share of `/` come back, and the fleet ends healthy.
+#[test]
+fn disk_pressure_is_resolved_by_cleaning_the_node_up() {
+    let rows = rules_arm("disk", "disk_pressure", "gpu-node-a", 0.9, 4);
+    let row = &rows[0];
+    assert_eq!(row["first_class"], "disk_pressure", "{row:?}");
+    assert_eq!(row["outcome"], "resolved", "{row:?}");
+    assert!(!row["time_to_resolve_s"].is_empty(), "{row:?}");
+    assert_eq!((row["actions"].as_str(), row["impactful"].as_str()), ("1", "1"), "{row:?}");
+    assert_eq!((row["destructive"].as_str(), row["rolled_back"].as_str()), ("0", "0"));
+    assert_eq!(row["healthy_end"], "true", "{row:?}");
+}

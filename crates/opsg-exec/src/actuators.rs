@@ -57,6 +57,10 @@ pub const DEFAULT_ACTUATORS: &str = r#"{
     "drain_node": {
       "type": "http", "method": "POST", "url": "{base_url}/admin/nodes/{target}/drain",
       "body": {}
+    },
+    "cleanup_node": {
+      "type": "http", "method": "POST", "url": "{base_url}/admin/nodes/{target}/cleanup",
+      "body": {}
     }
   },
   "inverses": {
@@ -601,6 +605,28 @@ mod tests {
             "examples/actuators.json",
         )
         .unwrap();
+    }
+
+    #[test]
+    fn every_action_that_changes_the_fleet_has_a_builtin_actuator() {
+        // Regression: `cleanup_node` entered the catalog; an action without an actuator fails
+        // at run time (nothing is guessed), so the built-in mapping must cover every type.
+        let envelope: Value =
+            serde_json::from_str(include_str!("../../../schemas/envelope.schema.json")).unwrap();
+        let builtin = Config::builtin().unwrap();
+        let types = envelope["$defs"]["action_type"]["enum"].as_array().unwrap();
+        assert!(types.len() >= 9, "{types:?}");
+        for t in types {
+            let action: ActionType = serde_json::from_value(t.clone()).unwrap();
+            if matches!(action, ActionType::Noop | ActionType::Escalate) {
+                continue;
+            }
+            assert!(builtin.actuators.contains_key(&action), "no built-in actuator for {action}");
+        }
+        let Actuator::Http { url, .. } = &builtin.actuators[&ActionType::CleanupNode] else {
+            panic!("cleanup_node is an HTTP call to the admin API");
+        };
+        assert_eq!(url, "{base_url}/admin/nodes/{target}/cleanup");
     }
 
     #[test]

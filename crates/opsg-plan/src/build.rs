@@ -11,6 +11,7 @@
 //! | `restart_replica` | `replica`, `deployment` | none (a restart changes no setting) |
 //! | `scale_replicas` | `deployment`, `replicas` | `scale_replicas` to the prior `replicas` |
 //! | `drain_node` | `node` | `drain_node` with `uncordon: true` |
+//! | `cleanup_node` | `node` | none: what it deletes is gone (it moves no replica and no traffic) |
 //! | `escalate` | `reason`, `summary` | none |
 //!
 //! How much traffic a shift moves: a step that sets `target_usage` is sized from the observed
@@ -49,6 +50,9 @@ fn round4(v: f64) -> f64 {
 /// cache (a few short requests) says little about how much more it can take, and extrapolating
 /// from 2% would promise it 35 times its traffic.
 pub const USAGE_FLOOR: f64 = 0.2;
+
+/// The share of a cleaned-up filesystem expected free afterwards.
+pub const CLEANUP_MIN_FREE: f64 = 0.1;
 
 /// Less than this share of the route is not worth a shift: the peers have no headroom.
 pub const MIN_SHIFT_SHARE: f64 = 0.01;
@@ -514,6 +518,22 @@ impl<'a> Context<'a> {
                     replicas: on_node.len() as u32,
                     traffic_share: round4(share.min(1.0)),
                 };
+            }
+            ActionType::CleanupNode => {
+                if !fleet.node_of.values().any(|n| n == target) {
+                    return Err(format!("`{target}` is not a known node"));
+                }
+                out.params.insert("node".into(), json!(target));
+                // Deleting logs and unused images stops no replica and moves no traffic.
+                out.blast_radius = BlastRadius { replicas: 0, traffic_share: 0.0 };
+                // Doubling a filesystem that had 1% free is not relief: the cleanup is also
+                // expected to leave a tenth of it free (twice triage's 5% alarm).
+                if let Some(e) = out.expected_effect.as_mut()
+                    && e.signal == crate::catalog::FS_AVAIL_RATIO
+                    && e.direction == "increase"
+                {
+                    e.above = Some(CLEANUP_MIN_FREE);
+                }
             }
             ActionType::Escalate => {
                 out.params.insert(

@@ -128,9 +128,16 @@ pub fn safety_floor(action: ActionType) -> SafetyClass {
         ActionType::SetDeploymentStatus
         | ActionType::RollbackConfig
         | ActionType::RestartReplica => SafetyClass::Impactful,
+        // What it deletes cannot be brought back, but it takes no capacity and no traffic away:
+        // impactful (an approval by default), not destructive.
+        ActionType::CleanupNode => SafetyClass::Impactful,
         ActionType::DrainNode => SafetyClass::Destructive,
     }
 }
+
+/// The share of a filesystem still available (`opsg-verify` measures a `num/den` signal per
+/// label set, so each mount point is its own ratio and the fullest one counts).
+pub const FS_AVAIL_RATIO: &str = "node_filesystem_avail_bytes/node_filesystem_size_bytes";
 
 fn effect(signal: &str, direction: &str, by: Option<f64>, within: f64) -> Option<EffectSpec> {
     Some(EffectSpec {
@@ -192,6 +199,7 @@ impl Catalog {
             spec(SafetyClass::Safe, &[("delta", ParamSpec { min: -4.0, max: 4.0, default: 1.0 })]),
         );
         actions.insert(A::DrainNode, spec(SafetyClass::Destructive, &[]));
+        actions.insert(A::CleanupNode, spec(SafetyClass::Impactful, &[]));
         actions.insert(A::Noop, spec(SafetyClass::Safe, &[]));
         actions.insert(A::Escalate, spec(SafetyClass::Safe, &[]));
         let kv = effect("vllm:kv_cache_usage_perc", "decrease", Some(0.1), 180.0);
@@ -316,9 +324,20 @@ impl Catalog {
                 vec![step(A::Escalate, S::Incident, &[], None)],
             ),
             plan(
+                "disk-cleanup-node",
+                C::DiskPressure,
+                "free the node's root filesystem (rotated logs, core dumps, unused images), as logrotate and an image prune would, before replicas there can no longer restart; irreversible, but no replica or traffic is touched",
+                vec![step(
+                    A::CleanupNode,
+                    S::AffectedNode,
+                    &[],
+                    effect(FS_AVAIL_RATIO, "increase", Some(1.0), 120.0),
+                )],
+            ),
+            plan(
                 "disk-escalate",
                 C::DiskPressure,
-                "freeing disk is not a catalog action: hand it to a human before the node fails",
+                "hand the nearly full filesystem to a human before the node fails",
                 vec![step(A::Escalate, S::Incident, &[], None)],
             ),
             plan(

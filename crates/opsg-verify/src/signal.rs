@@ -9,7 +9,10 @@
 //! - `<histogram>:pNN` (`vllm:time_to_first_token_seconds:p95`) and the short forms `ttft_p95_s`,
 //!   `itl_p95_s`, `tpot_p95_s`, `e2e_p95_s`: the quantile (PromQL `histogram_quantile`) of the
 //!   bucket increases over the window, buckets summed across the matching targets;
-//! - `rate(<counter>)`: the per-second increase over the window, summed across targets.
+//! - `rate(<counter>)`: the per-second increase over the window, summed across targets;
+//! - `<gauge>/<gauge>` (`node_filesystem_avail_bytes/node_filesystem_size_bytes`): the ratio of
+//!   the last samples of two series with the same labels, the worst label set and target for the
+//!   direction (so the fullest mount point counts, not a small `/boot` that never changes).
 
 use opsg_core::kinds::observation::{Series, TargetObservation, TargetStatus};
 
@@ -24,6 +27,8 @@ pub enum Signal {
     Quantile(String, f64),
     /// A counter's per-second rate over the window.
     Rate(String),
+    /// One gauge over another with the same labels (a share, such as free disk).
+    Ratio(String, String),
 }
 
 /// Parse a signal name.
@@ -34,6 +39,13 @@ pub fn parse(name: &str) -> Signal {
     }
     if let Some(inner) = name.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {
         return Signal::Rate(inner.to_string());
+    }
+    // `/` is never part of a metric name: a quotient of two.
+    if let Some((num, den)) = name.split_once('/')
+        && !num.trim().is_empty()
+        && !den.trim().is_empty()
+    {
+        return Signal::Ratio(num.trim().to_string(), den.trim().to_string());
     }
     for (short, family) in [
         ("ttft", "vllm:time_to_first_token_seconds"),
@@ -118,6 +130,34 @@ pub fn measure(signal: &Signal, targets: &[&TargetObservation], higher_is_worse:
                 }
             }
             worst.map_or_else(|| Measured::Missing(format!("no `{name}` series")), Measured::Value)
+        }
+        Signal::Ratio(num, den) => {
+            let mut worst: Option<f64> = None;
+            for t in targets {
+                for n in t.series.iter().filter(|s| &s.name == num) {
+                    let Some(d) = t.series.iter().find(|s| &s.name == den && s.labels == n.labels)
+                    else {
+                        continue;
+                    };
+                    let (Some(&(_, nv)), Some(&(_, dv))) = (scalar(n).last(), scalar(d).last())
+                    else {
+                        continue;
+                    };
+                    if dv == 0.0 {
+                        continue;
+                    }
+                    let v = nv / dv;
+                    worst = Some(match worst {
+                        None => v,
+                        Some(w) if higher_is_worse => w.max(v),
+                        Some(w) => w.min(v),
+                    });
+                }
+            }
+            worst.map_or_else(
+                || Measured::Missing(format!("no `{num}` and `{den}` series with the same labels")),
+                Measured::Value,
+            )
         }
         Signal::Rate(name) => {
             let mut total = None;
@@ -279,6 +319,35 @@ mod tests {
             Measured::Value(v) => assert!(v <= 0.1, "the window's requests were all fast: {v}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_ratio_pairs_label_sets_and_takes_the_fullest_mount() {
+        // Regression: the smallest `node_filesystem_avail_bytes` was a 512 MB `/boot/efi` that
+        // never changes, so a cleanup that freed 1.5 TB on `/` measured as no change at all.
+        let with = |mut s: Series, mount: &str| {
+            s.labels.insert("mountpoint".into(), mount.into());
+            s
+        };
+        let t = target(
+            "node_exporter-a",
+            "",
+            vec![
+                with(gauge("avail", &[19.0, 1500.0]), "/"),
+                with(gauge("avail", &[0.53, 0.53]), "/boot/efi"),
+                with(gauge("size", &[1900.0, 1900.0]), "/"),
+                with(gauge("size", &[0.54, 0.54]), "/boot/efi"),
+            ],
+        );
+        let sig = parse("avail/size");
+        assert_eq!(sig, Signal::Ratio("avail".into(), "size".into()));
+        match measure(&sig, &[&t], false) {
+            Measured::Value(v) => assert!((v - 1500.0 / 1900.0).abs() < 1e-12, "{v}"),
+            other => panic!("{other:?}"),
+        }
+        // Without a denominator of the same labels there is nothing to measure.
+        let lone = target("x", "", vec![with(gauge("avail", &[1.0]), "/")]);
+        assert!(matches!(measure(&sig, &[&lone], false), Measured::Missing(_)));
     }
 
     #[test]

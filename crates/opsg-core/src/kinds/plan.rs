@@ -20,6 +20,9 @@ pub enum ActionType {
     ScaleReplicas,
     /// Drain a node (move its replicas' traffic away).
     DrainNode,
+    /// Free a node's root filesystem (rotated logs, core dumps, unused images): what filled it
+    /// is deleted, so it has no inverse.
+    CleanupNode,
     /// Do nothing (the finding needs no action).
     Noop,
     /// Hand over to a human: nothing safe applies.
@@ -36,6 +39,7 @@ impl ActionType {
             ActionType::RestartReplica => "restart_replica",
             ActionType::ScaleReplicas => "scale_replicas",
             ActionType::DrainNode => "drain_node",
+            ActionType::CleanupNode => "cleanup_node",
             ActionType::Noop => "noop",
             ActionType::Escalate => "escalate",
         }
