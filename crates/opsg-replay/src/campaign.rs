@@ -335,9 +335,14 @@ pub fn health(state: &Value) -> (bool, String) {
         if r["waiting"].as_f64().unwrap_or(0.0) > 32.0 {
             problems.push(format!("{name} {} waiting", r["waiting"]));
         }
-        if r["ttft_p90_s"].as_f64().unwrap_or(0.0) > 2.0 {
-            problems
-                .push(format!("{name} TTFT p90 {:.2}s", r["ttft_p90_s"].as_f64().unwrap_or(0.0)));
+        // Users' latency now: the p90 of the last 30 s. The p90 since the process started
+        // stays high long after a queue has drained (an opsg-sim without the recent figure
+        // falls back to it).
+        let ttft = r["ttft_p90_recent_s"]
+            .as_f64()
+            .or_else(|| r.get("ttft_p90_recent_s").is_none().then(|| r["ttft_p90_s"].as_f64())?);
+        if let Some(ttft) = ttft.filter(|t| *t > 2.0) {
+            problems.push(format!("{name} TTFT p90 {ttft:.2}s (last 30 s)"));
         }
         if r["rss_bytes"].as_f64().unwrap_or(0.0) > 16.0 * (1u64 << 30) as f64 {
             problems.push(format!("{name} RSS over 16 GiB"));
@@ -622,5 +627,35 @@ impl<W: Write> CsvRows<W> {
             .serialize(row)
             .and_then(|_| self.writer.flush().map_err(csv::Error::from))
             .map_err(|e| Error::io("campaign CSV", std::io::Error::other(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(replica: Value) -> Value {
+        json!({"replicas": {"stable-0": replica}, "nodes": {}})
+    }
+
+    #[test]
+    fn health_reads_the_recent_ttft_not_the_one_since_start() {
+        // Regression: after a surge had drained, the p90 since the process started kept the
+        // fleet "unhealthy" for the rest of the trial.
+        let base = json!({"up": true, "kv_cache_usage": 0.4, "waiting": 0});
+        let mut r = base.clone();
+        r["ttft_p90_s"] = json!(17.0);
+        r["ttft_p90_recent_s"] = json!(0.1);
+        assert_eq!(health(&state(r.clone())), (true, String::new()));
+        r["ttft_p90_recent_s"] = json!(3.5);
+        let (ok, why) = health(&state(r.clone()));
+        assert!(!ok && why.contains("stable-0 TTFT p90 3.50s"), "{why}");
+        // No first token in the window: nothing to judge latency by.
+        r["ttft_p90_recent_s"] = Value::Null;
+        assert!(health(&state(r)).0);
+        // An opsg-sim without the recent figure: the p90 since start.
+        let mut old = base;
+        old["ttft_p90_s"] = json!(3.0);
+        assert!(!health(&state(old)).0);
     }
 }

@@ -319,7 +319,16 @@ pub struct Replica {
     pub(crate) window_hits: u64,
     pub(crate) last_log: f64,
     pub(crate) last_fault_log: f64,
+    /// Snapshots of the TTFT histogram's counts every [`TTFT_MARK_S`] sim seconds (the last
+    /// [`RECENT_WINDOW_S`] and one more), for the recent TTFT `/state` reports.
+    pub(crate) ttft_marks: VecDeque<(f64, Vec<u64>)>,
 }
+
+/// Sim seconds between two snapshots of a replica's TTFT histogram.
+pub const TTFT_MARK_S: f64 = 5.0;
+/// The window of `/state`'s `ttft_p90_recent_s`: what users see now, unlike the histogram since
+/// the process started, whose p90 stays high for hours after a queue has drained.
+pub const RECENT_WINDOW_S: f64 = 30.0;
 
 impl Replica {
     /// A replica placed on `(node, gpu)` whose process has not started yet.
@@ -355,7 +364,38 @@ impl Replica {
             window_hits: 0,
             last_log: now,
             last_fault_log: f64::NEG_INFINITY,
+            ttft_marks: VecDeque::new(),
         }
+    }
+
+    /// Snapshot the TTFT histogram when the last snapshot is [`TTFT_MARK_S`] old, keeping what
+    /// the recent window needs.
+    pub(crate) fn mark_ttft(&mut self, now: f64) {
+        if self.ttft_marks.back().is_some_and(|(t, _)| now - t < TTFT_MARK_S - 1e-9) {
+            return;
+        }
+        let counts = self.metrics.hists[h::TTFT].counts.clone();
+        self.ttft_marks.push_back((now, counts));
+        while self.ttft_marks.len() > 2 && self.ttft_marks[1].0 <= now - RECENT_WINDOW_S + 1e-9 {
+            self.ttft_marks.pop_front();
+        }
+    }
+
+    /// The TTFT `q` quantile of the requests whose first token came in about the last
+    /// [`RECENT_WINDOW_S`] (since the newest snapshot at least that old, else since the
+    /// oldest); `None` when none did.
+    pub fn recent_ttft_quantile(&self, q: f64) -> Option<f64> {
+        let now_hist = &self.metrics.hists[h::TTFT];
+        let mut recent = now_hist.clone();
+        if let Some((_, old)) = self.ttft_marks.front()
+            && old.len() == recent.counts.len()
+        {
+            for (c, o) in recent.counts.iter_mut().zip(old) {
+                *c = c.saturating_sub(*o);
+            }
+            recent.count = recent.counts.iter().sum();
+        }
+        recent.quantile(q)
     }
 
     /// Requests running on the GPU.
@@ -657,5 +697,28 @@ mod tests {
         assert_eq!(per_request.count, 2);
         assert_eq!(per_request.sum, m.preemptions as f64, "every preemption belongs to a request");
         assert!(r.running.is_empty() && r.waiting.is_empty());
+    }
+
+    #[test]
+    fn recent_ttft_forgets_a_drained_queue_that_the_cumulative_p90_keeps() {
+        // Regression: the campaign judged health by the p90 since the process started, which
+        // stayed above 2 s for many minutes after a surge's queue had drained.
+        let mut r = replica();
+        r.mark_ttft(0.0);
+        r.metrics.hists[h::TTFT].observe_n(30.0, 100);
+        let mut t = 0.0;
+        while t < 60.0 {
+            t += 0.25;
+            if t > 10.0 {
+                r.metrics.hists[h::TTFT].observe_n(0.05, 4);
+            }
+            r.mark_ttft(t);
+        }
+        let cumulative = r.metrics.hists[h::TTFT].quantile(0.9).unwrap();
+        let recent = r.recent_ttft_quantile(0.9).unwrap();
+        assert!(cumulative > 2.0, "the slow start still dominates since start: {cumulative}");
+        assert!(recent <= 0.06, "the last 30 s were all fast: {recent}");
+        assert!(r.ttft_marks.len() <= (RECENT_WINDOW_S / TTFT_MARK_S) as usize + 2);
+        assert!(r.ttft_marks.front().unwrap().0 <= t - RECENT_WINDOW_S);
     }
 }

@@ -461,6 +461,7 @@ impl Fleet {
             r.window_generation = 0;
             r.window_queries = 0;
             r.window_hits = 0;
+            r.ttft_marks.clear();
             self.logs.startup(name, epoch + time, pid, &config, &node_name);
         }
     }
@@ -665,6 +666,7 @@ impl Fleet {
             let busy_before = r.busy_s;
             advance_replica(r, chunk_end, &config, &fx);
             r.utilization = ((r.busy_s - busy_before) / dt.max(1e-9)).clamp(0.0, 1.0);
+            r.mark_ttft(chunk_end);
             r.metrics.cpu_seconds += dt * (0.15 + 0.85 * r.utilization);
             r.rss_bytes += fx.leak_bytes_per_s * dt;
             if r.rss_bytes >= RSS_LIMIT_BYTES {

@@ -44,6 +44,7 @@ impl Fleet {
             "requests_finished": r.metrics.finished.iter().sum::<u64>(),
             "ttft_p50_s": ttft.quantile(0.5).map(round3),
             "ttft_p90_s": ttft.quantile(0.9).map(round3),
+            "ttft_p90_recent_s": r.recent_ttft_quantile(0.9).map(round3),
             "log_path": self.logs.path_of(&r.name),
         })
     }
