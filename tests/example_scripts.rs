@@ -161,16 +161,15 @@ fn start_sim() -> Sim {
     Sim(child, url)
 }
 
-#[test]
-fn cron_job_script_reports_no_incident_on_a_healthy_fleet() {
-    if !have("flock") && !require("flock") {
-        return;
-    }
-    let dir = temp_dir("cron");
-    let sim = start_sim();
+fn sim_state(sim: &Sim) -> serde_json::Value {
     let body =
         ureq::get(format!("{}/state", sim.1)).call().unwrap().into_body().read_to_string().unwrap();
-    let state: serde_json::Value = serde_json::from_str(&body).unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+/// A targets file naming every vLLM replica of the sim, with its deployment, role and node.
+fn sim_targets(sim: &Sim, dir: &Path) -> PathBuf {
+    let state = sim_state(sim);
     let targets: Vec<serde_json::Value> = state["targets"]
         .as_array()
         .unwrap()
@@ -183,6 +182,92 @@ fn cron_job_script_reports_no_incident_on_a_healthy_fleet() {
         .collect();
     let targets_file = dir.join("targets.json");
     std::fs::write(&targets_file, serde_json::json!({ "targets": targets }).to_string()).unwrap();
+    targets_file
+}
+
+#[test]
+fn cron_job_script_plans_with_the_fleet_state_from_its_url() {
+    if !(have("flock") || require("flock")) || !(have("curl") || require("curl")) {
+        return;
+    }
+    let dir = temp_dir("cron-fleet");
+    let sim = start_sim();
+    let targets_file = sim_targets(&sim, &dir);
+    std::thread::sleep(std::time::Duration::from_secs(3)); // warm up: a minute of sim time at 20x
+    let before = sim_state(&sim);
+    ureq::post(format!("{}/chaos/kv_cache_saturation", sim.1))
+        .send(r#"{"target": "canary", "intensity": 0.9}"#)
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let policy = dir.join("policy.json");
+    std::fs::write(
+        &policy,
+        serde_json::json!({"mode": "dry_run", "min_confidence": 0.3,
+            "allow_actions": ["shift_traffic", "scale_replicas", "noop", "escalate"],
+            "max_blast_radius": {"replicas": 4, "traffic_share": 1.0},
+            "require_approval": ["destructive"], "max_actions_per_hour": 6})
+        .to_string(),
+    )
+    .unwrap();
+    let (ledger, state_dir) = (dir.join("ledger.jsonl"), dir.join("state"));
+    let fleet_url = format!("{}/state", sim.1);
+    let mut env = vec![
+        ("OPSG_TARGETS", targets_file.to_str().unwrap()),
+        ("OPSG_POLICY", policy.to_str().unwrap()),
+        ("OPSG_LEDGER", ledger.to_str().unwrap()),
+        ("OPSG_STATE_DIR", state_dir.to_str().unwrap()),
+        ("OPSG_SAMPLES", "3"),
+        ("OPSG_INTERVAL", "300ms"),
+        ("OPSG_FLEET_STATE", fleet_url.as_str()),
+    ];
+    let out = script("cron-job.sh", &[], &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(16), "dry run of an approved plan\n{stderr}");
+    let plan = std::fs::read_to_string(&ledger)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["record"].clone())
+        .find(|r| r["kind"] == "plan")
+        .expect("a plan in the ledger");
+    // Whichever fix the planner chose (a shift while the stable has KV headroom, a scale-up once
+    // the queue leads), its inverse restores exactly what the admin API reported.
+    let first = &plan["body"]["actions"][0];
+    match first["action"].as_str().unwrap() {
+        "shift_traffic" => {
+            for (name, d) in before["deployments"].as_object().unwrap() {
+                let prior = &first["inverse"]["params"]["weights"][name];
+                assert_eq!(prior, &d["weight"], "prior weight of {name}: {first}");
+            }
+        }
+        "scale_replicas" => {
+            let deployment = first["params"]["deployment"].as_str().unwrap();
+            let replicas = before["deployments"][deployment]["replicas"].as_array().unwrap().len();
+            assert_eq!(first["inverse"]["params"]["replicas"], replicas, "{first}");
+        }
+        other => panic!("unexpected first action {other}: {plan}"),
+    }
+    // The admin API down: the run plans without it and says so (no shift can be built exactly).
+    let _ = std::fs::remove_file(&ledger);
+    env.pop();
+    env.push(("OPSG_FLEET_STATE", "http://127.0.0.1:9/state"));
+    let out = script("cron-job.sh", &[], &env);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("fleet state unavailable"), "{stdout}");
+    assert!(
+        ledger.exists(),
+        "the run went on and audited: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn cron_job_script_reports_no_incident_on_a_healthy_fleet() {
+    if !have("flock") && !require("flock") {
+        return;
+    }
+    let dir = temp_dir("cron");
+    let sim = start_sim();
+    let targets_file = sim_targets(&sim, &dir);
     let policy = root().join("examples/policy.json");
     let (ledger, state_dir) = (dir.join("ledger.jsonl"), dir.join("state"));
     let env = [

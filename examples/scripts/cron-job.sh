@@ -10,6 +10,9 @@
 #   OPSG_LEDGER    the audit ledger                     (default /var/lib/opsg/ledger.jsonl)
 #   OPSG_STATE_DIR cooldowns, idempotency keys, spent approvals (default /var/lib/opsg/state)
 #   OPSG_NOTIFY    webhook URL for incident summaries   (default: none)
+#   OPSG_FLEET_STATE  the fleet's settings for exact plans (weights, config versions): a file,
+#                  or an http(s) URL of the fleet admin API's GET /state, fetched once per run
+#                  (default: none; the plan then reads them from the targets' labels)
 #   OPSG_SAMPLES, OPSG_INTERVAL  samples per run and time between them (default 4 and 15s)
 # Overlapping runs are safe (idempotency keys, the ledger lock); flock just avoids wasted work.
 set -uo pipefail
@@ -23,13 +26,25 @@ actuators=()
 notify=()
 [ -n "${OPSG_NOTIFY:-}" ] && notify=(--notify "$OPSG_NOTIFY")
 mkdir -p "$OPSG_STATE_DIR"
+fleet=()
+case "${OPSG_FLEET_STATE:-}" in
+  "") ;;
+  http://* | https://*)
+    snapshot=$(mktemp) && trap 'rm -f "$snapshot"' EXIT
+    if curl -sf --max-time 10 "$OPSG_FLEET_STATE" > "$snapshot"; then
+      fleet=(--fleet-state "$snapshot")
+    else
+      echo "opsg cron: fleet state unavailable from $OPSG_FLEET_STATE; planning without it"
+    fi ;;
+  *) fleet=(--fleet-state "$OPSG_FLEET_STATE") ;;
+esac
 
 exec 9>"$OPSG_STATE_DIR/cron.lock"
 flock -n 9 || { echo "opsg cron: previous run still going; skipping"; exit 0; }
 
 opsg-scrape --targets "$targets" --samples "${OPSG_SAMPLES:-4}" --interval "${OPSG_INTERVAL:-15s}" --quiet \
   | opsg-triage --history "$OPSG_LEDGER" \
-  | opsg-plan --history "$OPSG_LEDGER" \
+  | opsg-plan --history "$OPSG_LEDGER" "${fleet[@]}" \
   | opsg-gate --policy "$policy" --ledger "$OPSG_LEDGER" \
   | opsg-exec --execute "${actuators[@]}" \
   | opsg-verify "${actuators[@]}" \
