@@ -14,11 +14,17 @@
 //! | `cleanup_node` | `node` | none: what it deletes is gone (it moves no replica and no traffic) |
 //! | `escalate` | `reason`, `summary` | none |
 //!
+//! How many replicas a scale-up adds: a step that sets `max_delta` is sized from the observed
+//! queue ([`size_scale`]: the in-flight demand over what one replica holds, at most `max_delta`
+//! and the free GPUs); without it, or with no queue observed, it adds its fixed `delta`.
+//!
 //! How much traffic a shift moves: a step that sets `target_usage` is sized from the observed
 //! load ([`size_shift`]: the saturated deployment's KV usage and queue against its peers'
 //! headroom, at most `max_share` of the route) and then expects the deployment's KV usage to
 //! end below halfway between `target_usage` and full, besides the step's relative decrease; a
-//! step without it, or one whose deployments exposed no KV usage, moves its fixed `share`.
+//! step without it, or one whose deployments exposed no KV usage, moves its fixed `share`. A step
+//! that also sets `min_cover` is skipped (for the next candidate) when the peers can take less
+//! than that fraction of what the deployment must shed: a shift too small to relieve it.
 
 use crate::catalog::{Catalog, EffectSpec, Selector, Step};
 use crate::fleet::{Deployment, Fleet};
@@ -62,6 +68,9 @@ pub const MIN_SHIFT_SHARE: f64 = 0.01;
 pub struct ShiftSize {
     /// The share of the route's traffic to move off the saturated deployment.
     pub moved_share: f64,
+    /// The share it would have to move to reach the target usage (more than `moved_share` when
+    /// the peers' headroom, `max_share` or its own traffic bound the shift).
+    pub needed_share: f64,
     /// Which fraction of the moved traffic each receiver takes (by its headroom; sums to 1).
     pub parts: Vec<(String, f64)>,
     /// Why this much, in words.
@@ -127,10 +136,66 @@ pub fn size_shift(
     };
     Ok(Some(ShiftSize {
         moved_share,
+        needed_share: needed,
         parts,
         basis: format!(
             "shift sized from the evidence: `{}` at KV usage {:.2} with {:.0} waiting per replica (demand {:.2} of its cache) must shed {:.3} of the route to reach {target_usage}; the peers can take {:.3}; moving {:.3} ({bound})",
             d.name, load.kv_usage, load.waiting, demand, needed, headroom, moved_share
+        ),
+    }))
+}
+
+/// A scale-up sized from the observed queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScaleSize {
+    /// Replicas to add.
+    pub delta: u64,
+    /// Replicas the evidence says would hold the whole demand.
+    pub needed: u64,
+    /// Why this many, in words.
+    pub basis: String,
+}
+
+/// Size a scale-up of `d` (now `now` replicas) from its queue, by Little's law: a saturated
+/// replica holds `running` requests in flight, so the demand in flight, `now x (running +
+/// waiting)`, needs `now x (running + waiting) / running` replicas to be admitted at once (the
+/// queue then drains in about one request's lifetime instead of growing). It adds at most
+/// `max_delta` (the step's bound, which the gate's blast radius bounds again) and no more than
+/// `free_gpus` when the fleet state lists them.
+///
+/// `Ok(None)`: no queue was observed (or no load at all), so the evidence cannot size it and
+/// the caller falls back to the step's fixed `delta`. `Err`: no GPU is free, so a scale-up
+/// would be refused.
+pub fn size_scale(
+    d: &Deployment,
+    now: u64,
+    max_delta: u64,
+    free_gpus: Option<u64>,
+) -> Result<Option<ScaleSize>, String> {
+    if free_gpus == Some(0) {
+        return Err(format!("no free GPU to add a replica of `{}` on", d.name));
+    }
+    let Some(load) = d.load else { return Ok(None) };
+    if load.waiting < 1.0 {
+        return Ok(None);
+    }
+    let per_replica = load.running.max(1.0);
+    let needed = (now as f64 * (per_replica + load.waiting) / per_replica).ceil() as u64;
+    let wanted = needed.saturating_sub(now).max(1);
+    let mut delta = wanted.min(max_delta.max(1));
+    let mut bound = if delta < wanted { "the step's max_delta" } else { "all it needs" };
+    if let Some(free) = free_gpus
+        && free < delta
+    {
+        delta = free;
+        bound = "the free GPUs";
+    }
+    Ok(Some(ScaleSize {
+        delta,
+        needed,
+        basis: format!(
+            "scale-up sized from the evidence: `{}` has {:.0} waiting and {:.0} running per replica on {now}, so about {needed} replicas would admit its whole queue; adding {delta} ({bound})",
+            d.name, load.waiting, load.running
         ),
     }))
 }
@@ -325,7 +390,19 @@ impl<'a> Context<'a> {
                 let sized = if params.contains_key("target_usage") {
                     let target_usage = self.param(action, params, "target_usage")?;
                     let max_share = self.param(action, params, "max_share")?;
-                    size_shift(d, &receivers, &weights, target_usage, max_share)?
+                    let size = size_shift(d, &receivers, &weights, target_usage, max_share)?;
+                    if let Some(size) = &size
+                        && params.contains_key("min_cover")
+                    {
+                        let min_cover = self.param(action, params, "min_cover")?;
+                        if size.moved_share < min_cover * size.needed_share - 1e-9 {
+                            return Err(format!(
+                                "a shift can move only {:.3} of the {:.3} of the route `{}` must shed (below the step's min_cover {min_cover}): {}",
+                                size.moved_share, size.needed_share, d.name, size.basis
+                            ));
+                        }
+                    }
+                    size
                 } else {
                     None
                 };
@@ -461,8 +538,15 @@ impl<'a> Context<'a> {
             }
             ActionType::ScaleReplicas => {
                 let d = self.deployment(target)?;
-                let delta = self.param(action, params, "delta")?.round() as i64;
+                let mut delta = self.param(action, params, "delta")?.round() as i64;
                 let now = fleet.replicas(d) as i64;
+                if delta > 0 && params.contains_key("max_delta") {
+                    let max_delta = self.param(action, params, "max_delta")?.round() as u64;
+                    if let Some(size) = size_scale(d, now as u64, max_delta, fleet.free_gpus)? {
+                        self.note(size.basis);
+                        delta = size.delta as i64;
+                    }
+                }
                 let to = (now + delta).max(1);
                 if to == now {
                     return Err(format!("scaling `{}` by {delta} changes nothing", d.name));
@@ -726,5 +810,69 @@ mod tests {
         let step = &catalog.candidates(IncidentClass::KvCacheSaturation)[0].steps[0];
         let e = ctx.build_step(0, step).unwrap_err();
         assert!(e.contains("no KV headroom"), "{e}");
+    }
+
+    #[test]
+    fn a_scale_up_is_sized_from_the_queue_and_bounded() {
+        // Regression: a surge added a fixed two replicas however deep the queue was, and the
+        // backlog drained slower than the cron ran.
+        let d = dep("stable", 0.9, 3, Some((0.98, 140.0, 45.0)));
+        let size = size_scale(&d, 3, 4, None).unwrap().unwrap();
+        let needed = (3.0_f64 * (45.0 + 140.0) / 45.0).ceil() as u64;
+        assert_eq!((size.needed, size.delta), (needed, 4), "{size:?}");
+        assert!(size.basis.contains("max_delta"), "{}", size.basis);
+        // A shallow queue needs less than the bound.
+        let shallow = dep("stable", 0.9, 3, Some((0.9, 10.0, 40.0)));
+        let size = size_scale(&shallow, 3, 4, Some(12)).unwrap().unwrap();
+        assert_eq!((size.needed, size.delta), (4, 1), "{size:?}");
+        assert!(size.basis.contains("all it needs"), "{}", size.basis);
+        // The free GPUs bound it too, and none free means no scale-up at all.
+        let size = size_scale(&d, 3, 4, Some(2)).unwrap().unwrap();
+        assert_eq!(size.delta, 2);
+        assert!(size.basis.contains("free GPUs"), "{}", size.basis);
+        assert!(size_scale(&d, 3, 4, Some(0)).unwrap_err().contains("no free GPU"));
+        // No queue, or no load observed: the step's fixed delta.
+        let idle = dep("stable", 0.9, 3, Some((0.5, 0.0, 20.0)));
+        assert_eq!(size_scale(&idle, 3, 4, None), Ok(None));
+        assert_eq!(size_scale(&dep("stable", 0.9, 3, None), 3, 4, None), Ok(None));
+    }
+
+    #[test]
+    fn a_saturated_stable_scales_up_and_shifts_what_the_canary_can_take() {
+        // Regression: the planner moved what one small canary's headroom took off three
+        // saturated stable replicas, which verification then found too small to relieve them.
+        let catalog = Catalog::builtin();
+        let mut fleet = fleet(vec![
+            dep("stable", 0.9, 3, Some((0.98, 600.0, 12.0))),
+            dep("canary", 0.1, 1, Some((0.05, 0.0, 2.0))),
+        ]);
+        fleet.free_gpus = Some(12);
+        let finding = finding("stable-0");
+        let ctx = Context::new(&finding, &fleet, &catalog);
+        let kv = catalog.candidates(IncidentClass::KvCacheSaturation);
+        assert_eq!(kv[0].name, "kv-shift-traffic");
+        let e = ctx.build_step(0, &kv[0].steps[0]).unwrap_err();
+        assert!(e.contains("min_cover"), "{e}");
+        ctx.take_notes();
+        assert_eq!(kv[1].name, "kv-scale-and-shift");
+        let scale = ctx.build_step(0, &kv[1].steps[0]).unwrap();
+        assert_eq!(scale.action, ActionType::ScaleReplicas);
+        assert_eq!(scale.params["replicas"], json!(7), "3 + the step's max_delta 4");
+        assert_eq!(scale.inverse.unwrap().params["replicas"], json!(3));
+        let shift = ctx.build_step(1, &kv[1].steps[1]).unwrap();
+        assert_eq!(shift.action, ActionType::ShiftTraffic);
+        assert!(shift.blast_radius.traffic_share > 0.0);
+        // A saturated canary whose peer can take all it sheds still just shifts.
+        let fleet = fleet_canary_hot();
+        let finding = super::tests::finding("canary-0");
+        let ctx = Context::new(&finding, &fleet, &catalog);
+        assert!(ctx.build_step(0, &kv[0].steps[0]).is_ok());
+    }
+
+    fn fleet_canary_hot() -> Fleet {
+        fleet(vec![
+            dep("canary", 0.1, 1, Some((0.97, 200.0, 10.0))),
+            dep("stable", 0.9, 3, Some((0.3, 0.0, 12.0))),
+        ])
     }
 }

@@ -187,6 +187,7 @@ impl Catalog {
                 ("share", ParamSpec { min: 0.05, max: 1.0, default: 0.2 }),
                 ("target_usage", ParamSpec { min: 0.3, max: 0.95, default: 0.7 }),
                 ("max_share", ParamSpec { min: 0.05, max: 1.0, default: 0.5 }),
+                ("min_cover", ParamSpec { min: 0.0, max: 1.0, default: 0.0 }),
             ],
         );
         shift.safe_max_share = Some(0.25);
@@ -196,7 +197,13 @@ impl Catalog {
         actions.insert(A::RestartReplica, spec(SafetyClass::Impactful, &[]));
         actions.insert(
             A::ScaleReplicas,
-            spec(SafetyClass::Safe, &[("delta", ParamSpec { min: -4.0, max: 4.0, default: 1.0 })]),
+            spec(
+                SafetyClass::Safe,
+                &[
+                    ("delta", ParamSpec { min: -4.0, max: 4.0, default: 1.0 }),
+                    ("max_delta", ParamSpec { min: 1.0, max: 8.0, default: 4.0 }),
+                ],
+            ),
         );
         actions.insert(A::DrainNode, spec(SafetyClass::Destructive, &[]));
         actions.insert(A::CleanupNode, spec(SafetyClass::Impactful, &[]));
@@ -208,28 +215,57 @@ impl Catalog {
             plan(
                 "kv-shift-traffic",
                 C::KvCacheSaturation,
-                "move the saturated deployment's traffic to its peers, as much as brings its KV demand to 70% of its cache and fits the peers' headroom (a fifth when the load is not observed): frees KV blocks within a minute, fully reversible",
+                "move the saturated deployment's traffic to its peers, as much as brings its KV demand to 70% of its cache, when their headroom takes all of it (a fifth when the load is not observed): frees KV blocks within a minute, fully reversible",
                 vec![step(
                     A::ShiftTraffic,
                     S::AffectedDeployment,
-                    &[("share", 0.2), ("target_usage", 0.7), ("max_share", 0.5)],
+                    &[
+                        ("share", 0.2),
+                        ("target_usage", 0.7),
+                        ("max_share", 0.5),
+                        ("min_cover", 1.0),
+                    ],
                     kv.clone(),
                 )],
             ),
             plan(
+                "kv-scale-and-shift",
+                C::KvCacheSaturation,
+                "the peers cannot take all the saturated deployment must shed: add replicas to it (as many as admit its queue, at most 4) and move what the peers' headroom takes",
+                vec![
+                    step(
+                        A::ScaleReplicas,
+                        S::AffectedDeployment,
+                        &[("delta", 1.0), ("max_delta", 4.0)],
+                        kv.clone(),
+                    ),
+                    step(
+                        A::ShiftTraffic,
+                        S::AffectedDeployment,
+                        &[("share", 0.2), ("target_usage", 0.7), ("max_share", 0.5)],
+                        kv.clone(),
+                    ),
+                ],
+            ),
+            plan(
                 "kv-scale-up",
                 C::KvCacheSaturation,
-                "add a replica to the saturated deployment",
-                vec![step(A::ScaleReplicas, S::AffectedDeployment, &[("delta", 1.0)], kv)],
+                "add replicas to the saturated deployment (as many as admit its queue, at most 4)",
+                vec![step(
+                    A::ScaleReplicas,
+                    S::AffectedDeployment,
+                    &[("delta", 1.0), ("max_delta", 4.0)],
+                    kv,
+                )],
             ),
             plan(
                 "backlog-scale-up",
                 C::QueueBacklog,
-                "add a replica where requests queue",
+                "add replicas where requests queue (as many as admit the queue, at most 4)",
                 vec![step(
                     A::ScaleReplicas,
                     S::AffectedDeployment,
-                    &[("delta", 1.0)],
+                    &[("delta", 1.0), ("max_delta", 4.0)],
                     waiting.clone(),
                 )],
             ),
@@ -247,8 +283,13 @@ impl Catalog {
             plan(
                 "surge-scale-up",
                 C::TrafficSurge,
-                "add capacity to the busiest deployment",
-                vec![step(A::ScaleReplicas, S::AffectedDeployment, &[("delta", 2.0)], waiting)],
+                "add capacity to the busiest deployment (as many replicas as admit its queue, at most 4; two when no queue is observed)",
+                vec![step(
+                    A::ScaleReplicas,
+                    S::AffectedDeployment,
+                    &[("delta", 2.0), ("max_delta", 4.0)],
+                    waiting,
+                )],
             ),
             plan(
                 "canary-rollback",

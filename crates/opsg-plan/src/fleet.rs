@@ -109,6 +109,9 @@ pub struct Fleet {
     pub node_of: BTreeMap<String, String>,
     /// Every target name observed.
     pub targets: Vec<String>,
+    /// GPUs a new replica could be placed on (free, not lost, on an uncordoned node), when a
+    /// `GET /state` snapshot lists the nodes' GPUs: a scale-up beyond it would be refused.
+    pub free_gpus: Option<u64>,
 }
 
 fn version_value(text: &str) -> Value {
@@ -216,6 +219,18 @@ impl Fleet {
                 }
             }
         }
+        if let Some(nodes) = state.get("nodes").and_then(Value::as_object)
+            && nodes.values().any(|n| n.get("gpus").is_some_and(Value::is_array))
+        {
+            let free = nodes
+                .values()
+                .filter(|n| n.get("cordoned").and_then(Value::as_bool) != Some(true))
+                .flat_map(|n| n.get("gpus").and_then(Value::as_array).into_iter().flatten())
+                .filter(|g| g.get("replica").is_some_and(Value::is_null))
+                .filter(|g| g.get("lost").and_then(Value::as_bool) != Some(true))
+                .count();
+            self.free_gpus = Some(free as u64);
+        }
         if let Some(reps) = state.get("replicas").and_then(Value::as_object) {
             for (name, r) in reps {
                 if let Some(node) = r.get("node").and_then(Value::as_str) {
@@ -291,5 +306,20 @@ mod tests {
         assert_eq!(l.replicas, 2);
         assert!((l.kv_demand() - 0.9 * (1.0 + 10.0 / 15.0)).abs() < 1e-12);
         assert_eq!(fleet.deployments["canary"].load, None, "a down replica says nothing");
+    }
+
+    #[test]
+    fn free_gpus_count_only_empty_healthy_gpus_on_schedulable_nodes() {
+        let mut f = Fleet::default();
+        f.overlay_state(&serde_json::json!({"nodes": {
+            "a": {"cordoned": false, "gpus": [
+                {"replica": "stable-0", "lost": false}, {"replica": null, "lost": false},
+                {"replica": null, "lost": true}]},
+            "b": {"cordoned": true, "gpus": [{"replica": null, "lost": false}]}
+        }}));
+        assert_eq!(f.free_gpus, Some(1));
+        let mut blind = Fleet::default();
+        blind.overlay_state(&serde_json::json!({"deployments": {}}));
+        assert_eq!(blind.free_gpus, None, "no node list: unknown, not zero");
     }
 }
