@@ -96,6 +96,56 @@ fn is_label_char(b: u8) -> bool {
     CLASS[b as usize] & LABEL_CHAR != 0
 }
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Every byte of a word set to `b`.
+const fn splat(b: u8) -> u64 {
+    LO * b as u64
+}
+
+/// The high bit of each byte of `v` whose value lies in `lo..=hi`, for a word whose bytes are all
+/// below 0x80 (so no addition carries into the next byte) and `1 <= lo <= hi <= 0x7f`.
+#[inline]
+fn bytes_in(v: u64, lo: u8, hi: u8) -> u64 {
+    let ge_lo = v + splat(0x80 - lo);
+    let gt_hi = v + splat(0x7f - hi);
+    ge_lo & !gt_hi & HI
+}
+
+/// The high bit of each byte of `w` that is NOT a name byte: `[a-zA-Z0-9_:]` for metric names
+/// (`colon`), `[a-zA-Z0-9_]` for label names. Branch-free: three range tests over the word.
+#[inline]
+fn non_name_bytes(w: u64, colon: bool) -> u64 {
+    let ascii = !w & HI;
+    let v = w & !HI;
+    let alpha = bytes_in(v | splat(0x20), b'a', b'z');
+    let digit = bytes_in(v, b'0', if colon { b':' } else { b'9' });
+    let under = bytes_in(v, b'_', b'_');
+    !(alpha | digit | under) & HI | !ascii & HI
+}
+
+/// End of the run of name bytes starting at `i` (`[a-zA-Z0-9_:]` with `colon`, else
+/// `[a-zA-Z0-9_]`), eight bytes at a time: names average 30-40 bytes and the byte loop was the
+/// largest single cost of a sample line.
+#[inline]
+fn scan_name(b: &[u8], mut i: usize, colon: bool) -> usize {
+    while i + 8 <= b.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        let bad = non_name_bytes(u64::from_le_bytes(w), colon);
+        if bad != 0 {
+            return i + (bad.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    let is_char = if colon { is_name_char } else { is_label_char };
+    while i < b.len() && is_char(b[i]) {
+        i += 1;
+    }
+    i
+}
+
 /// Label-name equality with the cheap tests first (most names differ in length or first byte),
 /// so the duplicate-label check does not call `memcmp` for every pair.
 #[inline]
@@ -200,10 +250,7 @@ impl<'a> Cur<'a> {
     fn metric_name(&mut self) -> &'a str {
         let start = self.i;
         if self.i < self.b.len() && is_name_start(self.b[self.i]) {
-            self.i += 1;
-            while self.i < self.b.len() && is_name_char(self.b[self.i]) {
-                self.i += 1;
-            }
+            self.i = scan_name(self.b, self.i + 1, true);
         }
         &self.s[start..self.i]
     }
@@ -213,10 +260,7 @@ impl<'a> Cur<'a> {
     fn label_name(&mut self) -> &'a str {
         let start = self.i;
         if self.i < self.b.len() && is_label_start(self.b[self.i]) {
-            self.i += 1;
-            while self.i < self.b.len() && is_label_char(self.b[self.i]) {
-                self.i += 1;
-            }
+            self.i = scan_name(self.b, self.i + 1, false);
         }
         &self.s[start..self.i]
     }
@@ -458,40 +502,66 @@ const POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
-/// Clinger's fast path for the values expositions are full of (`0.0`, `1423`, `27453.0`): a
-/// plain decimal without exponent whose significant digits fit in 2^53 and whose fraction has
-/// at most 22 digits is exactly `mantissa / 10^k`, one correctly rounded IEEE division, the same
-/// result `str::parse` gives. Anything else returns `None` for the general parser.
+/// Clinger's fast path for the values expositions are full of (`0.0`, `1423`, `27453.0`,
+/// `7.589469e+08`): a decimal whose digits make an integer of at most 2^53 and whose power of ten (the
+/// exponent minus the fraction digits) lies within ±22 is exactly `mantissa * 10^e` or
+/// `mantissa / 10^-e`, one correctly rounded IEEE operation, the same result `str::parse` gives.
+/// Anything else returns `None` for the general parser.
 #[inline]
 fn fast_decimal(body: &[u8]) -> Option<f64> {
+    let n = body.len();
     let mut mant: u64 = 0;
-    let mut significant = 0u32;
-    let mut frac = 0u32;
-    let mut any_digit = false;
-    let mut dot = false;
-    for &c in body {
-        match c {
-            b'0'..=b'9' => {
-                any_digit = true;
-                if mant != 0 || c != b'0' {
-                    significant += 1;
-                    if significant > 15 {
-                        return None;
-                    }
-                }
-                mant = mant * 10 + u64::from(c - b'0');
-                if dot {
-                    frac += 1;
-                }
-            }
-            b'.' if !dot => dot = true,
-            _ => return None,
-        }
+    let mut i = 0;
+    while i < n && body[i].is_ascii_digit() {
+        mant = mant.wrapping_mul(10).wrapping_add(u64::from(body[i] - b'0'));
+        i += 1;
     }
-    if !any_digit || frac as usize >= POW10.len() {
+    let mut digits = i;
+    let mut frac = 0;
+    if i < n && body[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < n && body[i].is_ascii_digit() {
+            mant = mant.wrapping_mul(10).wrapping_add(u64::from(body[i] - b'0'));
+            i += 1;
+        }
+        frac = (i - start) as i32;
+        digits += i - start;
+    }
+    // At most 19 digits cannot overflow a u64; the mantissa must be exact in an f64.
+    if digits == 0 || digits > 19 || mant > 1 << 53 {
         return None;
     }
-    Some(mant as f64 / POW10[frac as usize])
+    let mut exp10 = -frac;
+    if i < n {
+        // An exponent: `e`, an optional sign, then 1 to 4 digits (more: the general parser).
+        if body[i] | 0x20 != b'e' {
+            return None;
+        }
+        let mut exp = &body[i + 1..];
+        let neg = exp.first() == Some(&b'-');
+        if neg || exp.first() == Some(&b'+') {
+            exp = &exp[1..];
+        }
+        if exp.is_empty() || exp.len() > 4 {
+            return None;
+        }
+        let mut e = 0i32;
+        for &d in exp {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            e = e * 10 + i32::from(d - b'0');
+        }
+        exp10 += if neg { -e } else { e };
+    }
+    let m = mant as f64;
+    match exp10 {
+        0..=22 => Some(m * POW10[exp10 as usize]),
+        -22..=-1 => Some(m / POW10[(-exp10) as usize]),
+        _ if mant == 0 => Some(0.0),
+        _ => None,
+    }
 }
 
 /// A text 0.0.4 timestamp: a signed 64-bit integer of milliseconds.
@@ -524,6 +594,9 @@ pub(crate) fn parse_line<'a>(
     line_no: u32,
 ) -> Result<Line<'a>, LineError> {
     let om = format == Format::OpenMetrics;
+    if let Some(sample) = fast_sample(s, om, line_no) {
+        return Ok(Line::Sample(sample));
+    }
     let mut c = Cur { s, b: s.as_bytes(), i: 0, om };
     if om {
         match c.peek() {
@@ -670,6 +743,129 @@ fn unescape_help(s: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// The common sample line, parsed in one forward pass: a legacy name, an optional label set of
+/// legacy names and escape-free values with nothing between the tokens, a value and an optional
+/// timestamp. `None` as soon as anything else shows up (blanks inside the braces, an escape, a
+/// quoted name, an exemplar, any error); [`sample`] then parses the line from the start, decides
+/// and reports. Whenever this returns a sample, [`sample`] returns the same one (a unit test
+/// compares them on the fuzz corpus and its mutations).
+#[inline]
+fn fast_sample(s: &str, om: bool, line_no: u32) -> Option<Sample<'_>> {
+    let b = s.as_bytes();
+    if !is_name_start(*b.first()?) {
+        return None;
+    }
+    let mut i = scan_name(b, 1, true);
+    let name = &s[..i];
+    let mut labels = Vec::new();
+    let braces = b.get(i) == Some(&b'{');
+    if braces {
+        i += 1;
+        if b.get(i) == Some(&b'}') {
+            i += 1;
+        } else {
+            // Most series have one to four labels: one allocation, no growth.
+            labels = Vec::with_capacity(4);
+            loop {
+                let start = i;
+                if !is_label_start(*b.get(i)?) {
+                    return None;
+                }
+                i = scan_name(b, i + 1, false);
+                if b.get(i..i + 2) != Some(b"=\"") {
+                    return None;
+                }
+                let lname = &s[start..i];
+                let vstart = i + 2;
+                let vend = vstart + find_quote_or_backslash(&b[vstart..]);
+                if b.get(vend) != Some(&b'"')
+                    || lname == "__name__"
+                    || labels.iter().any(|(n, _): &Label<'_>| same_name(n, lname))
+                {
+                    return None;
+                }
+                labels.push((Cow::Borrowed(lname), Cow::Borrowed(&s[vstart..vend])));
+                i = vend + 1;
+                match b.get(i) {
+                    Some(b'}') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(b',') => {
+                        i += 1;
+                        // Text 0.0.4 allows a trailing comma.
+                        if !om && b.get(i) == Some(&b'}') {
+                            i += 1;
+                            break;
+                        }
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+    // The separator: one space in OpenMetrics; blanks in text 0.0.4 (none needed after `}`).
+    if om {
+        if b.get(i) != Some(&b' ') {
+            return None;
+        }
+        i += 1;
+    } else {
+        let before = i;
+        while i < b.len() && is_ws(b[i]) {
+            i += 1;
+        }
+        if i == before && !braces {
+            return None;
+        }
+    }
+    let value_at = i;
+    while i < b.len() && b[i] != b' ' && (om || b[i] != b'\t') {
+        i += 1;
+    }
+    let value = parse_float(&s[value_at..i])?;
+    let mut timestamp_ms = None;
+    if i < b.len() {
+        if om {
+            i += 1;
+            let ts_at = i;
+            while i < b.len() && b[i] != b' ' {
+                i += 1;
+            }
+            let tok = &s[ts_at..i];
+            if tok.is_empty() || tok.as_bytes()[0] == b'#' || i < b.len() {
+                return None;
+            }
+            timestamp_ms = Some(parse_om_ts(tok).ok()?);
+        } else {
+            while i < b.len() && is_ws(b[i]) {
+                i += 1;
+            }
+            if i < b.len() {
+                let ts_at = i;
+                while i < b.len() && !is_ws(b[i]) {
+                    i += 1;
+                }
+                timestamp_ms = Some(parse_int_ms(&s[ts_at..i])?);
+                while i < b.len() && is_ws(b[i]) {
+                    i += 1;
+                }
+                if i < b.len() {
+                    return None;
+                }
+            }
+        }
+    }
+    Some(Sample {
+        name: Cow::Borrowed(name),
+        labels,
+        value,
+        timestamp_ms,
+        exemplar: None,
+        line: line_no,
+    })
 }
 
 /// A sample line, cursor at the first byte of the name (or `{`).
@@ -867,23 +1063,271 @@ mod tests {
                 .map(|i| char::from(b'0' + ((r >> (24 + i * 4)) % 10) as u8))
                 .collect();
             let lead = "0".repeat((r >> 60) as usize % 3);
-            let s = match (r >> 56) % 4 {
+            let exp = ((r >> 40) % 61) as i64 - 30;
+            let e = ["e", "E", "e+", "e-0"][((r >> 50) % 4) as usize];
+            let s = match (r >> 56) % 6 {
                 0 => format!("{lead}{int}"),
                 1 => format!("{lead}{int}.{frac}"),
                 2 => format!("-{int}.{frac}"),
+                3 => format!("{int}.{frac}{e}{exp}"),
+                4 => format!("-.{frac}1e{exp}"),
                 _ => format!(".{frac}0"),
             };
             let want = s.parse::<f64>().ok();
             let got = parse_float(&s);
             assert_eq!(got.map(f64::to_bits), want.map(f64::to_bits), "{s}");
         }
-        for s in ["0.1", "0.30000000000000004", "123456789012345.6", "9007199254740993", "5.", "-0"]
-        {
+        for s in [
+            "0.1",
+            "0.30000000000000004",
+            "123456789012345.6",
+            "9007199254740993",
+            "5.",
+            "-0",
+            "7.589469e+08",
+            "1.0e-7",
+            "5.e3",
+            "1e22",
+            "1e23",
+            "123456789012345e22",
+            "1e-22",
+            "3e-23",
+            "0e999",
+            "-0e5",
+            "0.0000000000000000000000001",
+            "1e00022",
+            "1E+5",
+            "1e",
+            "1e+",
+            "1e5.3",
+            "1ee5",
+            "1e+-5",
+            ".e5",
+            "1.e",
+        ] {
             assert_eq!(
                 parse_float(s).map(f64::to_bits),
                 s.parse::<f64>().ok().map(f64::to_bits),
                 "{s}"
             );
+        }
+    }
+
+    /// Every line of the fuzz corpus, the fixtures and a list of tricky lines.
+    fn seed_lines() -> Vec<String> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut dirs = vec![root.join("fuzz/corpus/parse")];
+        let mut files = Vec::new();
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else {
+                    files.push(p);
+                }
+            }
+        }
+        for d in ["tests/fixtures/vllm", "tests/fixtures/node_exporter", "tests/fixtures/dcgm"] {
+            for e in std::fs::read_dir(root.join(d)).into_iter().flatten().flatten() {
+                files.push(e.path());
+            }
+        }
+        files.sort();
+        let mut lines: Vec<String> = TRICKY.iter().map(|s| s.to_string()).collect();
+        for f in files {
+            let bytes = std::fs::read(&f).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            lines.extend(text.split('\n').take(2000).map(str::to_string));
+        }
+        lines
+    }
+
+    const TRICKY: &[&str] = &[
+        "m 1",
+        "m\t1",
+        "m  1  ",
+        "m 1 2",
+        "m 1 2 ",
+        "m 1 2 3",
+        "m 1 -2",
+        "m 1 +2",
+        "m 1 2.5",
+        "m 1 99999999999999999999",
+        "m{} 1",
+        "m{}1",
+        "m{a=\"b\"}1",
+        "m{a=\"b\"} 1",
+        "m{a=\"b\",} 1",
+        "m{a=\"b\",,} 1",
+        "m{,} 1",
+        "m{a=\"b\" } 1",
+        "m{ a=\"b\"} 1",
+        "m{a = \"b\"} 1",
+        "m {a=\"b\"} 1",
+        "m{a=\"b\"c=\"d\"} 1",
+        "m{a=\"b\",a=\"c\"} 1",
+        "m{a=\"b\",b=\"c\",c=\"d\",d=\"e\",e=\"f\",a=\"g\"} 1",
+        "m{__name__=\"x\"} 1",
+        "m{__name=\"x\"} 1",
+        "m{_=\"x\"} 1",
+        "m{a=\"q\\\"x\"} 1",
+        "m{a=\"q\\\\x\"} 1",
+        "m{a=\"q\\nx\"} 1",
+        "m{a=\"q\\tx\"} 1",
+        "m{a=\"\u{e9}t\u{e9} \u{1f600}\"} 1",
+        "m{a=\"x\ty\"} 1",
+        "m{\"my.metric\",a=\"b\"} 1",
+        "{\"my.metric\"} 1",
+        "m{\"a.b\"=\"c\"} 1",
+        "m{1a=\"b\"} 1",
+        "m{a=\"b} 1",
+        "m{a=\"b\"",
+        "m{a=\"b\"}",
+        "m{a=\"b\"} ",
+        "m{a=\"b\"}  1",
+        "m NaN",
+        "m nan",
+        "m +NaN",
+        "m Inf",
+        "m +Inf",
+        "m -inf",
+        "m Infinity",
+        "m 1e308",
+        "m 1e309",
+        "m 1.7976931348623157e308",
+        "m 4.9e-324",
+        "m 123456789012345678901234567890",
+        "m 0x1p-3",
+        "m 1_2",
+        "m 7.589469e+08",
+        "m 1700159457.4582813",
+        "m 1 1700000000000",
+        "m 1 1700000000.123",
+        "m 1 1700000000.123 ",
+        "m 1 NaN",
+        "m 1 # {a=\"b\"} 1",
+        "m_total 1 # {a=\"b\"} 1 2",
+        "m 1 2 # {a=\"b\"} 1",
+        "m 1\r",
+        "m{a=\"b\"} 1\r",
+        "m 1 2\r",
+        "m:x:y_total{a=\"b\"} 1",
+        "0m 1",
+        ":m 1",
+        "_m 1",
+        "m.x 1",
+        "m\u{e9} 1",
+        "m\u{0} 1",
+        "m{a=\"\u{0}\"} 1",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa 1",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa{bbbbbbbbbbbbbbbbbb=\"c\"} 1",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-{b=\"c\"} 1",
+        "aaaaaaaaaaaa[aaaaaaaaaaaaaaaaaaaaaaaaaa 1",
+        "aaaaaaaaaaaa`aaaaaaaaaaaaaaaaaaaaaaaaaa 1",
+        "aaaaaaaaaaaa@aaaaaaaaaaaaaaaaaaaaaaaaaa 1",
+        "aaaaaaaaaaaa/aaaaaaaaaaaaaaaaaaaaaaaaaa 1",
+        "aaaaaaaaaaaa;aaaaaaaaaaaaaaaaaaaaaaaaaa 1",
+        "aaaaaaaaaaaaZaaaaaaaaaaaaaaaaaaaaaaaaaaz 1",
+        "m{abcdefgh:ijk=\"c\"} 1",
+        "m{abcdefghijklmnopq=\"c\"} 1",
+        "# HELP m x",
+        "# TYPE m counter",
+        "# EOF",
+        "",
+        " m 1",
+    ];
+
+    /// A deterministic mutation of `line` (byte edits that keep it valid UTF-8).
+    fn mutations(line: &str, seed: u64) -> Vec<String> {
+        const INSERT: &[&str] = &[
+            " ", "\t", "\"", "\\", "{", "}", ",", "=", "#", ":", ".", "e", "-", "+", "\u{e9}", "_",
+        ];
+        let mut x = seed | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let chars: Vec<char> = line.chars().collect();
+        let mut out = Vec::new();
+        for _ in 0..4 {
+            let mut c = chars.clone();
+            for _ in 0..1 + next() % 3 {
+                let at = if c.is_empty() { 0 } else { (next() % (c.len() as u64 + 1)) as usize };
+                match next() % 3 {
+                    0 if at < c.len() => {
+                        c.remove(at);
+                    }
+                    1 if at < c.len() => {
+                        let ins = INSERT[(next() % INSERT.len() as u64) as usize];
+                        c.splice(at..at + 1, ins.chars());
+                    }
+                    _ => {
+                        let ins = INSERT[(next() % INSERT.len() as u64) as usize];
+                        c.splice(at..at, ins.chars());
+                    }
+                }
+            }
+            out.push(c.into_iter().collect());
+        }
+        out
+    }
+
+    /// The one-pass sample parser must agree with the general one whenever it answers.
+    #[test]
+    fn fast_sample_agrees_with_the_general_parser() {
+        let mut lines = seed_lines();
+        let n = lines.len();
+        for i in 0..n {
+            let m = mutations(&lines[i], i as u64 * 0x9e37_79b9 + 7);
+            lines.extend(m);
+        }
+        let (mut fast, mut total) = (0, 0);
+        for line in &lines {
+            for om in [false, true] {
+                total += 1;
+                let Some(got) = fast_sample(line, om, 7) else {
+                    continue;
+                };
+                fast += 1;
+                let c = Cur { s: line, b: line.as_bytes(), i: 0, om };
+                let want = sample(c, 7);
+                // NaN != NaN: compare the value's bits and the rest with the value zeroed.
+                fn key<'s>(s: &Sample<'s>) -> (Sample<'s>, u64) {
+                    (Sample { value: 0.0, ..s.clone() }, s.value.to_bits())
+                }
+                assert_eq!(want.as_ref().map(key), Ok(key(&got)), "{line:?} om={om}");
+                assert!(
+                    got.labels
+                        .iter()
+                        .all(|(n, v)| matches!((n, v), (Cow::Borrowed(_), Cow::Borrowed(_))))
+                );
+            }
+        }
+        // The fast path must actually cover the common lines.
+        assert!(fast * 8 > total, "fast path taken for {fast} of {total}");
+    }
+
+    #[test]
+    fn name_scanner_agrees_with_the_byte_classes() {
+        let mut bytes: Vec<u8> = (0..=255u8).collect();
+        bytes.extend(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:");
+        for &bad in &bytes {
+            for pos in 0..20 {
+                let mut line = vec![b'a'; 24];
+                line[pos] = bad;
+                for colon in [false, true] {
+                    let ok = if colon { is_name_char } else { is_label_char };
+                    let want = line.iter().position(|&c| !ok(c)).unwrap_or(line.len());
+                    for start in 0..=pos {
+                        let got = scan_name(&line, start, colon);
+                        let want = want.max(start);
+                        assert_eq!(got, want, "byte {bad:#x} at {pos} from {start}");
+                    }
+                }
+            }
         }
     }
 
