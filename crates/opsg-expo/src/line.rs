@@ -156,30 +156,44 @@ fn same_name(a: &str, b: &str) -> bool {
 }
 
 /// Byte-slice equality inlined eight bytes at a time: names here are short, and a `memcmp` call
-/// per comparison showed up as the parser's single largest cost.
+/// per comparison showed up as the parser's single largest cost. The tail is one overlapping
+/// word (or two overlapping halves for short slices), not a byte loop.
 #[inline]
 pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
+    let n = a.len();
+    if n != b.len() {
         return false;
     }
-    let mut i = 0;
-    while i + 8 <= a.len() {
-        let mut x = [0u8; 8];
-        let mut y = [0u8; 8];
-        x.copy_from_slice(&a[i..i + 8]);
-        y.copy_from_slice(&b[i..i + 8]);
-        if x != y {
-            return false;
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 <= n {
+            if word(a, i) != word(b, i) {
+                return false;
+            }
+            i += 8;
         }
-        i += 8;
+        return i == n || word(a, n - 8) == word(b, n - 8);
     }
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
+    if n >= 4 {
+        return half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4);
     }
-    true
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// The eight bytes at `b[i..]` as a word (the caller checked the length).
+#[inline]
+fn word(b: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[i..i + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// The four bytes at `b[i..]` as a word (the caller checked the length).
+#[inline]
+fn half(b: &[u8], i: usize) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[i..i + 4]);
+    u32::from_le_bytes(w)
 }
 
 /// Position of the first `"` or `\\` in `b`, eight bytes at a time (label values are scanned
@@ -204,6 +218,31 @@ fn find_quote_or_backslash(b: &[u8]) -> usize {
         i += 8;
     }
     while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
+        i += 1;
+    }
+    i
+}
+
+/// Position of the first `"`, `\\` or `\n` in `b`, eight bytes at a time: the end of a label
+/// value for the one-pass parser, which reads past the end of the line it is in.
+#[inline]
+fn find_value_end(b: &[u8]) -> usize {
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        let v = u64::from_le_bytes(w);
+        let q = v ^ splat(b'"');
+        let s = v ^ splat(b'\\');
+        let n = v ^ splat(b'\n');
+        let found =
+            (q.wrapping_sub(LO) & !q | s.wrapping_sub(LO) & !s | n.wrapping_sub(LO) & !n) & HI;
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && !matches!(b[i], b'"' | b'\\' | b'\n') {
         i += 1;
     }
     i
@@ -496,6 +535,22 @@ pub(crate) fn parse_float(s: &str) -> Option<f64> {
     }
 }
 
+/// Whether [`parse_float`] accepts `s`, without computing the value: bucket bounds (`0.005`,
+/// `10.0`) are plain decimals, checked with one loop; anything else asks [`parse_float`].
+#[inline]
+pub(crate) fn is_float(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut dots = 0;
+    for &c in b {
+        if c == b'.' {
+            dots += 1;
+        } else if !c.is_ascii_digit() {
+            return parse_float(s).is_some();
+        }
+    }
+    (dots == 0 && !b.is_empty() || dots == 1 && b.len() > 1) || parse_float(s).is_some()
+}
+
 /// Exact powers of ten (every one up to 1e22 is representable in an f64).
 const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
@@ -509,20 +564,42 @@ const POW10: [f64; 23] = [
 /// Anything else returns `None` for the general parser.
 #[inline]
 fn fast_decimal(body: &[u8]) -> Option<f64> {
-    let n = body.len();
+    match decimal_prefix(body, 0) {
+        Some((v, end)) if end == body.len() => Some(v),
+        _ => None,
+    }
+}
+
+/// The decimal starting at `b[i]` (an optional sign, then what [`fast_decimal`] accepts),
+/// as its value and the position just past it; `None` when there is none or it is outside the
+/// fast path. The one-pass sample parser reads the value with this, without a token scan first.
+#[inline]
+fn decimal_prefix(b: &[u8], mut i: usize) -> Option<(f64, usize)> {
+    let n = b.len();
+    let neg = match b.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
     let mut mant: u64 = 0;
-    let mut i = 0;
-    while i < n && body[i].is_ascii_digit() {
-        mant = mant.wrapping_mul(10).wrapping_add(u64::from(body[i] - b'0'));
+    let int_start = i;
+    while i < n && b[i].is_ascii_digit() {
+        mant = mant.wrapping_mul(10).wrapping_add(u64::from(b[i] - b'0'));
         i += 1;
     }
-    let mut digits = i;
+    let mut digits = i - int_start;
     let mut frac = 0;
-    if i < n && body[i] == b'.' {
+    if i < n && b[i] == b'.' {
         i += 1;
         let start = i;
-        while i < n && body[i].is_ascii_digit() {
-            mant = mant.wrapping_mul(10).wrapping_add(u64::from(body[i] - b'0'));
+        while i < n && b[i].is_ascii_digit() {
+            mant = mant.wrapping_mul(10).wrapping_add(u64::from(b[i] - b'0'));
             i += 1;
         }
         frac = (i - start) as i32;
@@ -533,35 +610,32 @@ fn fast_decimal(body: &[u8]) -> Option<f64> {
         return None;
     }
     let mut exp10 = -frac;
-    if i < n {
+    if i < n && b[i] | 0x20 == b'e' {
         // An exponent: `e`, an optional sign, then 1 to 4 digits (more: the general parser).
-        if body[i] | 0x20 != b'e' {
-            return None;
+        i += 1;
+        let eneg = b.get(i) == Some(&b'-');
+        if eneg || b.get(i) == Some(&b'+') {
+            i += 1;
         }
-        let mut exp = &body[i + 1..];
-        let neg = exp.first() == Some(&b'-');
-        if neg || exp.first() == Some(&b'+') {
-            exp = &exp[1..];
-        }
-        if exp.is_empty() || exp.len() > 4 {
-            return None;
-        }
+        let start = i;
         let mut e = 0i32;
-        for &d in exp {
-            if !d.is_ascii_digit() {
-                return None;
-            }
-            e = e * 10 + i32::from(d - b'0');
+        while i < n && b[i].is_ascii_digit() && i - start < 5 {
+            e = e * 10 + i32::from(b[i] - b'0');
+            i += 1;
         }
-        exp10 += if neg { -e } else { e };
+        if i == start || i - start > 4 {
+            return None;
+        }
+        exp10 += if eneg { -e } else { e };
     }
     let m = mant as f64;
-    match exp10 {
-        0..=22 => Some(m * POW10[exp10 as usize]),
-        -22..=-1 => Some(m / POW10[(-exp10) as usize]),
-        _ if mant == 0 => Some(0.0),
-        _ => None,
-    }
+    let v = match exp10 {
+        0..=22 => m * POW10[exp10 as usize],
+        -22..=-1 => m / POW10[(-exp10) as usize],
+        _ if mant == 0 => 0.0,
+        _ => return None,
+    };
+    Some((if neg { -v } else { v }, i))
 }
 
 /// A text 0.0.4 timestamp: a signed 64-bit integer of milliseconds.
@@ -594,9 +668,6 @@ pub(crate) fn parse_line<'a>(
     line_no: u32,
 ) -> Result<Line<'a>, LineError> {
     let om = format == Format::OpenMetrics;
-    if let Some(sample) = fast_sample(s, om, line_no) {
-        return Ok(Line::Sample(sample));
-    }
     let mut c = Cur { s, b: s.as_bytes(), i: 0, om };
     if om {
         match c.peek() {
@@ -745,29 +816,36 @@ fn unescape_help(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// The common sample line, parsed in one forward pass: a legacy name, an optional label set of
-/// legacy names and escape-free values with nothing between the tokens, a value and an optional
-/// timestamp. `None` as soon as anything else shows up (blanks inside the braces, an escape, a
-/// quoted name, an exemplar, any error); [`sample`] then parses the line from the start, decides
-/// and reports. Whenever this returns a sample, [`sample`] returns the same one (a unit test
-/// compares them on the fuzz corpus and its mutations).
+/// The most labels [`fast_sample`] takes (more: the general parser).
+const MAX_FAST_LABELS: usize = 16;
+
+/// The common sample line, parsed in one forward pass over the rest of the input (`rest`
+/// starts at the line; the line ends at the first `\n` or the end of `rest`): a legacy name, an
+/// optional label set of legacy names and escape-free values with nothing between the tokens,
+/// a value and an optional timestamp. Returns the sample and the length of the line (without
+/// its `\n`), or `None` as soon as anything else shows up (blanks inside the braces, an escape,
+/// a quoted name, an exemplar, a CR, any error): the caller then splits the line off and hands
+/// it to [`parse_line`], which decides and reports. Whenever this returns a sample, the general
+/// parser returns the same one (a unit test compares them on the fuzz corpus, the fixtures and
+/// their mutations). Finding the line's end while parsing saves a separate newline scan.
 #[inline]
-fn fast_sample(s: &str, om: bool, line_no: u32) -> Option<Sample<'_>> {
-    let b = s.as_bytes();
+pub(crate) fn fast_sample(rest: &str, om: bool, line_no: u32) -> Option<(Sample<'_>, usize)> {
+    let b = rest.as_bytes();
     if !is_name_start(*b.first()?) {
         return None;
     }
     let mut i = scan_name(b, 1, true);
-    let name = &s[..i];
-    let mut labels = Vec::new();
+    let name = &rest[..i];
+    // Labels are collected here first so the sample's Vec is allocated once at its exact size
+    // (a growing Vec reallocates for the 5% of series with more than four labels).
+    let mut spans: [(&str, &str); MAX_FAST_LABELS] = [("", ""); MAX_FAST_LABELS];
+    let mut count = 0;
     let braces = b.get(i) == Some(&b'{');
     if braces {
         i += 1;
         if b.get(i) == Some(&b'}') {
             i += 1;
         } else {
-            // Most series have one to four labels: one allocation, no growth.
-            labels = Vec::with_capacity(4);
             loop {
                 let start = i;
                 if !is_label_start(*b.get(i)?) {
@@ -777,16 +855,18 @@ fn fast_sample(s: &str, om: bool, line_no: u32) -> Option<Sample<'_>> {
                 if b.get(i..i + 2) != Some(b"=\"") {
                     return None;
                 }
-                let lname = &s[start..i];
+                let lname = &rest[start..i];
                 let vstart = i + 2;
-                let vend = vstart + find_quote_or_backslash(&b[vstart..]);
+                let vend = vstart + find_value_end(&b[vstart..]);
                 if b.get(vend) != Some(&b'"')
+                    || count == MAX_FAST_LABELS
                     || lname == "__name__"
-                    || labels.iter().any(|(n, _): &Label<'_>| same_name(n, lname))
+                    || spans[..count].iter().any(|(n, _)| same_name(n, lname))
                 {
                     return None;
                 }
-                labels.push((Cow::Borrowed(lname), Cow::Borrowed(&s[vstart..vend])));
+                spans[count] = (lname, &rest[vstart..vend]);
+                count += 1;
                 i = vend + 1;
                 match b.get(i) {
                     Some(b'}') => {
@@ -821,21 +901,36 @@ fn fast_sample(s: &str, om: bool, line_no: u32) -> Option<Sample<'_>> {
             return None;
         }
     }
+    // Token ends: a space, a tab in text 0.0.4, the newline or the end of the input.
+    let ends_token = |i: usize| match b.get(i) {
+        None | Some(b' ' | b'\n') => true,
+        Some(b'\t') => !om,
+        Some(_) => false,
+    };
     let value_at = i;
-    while i < b.len() && b[i] != b' ' && (om || b[i] != b'\t') {
-        i += 1;
-    }
-    let value = parse_float(&s[value_at..i])?;
+    let value = match decimal_prefix(b, i) {
+        Some((v, end)) if ends_token(end) => {
+            i = end;
+            v
+        }
+        _ => {
+            while !ends_token(i) {
+                i += 1;
+            }
+            parse_float(&rest[value_at..i])?
+        }
+    };
     let mut timestamp_ms = None;
-    if i < b.len() {
+    if b.get(i).is_some_and(|&c| c != b'\n') {
         if om {
             i += 1;
             let ts_at = i;
-            while i < b.len() && b[i] != b' ' {
+            while !ends_token(i) {
                 i += 1;
             }
-            let tok = &s[ts_at..i];
-            if tok.is_empty() || tok.as_bytes()[0] == b'#' || i < b.len() {
+            let tok = &rest[ts_at..i];
+            if tok.is_empty() || tok.as_bytes()[0] == b'#' || b.get(i).is_some_and(|&c| c != b'\n')
+            {
                 return None;
             }
             timestamp_ms = Some(parse_om_ts(tok).ok()?);
@@ -843,29 +938,32 @@ fn fast_sample(s: &str, om: bool, line_no: u32) -> Option<Sample<'_>> {
             while i < b.len() && is_ws(b[i]) {
                 i += 1;
             }
-            if i < b.len() {
+            if !ends_token(i) {
                 let ts_at = i;
-                while i < b.len() && !is_ws(b[i]) {
+                while !ends_token(i) {
                     i += 1;
                 }
-                timestamp_ms = Some(parse_int_ms(&s[ts_at..i])?);
+                timestamp_ms = Some(parse_int_ms(&rest[ts_at..i])?);
                 while i < b.len() && is_ws(b[i]) {
                     i += 1;
                 }
-                if i < b.len() {
+                if !ends_token(i) {
                     return None;
                 }
             }
         }
     }
-    Some(Sample {
+    let labels =
+        spans[..count].iter().map(|&(n, v)| (Cow::Borrowed(n), Cow::Borrowed(v))).collect();
+    let sample = Sample {
         name: Cow::Borrowed(name),
         labels,
         value,
         timestamp_ms,
         exemplar: None,
         line: line_no,
-    })
+    };
+    Some((sample, i))
 }
 
 /// A sample line, cursor at the first byte of the name (or `{`).
@@ -1043,6 +1141,31 @@ mod tests {
         for bad in ["1_2", "0x1p-3", "0X1", "0b1", "0o1", "0O1", "true", "", "1z", "1.1.1", "+NaN"]
         {
             assert_eq!(parse_float(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn is_float_agrees_with_parse_float() {
+        for s in [
+            "", ".", "..", "1", "1.", ".1", "1.0", "1..0", "1.0.", "0.005", "+Inf", "-Inf", "inf",
+            "NaN", "1e3", "1e", "x", "1x", " 1", "1 ", "-1", "+.5", "١",
+        ] {
+            assert_eq!(is_float(s), parse_float(s).is_some(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn bytes_eq_agrees_with_slice_equality() {
+        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for n in 0..base.len() {
+            let a = &base[..n];
+            assert!(bytes_eq(a, a));
+            for at in 0..n {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert!(!bytes_eq(a, &b), "len {n}, differs at {at}");
+            }
+            assert!(!bytes_eq(a, &base[..n + 1]));
         }
     }
 
@@ -1275,7 +1398,8 @@ mod tests {
         out
     }
 
-    /// The one-pass sample parser must agree with the general one whenever it answers.
+    /// The one-pass sample parser must agree with the general one whenever it answers: same
+    /// sample, and the line's end found where the line ends.
     #[test]
     fn fast_sample_agrees_with_the_general_parser() {
         let mut lines = seed_lines();
@@ -1288,17 +1412,33 @@ mod tests {
         for line in &lines {
             for om in [false, true] {
                 total += 1;
-                let Some(got) = fast_sample(line, om, 7) else {
-                    continue;
-                };
-                fast += 1;
-                let c = Cur { s: line, b: line.as_bytes(), i: 0, om };
-                let want = sample(c, 7);
+                let format = if om { Format::OpenMetrics } else { Format::PrometheusText };
+                // What the driver hands the general parser: no `\n`, and no CR in text 0.0.4.
+                let general =
+                    if om { line.as_str() } else { line.strip_suffix('\r').unwrap_or(line) };
+                let followed = format!("{line}\nm{{a=\"b\"}} 1 # x\n");
                 // NaN != NaN: compare the value's bits and the rest with the value zeroed.
                 fn key<'s>(s: &Sample<'s>) -> (Sample<'s>, u64) {
                     (Sample { value: 0.0, ..s.clone() }, s.value.to_bits())
                 }
-                assert_eq!(want.as_ref().map(key), Ok(key(&got)), "{line:?} om={om}");
+                let alone = fast_sample(line, om, 7);
+                let with_next = fast_sample(&followed, om, 7);
+                assert_eq!(
+                    alone.as_ref().map(|(s, n)| (key(s), *n)),
+                    with_next.as_ref().map(|(s, n)| (key(s), *n)),
+                    "{line:?} om={om}: the next line changed the answer"
+                );
+                let Some((got, len)) = alone else {
+                    continue;
+                };
+                fast += 1;
+                assert_eq!(len, line.len(), "{line:?} om={om}");
+                match parse_line(general, format, 7) {
+                    Ok(Line::Sample(want)) => {
+                        assert_eq!(key(&want), key(&got), "{line:?} om={om}")
+                    }
+                    other => panic!("{line:?} om={om}: fast {got:?}, general {other:?}"),
+                }
                 assert!(
                     got.labels
                         .iter()
@@ -1308,6 +1448,18 @@ mod tests {
         }
         // The fast path must actually cover the common lines.
         assert!(fast * 8 > total, "fast path taken for {fast} of {total}");
+    }
+
+    #[test]
+    fn value_end_scanner_agrees_with_a_plain_scan() {
+        let data = b"abc\"defghijklm\\nop\nqrstuvwxyz0123456789\"\xc3\xa9\xff\"";
+        for start in 0..data.len() {
+            let want = data[start..]
+                .iter()
+                .position(|c| matches!(c, b'"' | b'\\' | b'\n'))
+                .unwrap_or(data.len() - start);
+            assert_eq!(find_value_end(&data[start..]), want, "from {start}");
+        }
     }
 
     #[test]

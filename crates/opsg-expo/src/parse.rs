@@ -13,7 +13,7 @@ use std::hash::{Hash, Hasher};
 use std::io::{self, Read};
 
 use crate::error::ParseError;
-use crate::line::{Line, bytes_eq, parse_float, parse_line};
+use crate::line::{Line, bytes_eq, fast_sample, is_float, parse_float, parse_line};
 use crate::model::{Exposition, Format, MetricFamily, MetricKind, ParseOptions, Sample};
 
 /// A family as seen by a streaming callback: its metadata so far and its index.
@@ -509,6 +509,15 @@ impl Assembler {
         let mut start = 0;
         let om = self.format == Format::OpenMetrics;
         while start < bytes.len() {
+            if !(om && self.eof_seen) {
+                let ln32 = u32::try_from(self.line_no + 1).unwrap_or(u32::MAX);
+                if let Some((sample, len)) = fast_sample(&text[start..], om, ln32) {
+                    start += len + 1;
+                    self.line_no += 1;
+                    self.on_sample(sample, self.line_no, sink)?;
+                    continue;
+                }
+            }
             let end = match find_newline(&bytes[start..]) {
                 Some(i) => start + i,
                 None => bytes.len(),
@@ -862,7 +871,7 @@ impl Assembler {
                             "histogram bucket of `{}` without an `le` label",
                             f.name
                         )),
-                        Some(le) if parse_float(le).is_none() => {
+                        Some(le) if !is_float(le) => {
                             msgs.push(format!(
                                 "expected float as value for `le` label, got `{le}`"
                             ));
@@ -878,7 +887,7 @@ impl Assembler {
             }
             MetricKind::Summary if suffix.is_empty() => {
                 if let Some(q) = label_of(s, "quantile")
-                    && parse_float(q).is_none()
+                    && !is_float(q)
                 {
                     msgs.push(format!("expected float as value for `quantile` label, got `{q}`"));
                 }
