@@ -146,6 +146,12 @@ fn scan_name(b: &[u8], mut i: usize, colon: bool) -> usize {
     i
 }
 
+/// [`same_name`] on bytes.
+#[inline]
+fn same_name_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.first() == b.first() && bytes_eq(a, b)
+}
+
 /// Label-name equality with the cheap tests first (most names differ in length or first byte),
 /// so the duplicate-label check does not call `memcmp` for every pair.
 #[inline]
@@ -587,21 +593,15 @@ fn decimal_prefix(b: &[u8], mut i: usize) -> Option<(f64, usize)> {
         }
         _ => false,
     };
-    let mut mant: u64 = 0;
     let int_start = i;
-    while i < n && b[i].is_ascii_digit() {
-        mant = mant.wrapping_mul(10).wrapping_add(u64::from(b[i] - b'0'));
-        i += 1;
-    }
+    let (mut mant, end) = digit_run(b, i, 0);
+    i = end;
     let mut digits = i - int_start;
     let mut frac = 0;
     if i < n && b[i] == b'.' {
         i += 1;
         let start = i;
-        while i < n && b[i].is_ascii_digit() {
-            mant = mant.wrapping_mul(10).wrapping_add(u64::from(b[i] - b'0'));
-            i += 1;
-        }
+        (mant, i) = digit_run(b, i, mant);
         frac = (i - start) as i32;
         digits += i - start;
     }
@@ -636,6 +636,46 @@ fn decimal_prefix(b: &[u8], mut i: usize) -> Option<(f64, usize)> {
         _ => return None,
     };
     Some((if neg { -v } else { v }, i))
+}
+
+/// `10^k` for `k` in `0..=8`.
+const POW10_INT: [u64; 9] =
+    [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+
+/// The run of decimal digits starting at `b[i]`, appended to `mant` (`mant * 10^k + run`,
+/// wrapping: the caller bounds the digit count), and the position just past it. Eight bytes
+/// at a time: one class test finds the run's length and three multiplies combine up to eight
+/// digits, instead of a compare, multiply and add per digit.
+#[inline]
+fn digit_run(b: &[u8], mut i: usize, mut mant: u64) -> (u64, usize) {
+    if i + 8 <= b.len() {
+        let w = word(b, i);
+        let non_digit = !(bytes_in(w & !HI, b'0', b'9') & !w) & HI;
+        let k = (non_digit.trailing_zeros() / 8) as usize;
+        if k > 0 {
+            mant = mant.wrapping_mul(POW10_INT[k]).wrapping_add(swar_digits(w, k));
+        }
+        if k < 8 {
+            return (mant, i + k);
+        }
+        i += 8;
+    }
+    while i < b.len() && b[i].is_ascii_digit() {
+        mant = mant.wrapping_mul(10).wrapping_add(u64::from(b[i] - b'0'));
+        i += 1;
+    }
+    (mant, i)
+}
+
+/// The value of the first `k` (1 to 8) bytes of `w`, all ASCII digits, the first byte the most
+/// significant digit. The bytes past `k` are shifted out (a borrow from them can only move
+/// further up), then digit pairs, quads and octets are combined by multiply-and-add.
+#[inline]
+fn swar_digits(w: u64, k: usize) -> u64 {
+    let v = w.wrapping_sub(splat(b'0')) << (8 * (8 - k));
+    let v = (v.wrapping_mul(10).wrapping_add(v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v.wrapping_mul(100).wrapping_add(v >> 16)) & 0x0000_ffff_0000_ffff;
+    (v.wrapping_mul(10_000).wrapping_add(v >> 32)) & 0xffff_ffff
 }
 
 /// A text 0.0.4 timestamp: a signed 64-bit integer of milliseconds.
@@ -816,73 +856,174 @@ fn unescape_help(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// What [`fast_sample`] remembers of the last line it parsed, so that the next line can skip
+/// the part it shares with it. Consecutive samples of a family repeat the name and usually the
+/// first labels (`..._bucket{model_name="m",engine="0",le="0.1"} 7`, then `le="0.5"`): when the
+/// bytes up to the start of a label are the same as in the remembered line, parsing them again
+/// would reach the same state, so the parser takes that state (the name and the labels before)
+/// and goes on from there. Positions are relative to the line start.
+pub(crate) struct LineMemo {
+    /// Offset of the remembered line in the text, `usize::MAX` when there is none.
+    line: usize,
+    /// End of the remembered name (its `{` is there).
+    name_end: usize,
+    /// How many labels the remembered line has; label `k` starts at `marks[k]` (just after the
+    /// `{` or the `,` before it) and spans `spans[k]` = (name start, name end, value start,
+    /// value end).
+    count: usize,
+    marks: [usize; MAX_FAST_LABELS],
+    spans: [(usize, usize, usize, usize); MAX_FAST_LABELS],
+}
+
+impl LineMemo {
+    /// No line remembered. One memo serves one text: offsets into another text mean nothing.
+    pub(crate) fn new() -> Self {
+        LineMemo {
+            line: usize::MAX,
+            name_end: 0,
+            count: 0,
+            marks: [0; MAX_FAST_LABELS],
+            spans: [(0, 0, 0, 0); MAX_FAST_LABELS],
+        }
+    }
+
+    /// How many of the remembered labels the line `b` shares with the remembered line `prev`
+    /// (empty when none), bytes and all, up to the start of the next one; `None` when not even
+    /// the name and `{`.
+    #[inline]
+    fn shared_labels(&self, prev: &[u8], b: &[u8]) -> Option<usize> {
+        if self.count == 0 {
+            return None;
+        }
+        let limit = self.marks[self.count - 1].min(b.len());
+        if limit < self.marks[0] {
+            return None;
+        }
+        let same = common_prefix(prev.get(..limit)?, &b[..limit]);
+        (0..self.count).rev().find(|&k| self.marks[k] <= same)
+    }
+}
+
+/// The length of the longest common prefix of two slices of equal length, eight bytes at a time.
+#[inline]
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = word(a, i) ^ word(b, i);
+        if x != 0 {
+            return i + (x.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
+}
+
 /// The most labels [`fast_sample`] takes (more: the general parser).
 const MAX_FAST_LABELS: usize = 16;
 
-/// The common sample line, parsed in one forward pass over the rest of the input (`rest`
-/// starts at the line; the line ends at the first `\n` or the end of `rest`): a legacy name, an
+/// The common sample line, parsed in one forward pass over the rest of the input (the line
+/// starts at `text[start]` and ends at the next `\n` or the end of `text`): a legacy name, an
 /// optional label set of legacy names and escape-free values with nothing between the tokens,
-/// a value and an optional timestamp. Returns the sample and the length of the line (without
-/// its `\n`), or `None` as soon as anything else shows up (blanks inside the braces, an escape,
+/// a value and an optional timestamp. Returns the sample, the length of the line (without its
+/// `\n`) and whether the line before it was parsed here too and has the same name (`memo` let
+/// this line skip its name), or `None` as soon as anything else shows up (blanks inside the braces, an escape,
 /// a quoted name, an exemplar, a CR, any error): the caller then splits the line off and hands
 /// it to [`parse_line`], which decides and reports. Whenever this returns a sample, the general
 /// parser returns the same one (a unit test compares them on the fuzz corpus, the fixtures and
-/// their mutations). Finding the line's end while parsing saves a separate newline scan.
+/// their mutations, line after line). Finding the line's end while parsing saves a separate
+/// newline scan; `memo` (see [`LineMemo`]) saves rescanning what the line shares with the last.
 #[inline]
-pub(crate) fn fast_sample(rest: &str, om: bool, line_no: u32) -> Option<(Sample<'_>, usize)> {
+pub(crate) fn fast_sample<'s>(
+    text: &'s str,
+    start: usize,
+    om: bool,
+    line_no: u32,
+    memo: &mut LineMemo,
+) -> Option<(Sample<'s>, usize, bool)> {
+    // Forgotten until this line parses: a line it declines leaves no memo.
+    let remembered = std::mem::replace(&mut memo.line, usize::MAX);
+    let rest = text.get(start..)?;
     let b = rest.as_bytes();
-    if !is_name_start(*b.first()?) {
-        return None;
-    }
-    let mut i = scan_name(b, 1, true);
-    let name = &rest[..i];
-    // Labels are collected here first so the sample's Vec is allocated once at its exact size
-    // (a growing Vec reallocates for the 5% of series with more than four labels).
-    let mut spans: [(&str, &str); MAX_FAST_LABELS] = [("", ""); MAX_FAST_LABELS];
+    let mut i;
     let mut count = 0;
-    let braces = b.get(i) == Some(&b'{');
-    if braces {
-        i += 1;
+    let mut braces = true;
+    let mut labels_follow = true;
+    let prev = text.as_bytes().get(remembered..start).unwrap_or(b"");
+    let shared = memo.shared_labels(prev, b);
+    if let Some(k) = shared {
+        // Same bytes as the remembered line up to label k: same name, same labels before it.
+        i = memo.marks[k];
+        count = k;
         if b.get(i) == Some(&b'}') {
+            // `{}`, or a trailing comma (text 0.0.4 only), as the scan from the start decides.
+            if k > 0 && om {
+                return None;
+            }
             i += 1;
-        } else {
-            loop {
-                let start = i;
-                if !is_label_start(*b.get(i)?) {
-                    return None;
+            labels_follow = false;
+        }
+    } else {
+        if !is_name_start(*b.first()?) {
+            return None;
+        }
+        i = scan_name(b, 1, true);
+        memo.name_end = i;
+        braces = b.get(i) == Some(&b'{');
+        labels_follow = braces;
+        if braces {
+            i += 1;
+            if b.get(i) == Some(&b'}') {
+                i += 1;
+                labels_follow = false;
+            }
+        }
+    }
+    let name_end = memo.name_end;
+    // Labels are collected in the memo first, so the sample's Vec is allocated once at its
+    // exact size (a growing Vec reallocates for the 5% of series with more than four labels).
+    if labels_follow {
+        loop {
+            let lstart = i;
+            if !is_label_start(*b.get(i)?) || count == MAX_FAST_LABELS {
+                return None;
+            }
+            i = scan_name(b, i + 1, false);
+            if b.get(i..i + 2) != Some(b"=\"") {
+                return None;
+            }
+            let lname = &b[lstart..i];
+            let vstart = i + 2;
+            let vend = vstart + find_value_end(&b[vstart..]);
+            if b.get(vend) != Some(&b'"')
+                || lname == b"__name__"
+                || memo.spans[..count]
+                    .iter()
+                    .any(|&(ns, ne, _, _)| same_name_bytes(&b[ns..ne], lname))
+            {
+                return None;
+            }
+            memo.marks[count] = lstart;
+            memo.spans[count] = (lstart, i, vstart, vend);
+            count += 1;
+            i = vend + 1;
+            match b.get(i) {
+                Some(b'}') => {
+                    i += 1;
+                    break;
                 }
-                i = scan_name(b, i + 1, false);
-                if b.get(i..i + 2) != Some(b"=\"") {
-                    return None;
-                }
-                let lname = &rest[start..i];
-                let vstart = i + 2;
-                let vend = vstart + find_value_end(&b[vstart..]);
-                if b.get(vend) != Some(&b'"')
-                    || count == MAX_FAST_LABELS
-                    || lname == "__name__"
-                    || spans[..count].iter().any(|(n, _)| same_name(n, lname))
-                {
-                    return None;
-                }
-                spans[count] = (lname, &rest[vstart..vend]);
-                count += 1;
-                i = vend + 1;
-                match b.get(i) {
-                    Some(b'}') => {
+                Some(b',') => {
+                    i += 1;
+                    // Text 0.0.4 allows a trailing comma.
+                    if !om && b.get(i) == Some(&b'}') {
                         i += 1;
                         break;
                     }
-                    Some(b',') => {
-                        i += 1;
-                        // Text 0.0.4 allows a trailing comma.
-                        if !om && b.get(i) == Some(&b'}') {
-                            i += 1;
-                            break;
-                        }
-                    }
-                    _ => return None,
                 }
+                _ => return None,
             }
         }
     }
@@ -953,17 +1094,21 @@ pub(crate) fn fast_sample(rest: &str, om: bool, line_no: u32) -> Option<(Sample<
             }
         }
     }
-    let labels =
-        spans[..count].iter().map(|&(n, v)| (Cow::Borrowed(n), Cow::Borrowed(v))).collect();
+    let labels = memo.spans[..count]
+        .iter()
+        .map(|&(ns, ne, vs, ve)| (Cow::Borrowed(&rest[ns..ne]), Cow::Borrowed(&rest[vs..ve])))
+        .collect();
+    memo.line = start;
+    memo.count = count;
     let sample = Sample {
-        name: Cow::Borrowed(name),
+        name: Cow::Borrowed(&rest[..name_end]),
         labels,
         value,
         timestamp_ms,
         exemplar: None,
         line: line_no,
     };
-    Some((sample, i))
+    Some((sample, i, shared.is_some()))
 }
 
 /// A sample line, cursor at the first byte of the name (or `{`).
@@ -1141,6 +1286,30 @@ mod tests {
         for bad in ["1_2", "0x1p-3", "0X1", "0b1", "0o1", "0O1", "true", "", "1z", "1.1.1", "+NaN"]
         {
             assert_eq!(parse_float(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn digit_runs_agree_with_a_plain_loop() {
+        let samples: [&[u8]; 8] = [
+            b"0123456789012345678901234",
+            b"9876543210.5e3 0 0 0 0 0 0",
+            b"1.0} 5 x",
+            b"12345678",
+            b"1234567\xff8",
+            b"00000000000000000001",
+            b"42/43:44;",
+            b"",
+        ];
+        for s in samples {
+            for start in 0..=s.len() {
+                let mut want = (7u64, start);
+                while want.1 < s.len() && s[want.1].is_ascii_digit() {
+                    want.0 = want.0.wrapping_mul(10).wrapping_add(u64::from(s[want.1] - b'0'));
+                    want.1 += 1;
+                }
+                assert_eq!(digit_run(s, start, 7), want, "{:?} from {start}", s);
+            }
         }
     }
 
@@ -1398,56 +1567,116 @@ mod tests {
         out
     }
 
-    /// The one-pass sample parser must agree with the general one whenever it answers: same
-    /// sample, and the line's end found where the line ends.
+    /// NaN != NaN: a sample with its value as bits, for comparisons.
+    fn key<'s>(s: &Sample<'s>) -> (Sample<'s>, u64) {
+        (Sample { value: 0.0, ..s.clone() }, s.value.to_bits())
+    }
+
+    /// Walks `text` line by line the way the driver does, with one memo throughout, and checks
+    /// every answer of the one-pass parser: the same with a fresh memo, the line's end found,
+    /// and the same sample as the general parser. Returns (answered, lines).
+    fn walk(text: &str, om: bool) -> (usize, usize) {
+        let format = if om { Format::OpenMetrics } else { Format::PrometheusText };
+        let mut memo = LineMemo::new();
+        let (mut fast, mut total) = (0, 0);
+        let mut start = 0;
+        let mut prev_name: Option<String> = None;
+        while start < text.len() {
+            total += 1;
+            let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+            let line = &text[start..end];
+            // What the driver hands the general parser: no `\n`, and no CR in text 0.0.4.
+            let general = if om { line } else { line.strip_suffix('\r').unwrap_or(line) };
+            let fresh = fast_sample(text, start, om, 7, &mut LineMemo::new());
+            let got = fast_sample(text, start, om, 7, &mut memo);
+            assert_eq!(
+                fresh.as_ref().map(|(s, n, _)| (key(s), *n)),
+                got.as_ref().map(|(s, n, _)| (key(s), *n)),
+                "{line:?} om={om}: the memo of the line before changed the answer"
+            );
+            if let Some((s, _, true)) = &got {
+                assert_eq!(Some(s.name.as_ref()), prev_name.as_deref(), "{line:?} om={om}");
+            }
+            prev_name = got.as_ref().map(|(s, _, _)| s.name.to_string());
+            start = end + 1;
+            let Some((got, len, _)) = got else {
+                continue;
+            };
+            fast += 1;
+            assert_eq!(len, line.len(), "{line:?} om={om}");
+            match parse_line(general, format, 7) {
+                Ok(Line::Sample(want)) => assert_eq!(key(&want), key(&got), "{line:?} om={om}"),
+                other => panic!("{line:?} om={om}: fast {got:?}, general {other:?}"),
+            }
+            assert!(
+                got.labels
+                    .iter()
+                    .all(|(n, v)| matches!((n, v), (Cow::Borrowed(_), Cow::Borrowed(_))))
+            );
+        }
+        (fast, total)
+    }
+
+    /// The one-pass sample parser must agree with the general one whenever it answers: alone,
+    /// followed by another line, and after lines that share a prefix with it (the memo).
     #[test]
     fn fast_sample_agrees_with_the_general_parser() {
-        let mut lines = seed_lines();
-        let n = lines.len();
-        for i in 0..n {
-            let m = mutations(&lines[i], i as u64 * 0x9e37_79b9 + 7);
-            lines.extend(m);
-        }
+        let seeds = seed_lines();
         let (mut fast, mut total) = (0, 0);
-        for line in &lines {
-            for om in [false, true] {
+        for om in [false, true] {
+            // The tricky lines in order: neighbours share prefixes (`m{a="b"...`).
+            let (f, t) = walk(&TRICKY.join("\n"), om);
+            fast += f;
+            total += t;
+            for (i, line) in seeds.iter().enumerate() {
+                let (f, _) = walk(line, om);
+                fast += f;
                 total += 1;
-                let format = if om { Format::OpenMetrics } else { Format::PrometheusText };
-                // What the driver hands the general parser: no `\n`, and no CR in text 0.0.4.
-                let general =
-                    if om { line.as_str() } else { line.strip_suffix('\r').unwrap_or(line) };
-                let followed = format!("{line}\nm{{a=\"b\"}} 1 # x\n");
-                // NaN != NaN: compare the value's bits and the rest with the value zeroed.
-                fn key<'s>(s: &Sample<'s>) -> (Sample<'s>, u64) {
-                    (Sample { value: 0.0, ..s.clone() }, s.value.to_bits())
-                }
-                let alone = fast_sample(line, om, 7);
-                let with_next = fast_sample(&followed, om, 7);
-                assert_eq!(
-                    alone.as_ref().map(|(s, n)| (key(s), *n)),
-                    with_next.as_ref().map(|(s, n)| (key(s), *n)),
-                    "{line:?} om={om}: the next line changed the answer"
-                );
-                let Some((got, len)) = alone else {
-                    continue;
-                };
-                fast += 1;
-                assert_eq!(len, line.len(), "{line:?} om={om}");
-                match parse_line(general, format, 7) {
-                    Ok(Line::Sample(want)) => {
-                        assert_eq!(key(&want), key(&got), "{line:?} om={om}")
-                    }
-                    other => panic!("{line:?} om={om}: fast {got:?}, general {other:?}"),
-                }
-                assert!(
-                    got.labels
-                        .iter()
-                        .all(|(n, v)| matches!((n, v), (Cow::Borrowed(_), Cow::Borrowed(_))))
-                );
+                walk(&format!("{line}\nm{{a=\"b\"}} 1 # x\n"), om);
+                // The line, its mutations and the line again, one after the other.
+                let m = mutations(line, i as u64 * 0x9e37_79b9 + 7);
+                let run = [line, &m[0], &m[1], line, &m[2], &m[3], line];
+                let run: Vec<&str> = run.iter().map(|s| s.as_str()).collect();
+                let (f, t) = walk(&run.join("\n"), om);
+                fast += f;
+                total += t;
             }
         }
         // The fast path must actually cover the common lines.
         assert!(fast * 8 > total, "fast path taken for {fast} of {total}");
+    }
+
+    #[test]
+    fn the_memo_resumes_only_where_the_bytes_are_the_same() {
+        let runs = [
+            "m{a=\"b\",c=\"d\"} 1\nm{a=\"b\",} 1\nm{a=\"b\",c=\"d\",a=\"x\"} 1",
+            "m{a=\"b\",c=\"d\"} 1\nm{a=\"b\",c=\"e\"} 2\nm{a=\"b\",c=\"e\"}} 2",
+            "m{a=\"b\",c=\"d\"} 1\nmm{a=\"b\",c=\"d\"} 1\nm{a=\"b\",c=\"d\"} 1",
+            "m{a=\"b\",c=\"d\"} 1\nm{a=\"b\",c=\"d\"\nm{a=\"b\",c=\"d\"} 1",
+            "m{a=\"b\",c=\"d\"} 1\nm{a=\"b\",c=\"d\\\"\"} 1\nm{a=\"b\",c=\"d\"} 1 5",
+            "m{a=\"b\",c=\"d\"} 1\nm{a=\"b\",c=\"d\"}\nm{a=\"b\",cc=\"d\"} 1\nm{a=\"b\",c=\"d\"} 1",
+            "m{a=\"b\"} 1\nm{} 1\nm{a=\"b\"} 1\nm 1\nm{a=\"b\"} 1",
+            "m{a=\"b\",c=\"d\"} 1\nm{a=\"b\",__name__=\"d\"} 1\nm{a=\"b\",a=\"d\"} 1",
+        ];
+        for run in runs {
+            for om in [false, true] {
+                let (fast, _) = walk(run, om);
+                assert!(fast >= 1, "{run:?}");
+            }
+        }
+        // The memo is used: a bucket after a bucket resumes at `le`.
+        let text = "h_bucket{m=\"x\",e=\"0\",le=\"0.1\"} 1\nh_bucket{m=\"x\",e=\"0\",le=\"0.5\"} 2";
+        let mut memo = LineMemo::new();
+        let (_, len, same) = fast_sample(text, 0, false, 1, &mut memo).unwrap();
+        assert!(!same);
+        let next = &text.as_bytes()[len + 1..];
+        assert_eq!(memo.shared_labels(text.as_bytes(), next), Some(2));
+        assert_eq!(memo.shared_labels(b"", next), None);
+        let (s, _, same) = fast_sample(text, len + 1, false, 2, &mut memo).unwrap();
+        assert!(same);
+        assert_eq!(s.label("le"), Some("0.5"));
+        assert_eq!(s.label("m"), Some("x"));
+        assert_eq!(s.value, 2.0);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::hash::{Hash, Hasher};
 use std::io::{self, Read};
 
 use crate::error::ParseError;
-use crate::line::{Line, bytes_eq, fast_sample, is_float, parse_float, parse_line};
+use crate::line::{Line, LineMemo, bytes_eq, fast_sample, is_float, parse_float, parse_line};
 use crate::model::{Exposition, Format, MetricFamily, MetricKind, ParseOptions, Sample};
 
 /// A family as seen by a streaming callback: its metadata so far and its index.
@@ -317,6 +317,9 @@ struct Assembler {
     families: Vec<Family>,
     by_name: HashMap<String, usize>,
     current: Option<usize>,
+    /// The last sample resolved to `current` because that family owns its name (the first test
+    /// of [`Self::resolve`]); a sample with the same name right after it needs no lookup.
+    owned_last: bool,
     /// OpenMetrics: every sample name claimed by a closed family (name clash detection).
     claimed: HashMap<String, usize>,
     groups: GroupState,
@@ -416,6 +419,7 @@ impl Assembler {
             families: Vec::new(),
             by_name: HashMap::new(),
             current: None,
+            owned_last: false,
             claimed: HashMap::new(),
             groups: GroupState::default(),
             eof_seen: false,
@@ -508,13 +512,16 @@ impl Assembler {
         let bytes = text.as_bytes();
         let mut start = 0;
         let om = self.format == Format::OpenMetrics;
+        let mut memo = LineMemo::new();
         while start < bytes.len() {
             if !(om && self.eof_seen) {
                 let ln32 = u32::try_from(self.line_no + 1).unwrap_or(u32::MAX);
-                if let Some((sample, len)) = fast_sample(&text[start..], om, ln32) {
+                if let Some((sample, len, same_name)) =
+                    fast_sample(text, start, om, ln32, &mut memo)
+                {
                     start += len + 1;
                     self.line_no += 1;
-                    self.on_sample(sample, self.line_no, sink)?;
+                    self.on_sample(sample, self.line_no, same_name, sink)?;
                     continue;
                 }
             }
@@ -558,7 +565,7 @@ impl Assembler {
             Line::Help { name, text } => self.on_help(&name, &text, ln),
             Line::Type { name, kind } => self.on_type(&name, kind, ln),
             Line::Unit { name, unit } => self.on_unit(&name, unit, ln),
-            Line::Sample(s) => self.on_sample(s, ln, sink),
+            Line::Sample(s) => self.on_sample(s, ln, false, sink),
         }
     }
 
@@ -742,9 +749,11 @@ impl Assembler {
             let f = &self.families[cur];
             let suffixes = if om { om_suffixes(f.kind) } else { text_suffixes(f.kind) };
             if owns(&f.name, suffixes, name) {
+                self.owned_last = true;
                 return Ok(cur);
             }
         }
+        self.owned_last = false;
         if !om {
             // expfmt: the exact name first, then the summary/histogram the suffix points to.
             let idx = match self.lookup(name, text_suffixes) {
@@ -826,11 +835,22 @@ impl Assembler {
         None
     }
 
-    fn on_sample<'s, F>(&mut self, s: Sample<'s>, ln: u64, sink: &mut F) -> Result<(), ParseError>
+    /// `same_name`: the sample's name is the one of the sample on the line just before, so
+    /// when that one belonged to the current family by name, so does this one.
+    fn on_sample<'s, F>(
+        &mut self,
+        s: Sample<'s>,
+        ln: u64,
+        same_name: bool,
+        sink: &mut F,
+    ) -> Result<(), ParseError>
     where
         F: FnMut(&FamilyMeta<'_>, Sample<'s>),
     {
-        let idx = self.resolve(&s.name, ln)?;
+        let idx = match self.current {
+            Some(cur) if same_name && self.owned_last => cur,
+            _ => self.resolve(&s.name, ln)?,
+        };
         if self.format == Format::OpenMetrics {
             self.om_checks(idx, &s, ln)?;
         } else {
@@ -856,11 +876,37 @@ impl Assembler {
     }
 
     /// Text 0.0.4 rules that expfmt enforces per sample.
+    #[inline]
     fn text_checks(&mut self, idx: usize, s: &Sample<'_>, ln: u64) -> Result<(), ParseError> {
         let f = &self.families[idx];
-        if matches!(f.kind, MetricKind::Unknown | MetricKind::Counter | MetricKind::Gauge) {
+        let suffix = s.name.as_bytes().get(f.name.len()..).unwrap_or(b"");
+        // The common case, decided without building anything: a valid bucket, count or
+        // quantile (or a kind without per-sample rules).
+        let clean = match f.kind {
+            MetricKind::Unknown | MetricKind::Counter | MetricKind::Gauge => true,
+            MetricKind::Histogram | MetricKind::GaugeHistogram => {
+                if bytes_eq(suffix, b"_bucket") {
+                    s.value >= 0.0 && label_of(s, "le").is_some_and(is_float)
+                } else {
+                    !(s.value < 0.0
+                        && (bytes_eq(suffix, b"_count") || bytes_eq(suffix, b"_gcount")))
+                }
+            }
+            MetricKind::Summary if suffix.is_empty() => {
+                label_of(s, "quantile").is_none_or(is_float)
+            }
+            _ => true,
+        };
+        if clean {
             return Ok(());
         }
+        self.text_problems(idx, s, ln)
+    }
+
+    /// The problems [`Self::text_checks`] found, each with its message.
+    #[cold]
+    fn text_problems(&mut self, idx: usize, s: &Sample<'_>, ln: u64) -> Result<(), ParseError> {
+        let f = &self.families[idx];
         let suffix = s.name.get(f.name.len()..).unwrap_or("");
         let mut msgs: Vec<String> = Vec::new();
         match f.kind {
