@@ -110,14 +110,7 @@ impl Executor {
         let Some(actuator) = self.actuator(spec.action, spec.inverse) else {
             if matches!(spec.action, ActionType::Noop) {
                 return Ok(Prepared {
-                    shown: ActuatorRequest {
-                        actuator: "none".into(),
-                        method: None,
-                        url: None,
-                        body: None,
-                        argv: vec![],
-                        headers: BTreeMap::new(),
-                    },
+                    shown: ActuatorRequest::none(),
                     real: RealRequest::None,
                     secrets: vec![],
                 });
@@ -283,14 +276,7 @@ impl Executor {
             idempotency_key: key.to_string(),
             action: Some(spec.action),
             target: Some(spec.target.clone()),
-            request: ActuatorRequest {
-                actuator: "none".into(),
-                method: None,
-                url: None,
-                body: None,
-                argv: vec![],
-                headers: BTreeMap::new(),
-            },
+            request: ActuatorRequest::none(),
             status: None,
             duration_ms: 0.0,
             outcome: ActionOutcome::NotRun,

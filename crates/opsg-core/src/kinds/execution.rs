@@ -44,6 +44,20 @@ pub struct ActuatorRequest {
     pub headers: BTreeMap<String, String>,
 }
 
+impl ActuatorRequest {
+    /// The request of an action no actuator was called for (not run, or nothing to call).
+    pub fn none() -> ActuatorRequest {
+        ActuatorRequest {
+            actuator: "none".into(),
+            method: None,
+            url: None,
+            body: None,
+            argv: vec![],
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
 /// One action's run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionRun {
