@@ -190,14 +190,18 @@ pub fn size_scale(
         delta = free;
         bound = "the free GPUs";
     }
-    Ok(Some(ScaleSize {
-        delta,
-        needed,
-        basis: format!(
-            "scale-up sized from the evidence: `{}` has {:.0} waiting and {:.0} running per replica on {now}, so about {needed} replicas would admit its whole queue; adding {delta} ({bound})",
-            d.name, load.waiting, load.running
-        ),
-    }))
+    let mut basis = format!(
+        "scale-up sized from the evidence: `{}` has {:.0} waiting and {:.0} running per replica on {now}, so about {needed} replicas would admit its whole queue; adding {delta} ({bound})",
+        d.name, load.waiting, load.running
+    );
+    if let Some(free) = free_gpus
+        && needed > now + free
+    {
+        basis.push_str(&format!(
+            "; even every free GPU ({free}) is short of that: this demand needs shedding or more hardware, which a person must decide"
+        ));
+    }
+    Ok(Some(ScaleSize { delta, needed, basis }))
 }
 
 impl<'a> Context<'a> {
@@ -838,7 +842,7 @@ mod tests {
     }
 
     #[test]
-    fn a_saturated_stable_scales_up_and_shifts_what_the_canary_can_take() {
+    fn a_saturated_stable_scales_up_instead_of_pouring_onto_a_small_canary() {
         // Regression: the planner moved what one small canary's headroom took off three
         // saturated stable replicas, which verification then found too small to relieve them.
         let catalog = Catalog::builtin();
@@ -854,14 +858,13 @@ mod tests {
         let e = ctx.build_step(0, &kv[0].steps[0]).unwrap_err();
         assert!(e.contains("min_cover"), "{e}");
         ctx.take_notes();
-        assert_eq!(kv[1].name, "kv-scale-and-shift");
+        assert_eq!(kv[1].name, "kv-scale-up");
         let scale = ctx.build_step(0, &kv[1].steps[0]).unwrap();
         assert_eq!(scale.action, ActionType::ScaleReplicas);
         assert_eq!(scale.params["replicas"], json!(7), "3 + the step's max_delta 4");
         assert_eq!(scale.inverse.unwrap().params["replicas"], json!(3));
-        let shift = ctx.build_step(1, &kv[1].steps[1]).unwrap();
-        assert_eq!(shift.action, ActionType::ShiftTraffic);
-        assert!(shift.blast_radius.traffic_share > 0.0);
+        let notes = ctx.take_notes();
+        assert!(notes[0].contains("a person must decide"), "150 replicas > 3 + 12 free: {notes:?}");
         // A saturated canary whose peer can take all it sheds still just shifts.
         let fleet = fleet_canary_hot();
         let finding = super::tests::finding("canary-0");

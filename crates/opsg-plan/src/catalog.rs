@@ -215,7 +215,7 @@ impl Catalog {
             plan(
                 "kv-shift-traffic",
                 C::KvCacheSaturation,
-                "move the saturated deployment's traffic to its peers, as much as brings its KV demand to 70% of its cache, when their headroom takes all of it (a fifth when the load is not observed): frees KV blocks within a minute, fully reversible",
+                "move the saturated deployment's traffic to its peers, as much as brings its KV demand to 70% of its cache, when their headroom takes all of it (a fifth when the load is not observed): frees KV blocks within a minute, fully reversible; when the peers cannot take it all, scaling up comes first",
                 vec![step(
                     A::ShiftTraffic,
                     S::AffectedDeployment,
@@ -229,28 +229,9 @@ impl Catalog {
                 )],
             ),
             plan(
-                "kv-scale-and-shift",
-                C::KvCacheSaturation,
-                "the peers cannot take all the saturated deployment must shed: add replicas to it (as many as admit its queue, at most 4) and move what the peers' headroom takes",
-                vec![
-                    step(
-                        A::ScaleReplicas,
-                        S::AffectedDeployment,
-                        &[("delta", 1.0), ("max_delta", 4.0)],
-                        kv.clone(),
-                    ),
-                    step(
-                        A::ShiftTraffic,
-                        S::AffectedDeployment,
-                        &[("share", 0.2), ("target_usage", 0.7), ("max_share", 0.5)],
-                        kv.clone(),
-                    ),
-                ],
-            ),
-            plan(
                 "kv-scale-up",
                 C::KvCacheSaturation,
-                "add replicas to the saturated deployment (as many as admit its queue, at most 4)",
+                "add replicas to the saturated deployment (as many as admit its queue, at most 4): a shift would only move the saturation onto peers without the headroom for it",
                 vec![step(
                     A::ScaleReplicas,
                     S::AffectedDeployment,

@@ -421,6 +421,7 @@ pub fn trial(
         vec![s("--settle"), s("1s"), s("--samples"), s("3"), s("--interval"), s("300ms")]
     });
     let sd = state_dir.display().to_string();
+    let mut verified_fix = false;
     for run in 1..=file.max_runs {
         sim.wait_until(t0 + f64::from(run) * file.interval_s, file.speed)?;
         sim.targets_file(&targets)?;
@@ -507,10 +508,9 @@ pub fn trial(
         if let Some(r) = last_of(&recs, "report") {
             row.outcome = r["body"]["outcome"].as_str().unwrap_or("").to_string();
         }
+        verified_fix |= row.outcome == "resolved";
         let (healthy, why) = health(&sim.state()?);
-        let resolved = row.outcome == "resolved"
-            || (!arm.remediate && healthy && row.time_to_detect_s.is_some());
-        if resolved && healthy {
+        if resolved_now(arm.remediate, &row.outcome, verified_fix, row.time_to_detect_s, healthy) {
             row.time_to_resolve_s = Some(now);
             break;
         }
@@ -521,6 +521,25 @@ pub fn trial(
     row.unhealthy_reason = if healthy { String::new() } else { why };
     let _ = sim.call("DELETE", &format!("/chaos/{}", fault.fault), None);
     Ok(row)
+}
+
+/// Whether a trial is resolved after a run: the fleet is healthy and either this run verified
+/// its fix, or an earlier run of the trial did and triage now finds no incident (a scale-up
+/// verified at one run whose backlog has drained by the next); for the baseline, which fixes
+/// nothing, healthy once the fault was detected.
+pub fn resolved_now(
+    remediate: bool,
+    outcome: &str,
+    verified_fix: bool,
+    detected: Option<f64>,
+    healthy: bool,
+) -> bool {
+    healthy
+        && if remediate {
+            outcome == "resolved" || (verified_fix && outcome == "no_incident")
+        } else {
+            detected.is_some()
+        }
 }
 
 /// Load a campaign file.
@@ -636,6 +655,19 @@ mod tests {
 
     fn state(replica: Value) -> Value {
         json!({"replicas": {"stable-0": replica}, "nodes": {}})
+    }
+
+    #[test]
+    fn a_fix_verified_earlier_resolves_once_the_fleet_is_healthy_and_quiet() {
+        // Regression: a surge whose scale-up was verified at one run and whose backlog had
+        // drained by the next (triage: no incident, fleet healthy) never counted as resolved.
+        assert!(resolved_now(true, "no_incident", true, Some(30.0), true));
+        assert!(!resolved_now(true, "no_incident", false, Some(30.0), true), "nothing was fixed");
+        assert!(!resolved_now(true, "no_incident", true, Some(30.0), false), "not healthy yet");
+        assert!(resolved_now(true, "resolved", false, Some(30.0), true));
+        assert!(!resolved_now(true, "rolled_back", true, Some(30.0), true));
+        assert!(resolved_now(false, "no_incident", false, Some(30.0), true));
+        assert!(!resolved_now(false, "no_incident", false, None, true), "never detected");
     }
 
     #[test]
