@@ -87,7 +87,8 @@ fn lines_bufread(path: &str) -> Result<String, String> {
     let (mut lines, mut bytes) = (0u64, 0u64);
     loop {
         line.clear();
-        let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut line).map_err(|e| e.to_string())?;
+        let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut line)
+            .map_err(|e| e.to_string())?;
         if n == 0 {
             break;
         }
