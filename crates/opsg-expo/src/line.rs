@@ -579,7 +579,7 @@ fn fast_decimal(body: &[u8]) -> Option<f64> {
 /// The decimal starting at `b[i]` (an optional sign, then what [`fast_decimal`] accepts),
 /// as its value and the position just past it; `None` when there is none or it is outside the
 /// fast path. The one-pass sample parser reads the value with this, without a token scan first.
-#[inline]
+#[inline(always)]
 fn decimal_prefix(b: &[u8], mut i: usize) -> Option<(f64, usize)> {
     let n = b.len();
     let neg = match b.get(i) {
@@ -916,6 +916,11 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
         }
         i += 8;
     }
+    if i < n && n >= 8 {
+        // The tail as one overlapping word: the bytes before `i` are already known equal.
+        let x = word(a, n - 8) ^ word(b, n - 8);
+        return if x == 0 { n } else { n - 8 + (x.trailing_zeros() / 8) as usize };
+    }
     while i < n && a[i] == b[i] {
         i += 1;
     }
@@ -943,6 +948,7 @@ pub(crate) fn fast_sample<'s>(
     om: bool,
     line_no: u32,
     memo: &mut LineMemo,
+    spare: &mut Vec<Label<'s>>,
 ) -> Option<(Sample<'s>, usize, bool)> {
     // Forgotten until this line parses: a line it declines leaves no memo.
     let remembered = std::mem::replace(&mut memo.line, usize::MAX);
@@ -1094,10 +1100,13 @@ pub(crate) fn fast_sample<'s>(
             }
         }
     }
-    let labels = memo.spans[..count]
-        .iter()
-        .map(|&(ns, ne, vs, ve)| (Cow::Borrowed(&rest[ns..ne]), Cow::Borrowed(&rest[vs..ve])))
-        .collect();
+    // The vector a lending sink handed back (empty otherwise: then this allocates, exactly).
+    let mut labels = std::mem::take(spare);
+    labels.extend(
+        memo.spans[..count]
+            .iter()
+            .map(|&(ns, ne, vs, ve)| (Cow::Borrowed(&rest[ns..ne]), Cow::Borrowed(&rest[vs..ve]))),
+    );
     memo.line = start;
     memo.count = count;
     let sample = Sample {
@@ -1310,6 +1319,19 @@ mod tests {
                 }
                 assert_eq!(digit_run(s, start, 7), want, "{:?} from {start}", s);
             }
+        }
+    }
+
+    #[test]
+    fn common_prefix_agrees_with_a_plain_scan() {
+        let a = b"node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 1";
+        for n in 0..a.len() {
+            for at in 0..n {
+                let mut b = a[..n].to_vec();
+                b[at] ^= 1;
+                assert_eq!(common_prefix(&a[..n], &b), at, "len {n}, differs at {at}");
+            }
+            assert_eq!(common_prefix(&a[..n], &a[..n]), n);
         }
     }
 
@@ -1581,14 +1603,16 @@ mod tests {
         let (mut fast, mut total) = (0, 0);
         let mut start = 0;
         let mut prev_name: Option<String> = None;
+        // A label vector handed back after each sample, as a lending sink does.
+        let mut spare = Vec::new();
         while start < text.len() {
             total += 1;
             let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
             let line = &text[start..end];
             // What the driver hands the general parser: no `\n`, and no CR in text 0.0.4.
             let general = if om { line } else { line.strip_suffix('\r').unwrap_or(line) };
-            let fresh = fast_sample(text, start, om, 7, &mut LineMemo::new());
-            let got = fast_sample(text, start, om, 7, &mut memo);
+            let fresh = fast_sample(text, start, om, 7, &mut LineMemo::new(), &mut Vec::new());
+            let got = fast_sample(text, start, om, 7, &mut memo, &mut spare);
             assert_eq!(
                 fresh.as_ref().map(|(s, n, _)| (key(s), *n)),
                 got.as_ref().map(|(s, n, _)| (key(s), *n)),
@@ -1613,6 +1637,8 @@ mod tests {
                     .iter()
                     .all(|(n, v)| matches!((n, v), (Cow::Borrowed(_), Cow::Borrowed(_))))
             );
+            spare = got.labels;
+            spare.clear();
         }
         (fast, total)
     }
@@ -1667,12 +1693,13 @@ mod tests {
         // The memo is used: a bucket after a bucket resumes at `le`.
         let text = "h_bucket{m=\"x\",e=\"0\",le=\"0.1\"} 1\nh_bucket{m=\"x\",e=\"0\",le=\"0.5\"} 2";
         let mut memo = LineMemo::new();
-        let (_, len, same) = fast_sample(text, 0, false, 1, &mut memo).unwrap();
+        let (_, len, same) = fast_sample(text, 0, false, 1, &mut memo, &mut Vec::new()).unwrap();
         assert!(!same);
         let next = &text.as_bytes()[len + 1..];
         assert_eq!(memo.shared_labels(text.as_bytes(), next), Some(2));
         assert_eq!(memo.shared_labels(b"", next), None);
-        let (s, _, same) = fast_sample(text, len + 1, false, 2, &mut memo).unwrap();
+        let (s, _, same) =
+            fast_sample(text, len + 1, false, 2, &mut memo, &mut Vec::new()).unwrap();
         assert!(same);
         assert_eq!(s.label("le"), Some("0.5"));
         assert_eq!(s.label("m"), Some("x"));

@@ -151,7 +151,7 @@ fn check(input: &[u8], rng: &mut Rng) {
             let a = parse_with(input, &opts, |_, s| whole.push(s.into_owned()));
             let mut streamed: Vec<Sample<'static>> = Vec::new();
             let reader = Dribble { data: input, rng: Rng(rng.next() | 1) };
-            let b = parse_reader(reader, &opts, |_, s| streamed.push(s.into_owned()));
+            let b = parse_reader(reader, &opts, |_, s| streamed.push(s.clone().into_owned()));
             match (&a, &b) {
                 (Ok(x), Ok(y)) => {
                     // Compare via Debug: NaN values make `==` on samples false.

@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
             let mut whole = Vec::new();
             let a = parse_with(data, &opts, |_, s| whole.push(s.into_owned()));
             let mut streamed = Vec::new();
-            let b = parse_reader(data, &opts, |_, s| streamed.push(s.into_owned()));
+            let b = parse_reader(data, &opts, |_, s| streamed.push(s.clone().into_owned()));
             assert_eq!(a.is_ok(), b.is_ok());
             if a.is_ok() {
                 assert_eq!(format!("{whole:?}"), format!("{streamed:?}"));
