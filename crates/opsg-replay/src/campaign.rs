@@ -37,7 +37,7 @@ pub struct CampaignFile {
     pub faults: Vec<FaultSpec>,
     /// Arms compared side by side.
     pub arms: Vec<Arm>,
-    /// Extra arguments for opsg-scrape (default: 3 samples 300 ms apart).
+    /// Extra arguments for opsg-scrape (default: [`default_scrape_args`]).
     #[serde(default)]
     pub scrape_args: Option<Vec<String>>,
     /// Extra arguments for opsg-verify (default: settle 1s, 3 samples 300 ms apart).
@@ -413,10 +413,7 @@ pub fn trial(
         ..Trial::default()
     };
     let s = |v: &str| v.to_string();
-    let scrape_args = file
-        .scrape_args
-        .clone()
-        .unwrap_or_else(|| vec![s("--samples"), s("3"), s("--interval"), s("300ms")]);
+    let scrape_args = file.scrape_args.clone().unwrap_or_else(|| default_scrape_args(file.speed));
     let verify_args = file.verify_args.clone().unwrap_or_else(|| {
         vec![s("--settle"), s("1s"), s("--samples"), s("3"), s("--interval"), s("300ms")]
     });
@@ -521,6 +518,22 @@ pub fn trial(
     row.unhealthy_reason = if healthy { String::new() } else { why };
     let _ = sim.call("DELETE", &format!("/chaos/{}", fault.fault), None);
     Ok(row)
+}
+
+/// Sim seconds between two scrape samples by default.
+pub const SCRAPE_SAMPLE_SIM_S: f64 = 5.0;
+/// Samples per scrape by default.
+pub const SCRAPE_SAMPLES: u32 = 5;
+
+/// opsg-scrape's sampling when the campaign file sets none: 5 samples 5 sim seconds apart (a
+/// 20 s window, like the cron job's 4 samples 15 s apart, inside the 30 s cron period), the real
+/// interval scaled by the sim's speed. Histogram rules (TTFT, ITL, e2e p95, error ratio) judge
+/// the bucket increase across two intervals and must breach on 3 evaluations in a row, so a
+/// scrape needs 5 samples before any of them can fire: the 3 samples 300 ms apart used before
+/// could never raise a latency finding, which is why a canary regression went undetected.
+pub fn default_scrape_args(speed: f64) -> Vec<String> {
+    let ms = (SCRAPE_SAMPLE_SIM_S / speed.max(1e-3) * 1000.0).round().max(100.0) as u64;
+    vec!["--samples".into(), SCRAPE_SAMPLES.to_string(), "--interval".into(), format!("{ms}ms")]
 }
 
 /// Whether a trial is resolved after a run: the fleet is healthy and either this run verified
@@ -655,6 +668,18 @@ mod tests {
 
     fn state(replica: Value) -> Value {
         json!({"replicas": {"stable-0": replica}, "nodes": {}})
+    }
+
+    #[test]
+    fn the_default_scrape_spans_sim_time_enough_for_histogram_rules() {
+        // Regression: 3 samples gave a `for: 3` histogram rule (range 2) one evaluation, so
+        // latency rules could never fire in a campaign.
+        assert_eq!(default_scrape_args(5.0), ["--samples", "5", "--interval", "1000ms"]);
+        assert_eq!(default_scrape_args(20.0)[3], "250ms");
+        assert_eq!(default_scrape_args(1000.0)[3], "100ms", "never below 100 ms real");
+        let evaluations = SCRAPE_SAMPLES - 2;
+        assert!(evaluations >= 3, "range 2 leaves {evaluations} evaluations");
+        assert!(f64::from(SCRAPE_SAMPLES - 1) * SCRAPE_SAMPLE_SIM_S < 30.0, "inside the period");
     }
 
     #[test]
