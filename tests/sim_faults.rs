@@ -5,7 +5,7 @@
 #[path = "sim_support/mod.rs"]
 mod support;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use support::{Sim, read_log, request, sum, tempdir, value, window_quantile};
 
 const TTFT: &str = "vllm:time_to_first_token_seconds";
@@ -86,6 +86,15 @@ fn canary_regression_comes_with_a_config_version_and_rollback_fixes_it() {
     assert_eq!(s["deployments"]["canary"]["config_version"], json!(2));
     assert_eq!(s["deployments"]["canary"]["config"]["enforce_eager"], json!(true));
     assert_eq!(s["deployments"]["stable"]["config_version"], json!(1));
+    // Service discovery labels each replica with the version it runs (how triage tells a
+    // canary's config change from load).
+    let (_, targets) = sim.call("GET", "/targets", None);
+    let version = |name: &str| {
+        targets["targets"].as_array().unwrap().iter().find(|t| t["name"] == json!(name)).unwrap()
+            ["labels"]["config_version"]
+            .clone()
+    };
+    assert_eq!((version("canary-0"), version("stable-0")), (json!("2"), json!("1")));
 
     let (c0, s0) = (sim.metrics("canary-0"), sim.metrics("stable-0"));
     sim.tick(60.0);
@@ -215,6 +224,45 @@ fn a_gpu_that_fell_off_the_bus_cannot_restart_in_place() {
     assert!(log.contains("EngineDeadError"), "{log}");
     assert!(log.contains("RuntimeError: No CUDA GPUs are available"), "failed restart logged");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Cordoning the node and restarting the one replica on the faulty GPU moves just that replica
+/// to a healthy GPU elsewhere: its neighbours on the node keep serving (a drain would restart
+/// them all), and a lost GPU no longer blocks the restart.
+#[test]
+fn cordon_then_restart_moves_one_replica_off_a_faulty_gpu() {
+    let sim = Sim::start(8, &[]);
+    sim.tick(10.0);
+    let state = sim.state();
+    let node = state["replicas"]["stable-0"]["node"].as_str().unwrap().to_string();
+    let neighbours: Vec<String> = state["replicas"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(n, r)| *n != "stable-0" && r["node"] == json!(node))
+        .map(|(n, _)| n.clone())
+        .collect();
+    assert!(!neighbours.is_empty(), "a neighbour to keep serving: {state}");
+    let pids = |sim: &Sim| -> Vec<Value> {
+        neighbours.iter().map(|n| sim.state()["replicas"][n]["pid"].clone()).collect()
+    };
+    let before = pids(&sim);
+    sim.post("/chaos/gpu_fault", json!({"target": "stable-0", "intensity": 1.0}));
+    assert_eq!(sim.state()["replicas"]["stable-0"]["up"], json!(false), "Xid 79");
+    let out = sim.post(&format!("/admin/nodes/{node}/cordon"), json!({}));
+    assert_eq!(out["cordoned"], json!(true), "{out}");
+    let out = sim.post("/admin/replicas/stable-0/restart", json!({}));
+    assert_eq!(out["up"], json!(true), "{out}");
+    assert_ne!(out["node"], json!(node), "moved off the cordoned node: {out}");
+    assert_eq!(pids(&sim), before, "its neighbours were not restarted");
+    sim.tick(5.0);
+    assert!(sim.metrics("stable-0").contains("vllm:kv_cache_usage_perc"));
+    // Nothing is placed on a cordoned node until it is uncordoned.
+    let out = sim.post("/admin/deployments/stable/scale", json!({"replicas": 4}));
+    let added = out["replicas"].as_array().unwrap().last().unwrap().as_str().unwrap().to_string();
+    assert_ne!(sim.state()["replicas"][&added]["node"], json!(node));
+    sim.post(&format!("/admin/nodes/{node}/uncordon"), json!({}));
+    assert_eq!(sim.state()["nodes"][&node]["cordoned"], json!(false));
 }
 
 #[test]

@@ -526,10 +526,11 @@ fn admin(req: &Request, seg: &[&str], shared: &Shared) -> Result<Value, ApiError
             body::<EmptyBody>(req)?;
             w.fleet.restart(r)
         }
-        ["admin", "nodes", n, action @ ("drain" | "uncordon" | "cleanup")] => {
+        ["admin", "nodes", n, action @ ("drain" | "cordon" | "uncordon" | "cleanup")] => {
             body::<EmptyBody>(req)?;
             match *action {
                 "drain" => w.fleet.drain_node(n),
+                "cordon" => w.fleet.cordon_node(n),
                 "uncordon" => w.fleet.uncordon_node(n),
                 _ => w.fleet.cleanup_node(n),
             }
@@ -634,9 +635,11 @@ fn targets(w: &World, file_sd: bool) -> Value {
     for r in f.replicas.values() {
         let Some(port) = r.port else { continue };
         let role = if r.deployment == "canary" { "canary" } else { "stable" };
+        // `config_version`: the version the replica's process runs, as a Kubernetes pod's
+        // template label would tell service discovery (triage compares canary and stable).
         let labels = json!({
             "job": "vllm", "replica": r.name, "deployment": r.deployment, "role": role,
-            "node": f.nodes[r.node].name,
+            "node": f.nodes[r.node].name, "config_version": r.config_version.to_string(),
         });
         out.push((r.name.clone(), port, labels.as_object().cloned().unwrap_or_default()));
     }
@@ -685,6 +688,7 @@ fn index() -> Value {
             "POST /admin/deployments/<d>/scale": "{\"replicas\": N}",
             "POST /admin/replicas/<r>/restart": "restart a replica",
             "POST /admin/nodes/<n>/drain": "cordon and move replicas away",
+            "POST /admin/nodes/<n>/cordon": "no new placements; a replica restarted there moves to another node",
             "POST /admin/nodes/<n>/uncordon": "allow placement again",
             "POST /admin/nodes/<n>/cleanup": "free the root filesystem",
         },

@@ -167,6 +167,19 @@ impl Fleet {
             r.node = node;
             r.gpu = gpu;
         }
+        if self.nodes[self.replicas[name].node].cordoned {
+            // The replacement process is scheduled like a new pod: off the cordoned node. With
+            // no room elsewhere the restart is refused and the old process keeps serving.
+            let Some((node, gpu)) = self.free_gpu(None) else {
+                return Err(ApiError::conflict(format!(
+                    "replica `{name}` is on cordoned `{}` and no other node has a free GPU",
+                    self.nodes[self.replicas[name].node].name
+                )));
+            };
+            let r = self.replicas.get_mut(name).expect("exists");
+            r.node = node;
+            r.gpu = gpu;
+        }
         let r = &self.replicas[name];
         let node = &self.nodes[r.node];
         let epoch = self.cfg.epoch;
@@ -271,6 +284,16 @@ impl Fleet {
         out["moved"] = json!(moved);
         out["pending"] = json!(pending);
         Ok(out)
+    }
+
+    /// `POST /admin/nodes/<n>/cordon`: no new replica is placed on the node; what runs there
+    /// keeps running, and a replica restarted there is rescheduled elsewhere (a deleted pod's
+    /// replacement avoids a cordoned node), which moves one replica off bad hardware without
+    /// draining its neighbours.
+    pub fn cordon_node(&mut self, name: &str) -> ApiResult {
+        let ni = self.node_index(name)?;
+        self.nodes[ni].cordoned = true;
+        Ok(self.node_json(ni))
     }
 
     /// `POST /admin/nodes/<n>/uncordon`.

@@ -81,11 +81,11 @@ impl FaultKind {
             }
             FaultKind::ReplicaCrash => "restart the replica (POST /admin/replicas/<r>/restart)",
             FaultKind::GpuFault => {
-                "drain the node (POST /admin/nodes/<n>/drain): the replica moves to a healthy GPU"
+                "cordon the node and restart the replica (POST /admin/nodes/<n>/cordon, then /admin/replicas/<r>/restart): it moves to a healthy GPU; or drain the node"
             }
             FaultKind::MemoryLeak => "restart the replica (POST /admin/replicas/<r>/restart)",
             FaultKind::NetworkLatency => {
-                "drain the node (POST /admin/nodes/<n>/drain): the replica moves off the bad link"
+                "cordon the node and restart the replica (it moves off the bad link), or drain the node"
             }
             FaultKind::DiskPressure => "clean the node up (POST /admin/nodes/<n>/cleanup)",
         }
