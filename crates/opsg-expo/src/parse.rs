@@ -412,10 +412,15 @@ fn owns(family: &str, suffixes: &[&str], sample: &str) -> bool {
         && suffixes.iter().any(|suffix| bytes_eq(&s[f.len()..], suffix.as_bytes()))
 }
 
-/// The value of label `name` (the hot-path version of `Sample::label`).
+/// The value of label `name` (the hot-path version of `Sample::label`). Searched from the end:
+/// `le` and `quantile` come last, and a parsed sample never repeats a label name.
 #[inline]
 fn label_of<'s>(s: &'s Sample<'_>, name: &str) -> Option<&'s str> {
-    s.labels.iter().find(|(n, _)| bytes_eq(n.as_bytes(), name.as_bytes())).map(|(_, v)| v.as_ref())
+    s.labels
+        .iter()
+        .rev()
+        .find(|(n, _)| bytes_eq(n.as_bytes(), name.as_bytes()))
+        .map(|(_, v)| v.as_ref())
 }
 
 /// `name` with every byte outside `[A-Za-z0-9_]` replaced by `_`, if that changes anything.
