@@ -64,9 +64,9 @@ fn every_class_gets_its_first_action_and_valid_records() {
         (IncidentClass::TrafficSurge, "scale_replicas", "safe"),
         (IncidentClass::CanaryRegression, "rollback_config", "impactful"),
         (IncidentClass::ReplicaDown, "restart_replica", "impactful"),
-        (IncidentClass::GpuFault, "drain_node", "destructive"),
+        (IncidentClass::GpuFault, "cordon_node", "impactful"),
         (IncidentClass::MemoryLeak, "restart_replica", "impactful"),
-        (IncidentClass::NetworkLatency, "drain_node", "destructive"),
+        (IncidentClass::NetworkLatency, "cordon_node", "impactful"),
         (IncidentClass::DiskPressure, "cleanup_node", "impactful"),
         (IncidentClass::HostMemoryPressure, "restart_replica", "impactful"),
     ];
@@ -109,6 +109,30 @@ fn disk_pressure_cleans_the_node_up_and_expects_free_space_back() {
     assert_eq!(e["signal"], "node_filesystem_avail_bytes/node_filesystem_size_bytes");
     assert_eq!((&e["direction"], &e["target"]), (&json!("increase"), &a["target"]));
     assert_eq!(e["above"], 0.1, "a tenth of the disk free, not merely twice 1%");
+}
+
+#[test]
+fn a_gpu_fault_cordons_the_node_and_moves_only_the_replica_on_it() {
+    // Regression: the only fix was draining the whole node (destructive), which the autonomous
+    // policy rightly blocks; cordon + restart moves one replica and leaves its neighbours be.
+    let plan = pipe(&observation(Scenario::Fault(IncidentClass::GpuFault), 26), 26, &[]).last();
+    let why = plan["body"]["rationale"].as_str().unwrap();
+    assert!(why.contains("plan `gpu-cordon-and-move`"), "{why}");
+    assert!(why.contains("alternatives: gpu-drain-node"), "{why}");
+    let actions = plan["body"]["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 2, "{plan}");
+    let (cordon, restart) = (&actions[0], &actions[1]);
+    assert_eq!(cordon["action"], "cordon_node");
+    assert_eq!(cordon["safety"], "impactful");
+    assert_eq!(cordon["blast_radius"]["replicas"], 0);
+    assert_eq!(cordon["inverse"]["action"], "cordon_node");
+    assert_eq!(cordon["inverse"]["params"], json!({"node": cordon["target"], "uncordon": true}));
+    assert_eq!(restart["action"], "restart_replica");
+    assert_eq!(restart["blast_radius"]["replicas"], 1);
+    // The replica the evidence is on, and an effect verification can measure on it.
+    let finding_anomalies = plan["body"]["actions"][1]["expected_effect"].clone();
+    assert_eq!(finding_anomalies["target"], restart["target"], "{restart}");
+    assert_eq!(finding_anomalies["direction"], "decrease");
 }
 
 #[test]

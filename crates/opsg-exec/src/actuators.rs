@@ -61,10 +61,18 @@ pub const DEFAULT_ACTUATORS: &str = r#"{
     "cleanup_node": {
       "type": "http", "method": "POST", "url": "{base_url}/admin/nodes/{target}/cleanup",
       "body": {}
+    },
+    "cordon_node": {
+      "type": "http", "method": "POST", "url": "{base_url}/admin/nodes/{target}/cordon",
+      "body": {}
     }
   },
   "inverses": {
     "drain_node": {
+      "type": "http", "method": "POST", "url": "{base_url}/admin/nodes/{target}/uncordon",
+      "body": {}
+    },
+    "cordon_node": {
       "type": "http", "method": "POST", "url": "{base_url}/admin/nodes/{target}/uncordon",
       "body": {}
     }

@@ -11,6 +11,7 @@
 //! | `restart_replica` | `replica`, `deployment` | none (a restart changes no setting) |
 //! | `scale_replicas` | `deployment`, `replicas` | `scale_replicas` to the prior `replicas` |
 //! | `drain_node` | `node` | `drain_node` with `uncordon: true` |
+//! | `cordon_node` | `node` | `cordon_node` with `uncordon: true` |
 //! | `cleanup_node` | `node` | none: what it deletes is gone (it moves no replica and no traffic) |
 //! | `escalate` | `reason`, `summary` | none |
 //!
@@ -224,10 +225,18 @@ impl<'a> Context<'a> {
         let fleet = self.fleet;
         match selector {
             Selector::Incident => Ok("incident".into()),
+            // The replica the evidence is on first (a GPU fault's finding also lists the node's
+            // other replicas), else the first affected replica.
             Selector::AffectedTarget => f
-                .affected_targets
+                .anomalies
                 .iter()
-                .find(|t| fleet.replica_deployment.contains_key(*t))
+                .map(|a| &a.target)
+                .find(|t| {
+                    f.affected_targets.contains(*t) && fleet.replica_deployment.contains_key(*t)
+                })
+                .or_else(|| {
+                    f.affected_targets.iter().find(|t| fleet.replica_deployment.contains_key(*t))
+                })
                 .cloned()
                 .ok_or_else(|| "no affected target is a known replica".to_string()),
             Selector::AffectedNode => f
@@ -606,6 +615,23 @@ impl<'a> Context<'a> {
                     replicas: on_node.len() as u32,
                     traffic_share: round4(share.min(1.0)),
                 };
+            }
+            ActionType::CordonNode => {
+                if !fleet.node_of.values().any(|n| n == target) {
+                    return Err(format!("`{target}` is not a known node"));
+                }
+                out.params.insert("node".into(), json!(target));
+                out.prior_state.insert("cordoned".into(), json!(false));
+                out.inverse = Some(Inverse {
+                    action,
+                    params: [
+                        ("node".to_string(), json!(target)),
+                        ("uncordon".to_string(), json!(true)),
+                    ]
+                    .into(),
+                });
+                // Nothing running stops; no new replica lands there.
+                out.blast_radius = BlastRadius { replicas: 0, traffic_share: 0.0 };
             }
             ActionType::CleanupNode => {
                 if !fleet.node_of.values().any(|n| n == target) {

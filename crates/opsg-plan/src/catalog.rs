@@ -131,6 +131,9 @@ pub fn safety_floor(action: ActionType) -> SafetyClass {
         // What it deletes cannot be brought back, but it takes no capacity and no traffic away:
         // impactful (an approval by default), not destructive.
         ActionType::CleanupNode => SafetyClass::Impactful,
+        // Running replicas are untouched, but the node's free GPUs leave the pool until an
+        // uncordon: impactful.
+        ActionType::CordonNode => SafetyClass::Impactful,
         ActionType::DrainNode => SafetyClass::Destructive,
     }
 }
@@ -207,6 +210,7 @@ impl Catalog {
         );
         actions.insert(A::DrainNode, spec(SafetyClass::Destructive, &[]));
         actions.insert(A::CleanupNode, spec(SafetyClass::Impactful, &[]));
+        actions.insert(A::CordonNode, spec(SafetyClass::Impactful, &[]));
         actions.insert(A::Noop, spec(SafetyClass::Safe, &[]));
         actions.insert(A::Escalate, spec(SafetyClass::Safe, &[]));
         let kv = effect("vllm:kv_cache_usage_perc", "decrease", Some(0.1), 180.0);
@@ -306,6 +310,20 @@ impl Catalog {
                 )],
             ),
             plan(
+                "gpu-cordon-and-move",
+                C::GpuFault,
+                "cordon the node with the faulty GPU and restart the replica on it, which moves it to a healthy GPU on another node; its neighbours keep serving (a drain would restart them all)",
+                vec![
+                    step(A::CordonNode, S::AffectedNode, &[], None),
+                    step(
+                        A::RestartReplica,
+                        S::AffectedTarget,
+                        &[],
+                        effect("anomaly", "decrease", None, 180.0),
+                    ),
+                ],
+            ),
+            plan(
                 "gpu-drain-node",
                 C::GpuFault,
                 "drain the node with the faulty GPU so its replicas are rescheduled",
@@ -327,6 +345,20 @@ impl Catalog {
                     &[],
                     effect("process_resident_memory_bytes", "decrease", Some(0.2), 180.0),
                 )],
+            ),
+            plan(
+                "network-cordon-and-move",
+                C::NetworkLatency,
+                "cordon the node whose network path adds latency and restart the replica there, which moves it off the link; its neighbours keep serving",
+                vec![
+                    step(A::CordonNode, S::AffectedNode, &[], None),
+                    step(
+                        A::RestartReplica,
+                        S::AffectedTarget,
+                        &[],
+                        effect("anomaly", "decrease", None, 180.0),
+                    ),
+                ],
             ),
             plan(
                 "network-drain-node",

@@ -10,6 +10,9 @@
 //!   `itl_p95_s`, `tpot_p95_s`, `e2e_p95_s`: the quantile (PromQL `histogram_quantile`) of the
 //!   bucket increases over the window, buckets summed across the matching targets;
 //! - `rate(<counter>)`: the per-second increase over the window, summed across targets;
+//! - `<counter>:ratio` (`vllm:request_success_total:ratio`, triage's `error_ratio_high`): the
+//!   share of the counter's increase over the window whose `finished_reason` is `abort` or
+//!   `error`, summed across targets (a restarted replica's reset counter counts from zero);
 //! - `<gauge>/<gauge>` (`node_filesystem_avail_bytes/node_filesystem_size_bytes`): the ratio of
 //!   the last samples of two series with the same labels, the worst label set and target for the
 //!   direction (so the fullest mount point counts, not a small `/boot` that never changes).
@@ -29,7 +32,12 @@ pub enum Signal {
     Rate(String),
     /// One gauge over another with the same labels (a share, such as free disk).
     Ratio(String, String),
+    /// The failed share (`finished_reason` `abort` or `error`) of a counter's window increase.
+    FailedShare(String),
 }
+
+/// The `finished_reason` values that count as failures (triage's `error_ratio_high`).
+pub const FAILED_REASONS: [&str; 2] = ["abort", "error"];
 
 /// Parse a signal name.
 pub fn parse(name: &str) -> Signal {
@@ -39,6 +47,11 @@ pub fn parse(name: &str) -> Signal {
     }
     if let Some(inner) = name.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {
         return Signal::Rate(inner.to_string());
+    }
+    if let Some(counter) = name.strip_suffix(":ratio")
+        && !counter.is_empty()
+    {
+        return Signal::FailedShare(counter.to_string());
     }
     // `/` is never part of a metric name: a quotient of two.
     if let Some((num, den)) = name.split_once('/')
@@ -130,6 +143,32 @@ pub fn measure(signal: &Signal, targets: &[&TargetObservation], higher_is_worse:
                 }
             }
             worst.map_or_else(|| Measured::Missing(format!("no `{name}` series")), Measured::Value)
+        }
+        Signal::FailedShare(name) => {
+            let (mut failed, mut all) = (0.0, 0.0);
+            for t in targets {
+                for s in t.series.iter().filter(|s| &s.name == name) {
+                    let pts = scalar(s);
+                    let (Some(first), Some(last)) = (pts.first(), pts.last()) else { continue };
+                    if pts.len() < 2 {
+                        continue;
+                    }
+                    // A reset (restart) in the window: the new count is the increase.
+                    let inc = if last.1 < first.1 { last.1 } else { last.1 - first.1 };
+                    all += inc;
+                    if s.labels
+                        .get("finished_reason")
+                        .is_some_and(|r| FAILED_REASONS.contains(&r.as_str()))
+                    {
+                        failed += inc;
+                    }
+                }
+            }
+            if all > 0.0 {
+                Measured::Value(failed / all)
+            } else {
+                Measured::Missing(format!("no `{name}` increase in the window"))
+            }
         }
         Signal::Ratio(num, den) => {
             let mut worst: Option<f64> = None;
@@ -348,6 +387,37 @@ mod tests {
         // Without a denominator of the same labels there is nothing to measure.
         let lone = target("x", "", vec![with(gauge("avail", &[1.0]), "/")]);
         assert!(matches!(measure(&sig, &[&lone], false), Measured::Missing(_)));
+    }
+
+    #[test]
+    fn a_failed_share_counts_abort_and_error_over_the_window() {
+        let reason = |r: &str, values: &[f64]| {
+            let mut s = gauge("vllm:request_success_total", values);
+            s.labels.insert("finished_reason".into(), r.into());
+            s
+        };
+        let t = target(
+            "stable-0",
+            "stable",
+            vec![
+                reason("stop", &[100.0, 130.0]),
+                reason("length", &[50.0, 60.0]),
+                reason("error", &[40.0, 50.0]),
+                reason("abort", &[5.0, 5.0]),
+            ],
+        );
+        let sig = parse("vllm:request_success_total:ratio");
+        assert_eq!(sig, Signal::FailedShare("vllm:request_success_total".into()));
+        match measure(&sig, &[&t], true) {
+            Measured::Value(v) => assert!((v - 10.0 / 50.0).abs() < 1e-12, "{v}"),
+            other => panic!("{other:?}"),
+        }
+        // A restart reset the counters: what finished since counts.
+        let t =
+            target("s", "d", vec![reason("stop", &[500.0, 20.0]), reason("error", &[90.0, 0.0])]);
+        assert_eq!(measure(&sig, &[&t], true), Measured::Value(0.0));
+        let idle = target("s", "d", vec![reason("stop", &[7.0, 7.0])]);
+        assert!(matches!(measure(&sig, &[&idle], true), Measured::Missing(_)));
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub enum ActionType {
     ScaleReplicas,
     /// Drain a node (move its replicas' traffic away).
     DrainNode,
+    /// Cordon a node: nothing new is placed there (what runs keeps running); undone by an
+    /// uncordon. With a replica restart after it, moves one replica off the node.
+    CordonNode,
     /// Free a node's root filesystem (rotated logs, core dumps, unused images): what filled it
     /// is deleted, so it has no inverse.
     CleanupNode,
@@ -39,6 +42,7 @@ impl ActionType {
             ActionType::RestartReplica => "restart_replica",
             ActionType::ScaleReplicas => "scale_replicas",
             ActionType::DrainNode => "drain_node",
+            ActionType::CordonNode => "cordon_node",
             ActionType::CleanupNode => "cleanup_node",
             ActionType::Noop => "noop",
             ActionType::Escalate => "escalate",
