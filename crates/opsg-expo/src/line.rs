@@ -2,7 +2,8 @@
 //!
 //! This layer knows nothing about families; it turns one line (already known to be valid UTF-8,
 //! without its `\n`) into a [`Line`] or a [`LineError`] with the byte offset of the problem.
-//! Strings borrow from the line unless an escape had to be decoded.
+//! Strings borrow from the input unless an escape had to be decoded (the one-pass sample parser
+//! may borrow a name or label from the identical bytes of the line before).
 //!
 //! Where the Prometheus parsers disagree, text 0.0.4 follows `expfmt` (the client-side parser
 //! behind promtool) and OpenMetrics follows the OpenMetrics conformance suite; the crate docs list
@@ -144,12 +145,6 @@ fn scan_name(b: &[u8], mut i: usize, colon: bool) -> usize {
         i += 1;
     }
     i
-}
-
-/// [`same_name`] on bytes.
-#[inline]
-fn same_name_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.first() == b.first() && bytes_eq(a, b)
 }
 
 /// Label-name equality with the cheap tests first (most names differ in length or first byte),
@@ -861,29 +856,30 @@ fn unescape_help(s: &str) -> Cow<'_, str> {
 /// first labels (`..._bucket{model_name="m",engine="0",le="0.1"} 7`, then `le="0.5"`): when the
 /// bytes up to the start of a label are the same as in the remembered line, parsing them again
 /// would reach the same state, so the parser takes that state (the name and the labels before)
-/// and goes on from there. Positions are relative to the line start.
-pub(crate) struct LineMemo {
+/// and goes on from there. The shared name and labels keep borrowing the remembered line's
+/// bytes (the same text, equal bytes): the next line needs no slicing for them. Positions are
+/// relative to the line start.
+pub(crate) struct LineMemo<'s> {
     /// Offset of the remembered line in the text, `usize::MAX` when there is none.
     line: usize,
-    /// End of the remembered name (its `{` is there).
-    name_end: usize,
+    /// The remembered name (its `{` follows).
+    name: &'s str,
     /// How many labels the remembered line has; label `k` starts at `marks[k]` (just after the
-    /// `{` or the `,` before it) and spans `spans[k]` = (name start, name end, value start,
-    /// value end).
+    /// `{` or the `,` before it) and is `labels[k]`.
     count: usize,
     marks: [usize; MAX_FAST_LABELS],
-    spans: [(usize, usize, usize, usize); MAX_FAST_LABELS],
+    labels: [(&'s str, &'s str); MAX_FAST_LABELS],
 }
 
-impl LineMemo {
+impl<'s> LineMemo<'s> {
     /// No line remembered. One memo serves one text: offsets into another text mean nothing.
     pub(crate) fn new() -> Self {
         LineMemo {
             line: usize::MAX,
-            name_end: 0,
+            name: "",
             count: 0,
             marks: [0; MAX_FAST_LABELS],
-            spans: [(0, 0, 0, 0); MAX_FAST_LABELS],
+            labels: [("", ""); MAX_FAST_LABELS],
         }
     }
 
@@ -947,7 +943,7 @@ pub(crate) fn fast_sample<'s>(
     start: usize,
     om: bool,
     line_no: u32,
-    memo: &mut LineMemo,
+    memo: &mut LineMemo<'s>,
     spare: &mut Vec<Label<'s>>,
 ) -> Option<(Sample<'s>, usize, bool)> {
     // Forgotten until this line parses: a line it declines leaves no memo.
@@ -977,7 +973,7 @@ pub(crate) fn fast_sample<'s>(
             return None;
         }
         i = scan_name(b, 1, true);
-        memo.name_end = i;
+        memo.name = &rest[..i];
         braces = b.get(i) == Some(&b'{');
         labels_follow = braces;
         if braces {
@@ -988,7 +984,6 @@ pub(crate) fn fast_sample<'s>(
             }
         }
     }
-    let name_end = memo.name_end;
     // Labels are collected in the memo first, so the sample's Vec is allocated once at its
     // exact size (a growing Vec reallocates for the 5% of series with more than four labels).
     if labels_follow {
@@ -1001,19 +996,17 @@ pub(crate) fn fast_sample<'s>(
             if b.get(i..i + 2) != Some(b"=\"") {
                 return None;
             }
-            let lname = &b[lstart..i];
+            let lname = &rest[lstart..i];
             let vstart = i + 2;
             let vend = vstart + find_value_end(&b[vstart..]);
             if b.get(vend) != Some(&b'"')
-                || lname == b"__name__"
-                || memo.spans[..count]
-                    .iter()
-                    .any(|&(ns, ne, _, _)| same_name_bytes(&b[ns..ne], lname))
+                || lname == "__name__"
+                || memo.labels[..count].iter().any(|(n, _)| same_name(n, lname))
             {
                 return None;
             }
             memo.marks[count] = lstart;
-            memo.spans[count] = (lstart, i, vstart, vend);
+            memo.labels[count] = (lname, &rest[vstart..vend]);
             count += 1;
             i = vend + 1;
             match b.get(i) {
@@ -1102,15 +1095,11 @@ pub(crate) fn fast_sample<'s>(
     }
     // The vector a lending sink handed back (empty otherwise: then this allocates, exactly).
     let mut labels = std::mem::take(spare);
-    labels.extend(
-        memo.spans[..count]
-            .iter()
-            .map(|&(ns, ne, vs, ve)| (Cow::Borrowed(&rest[ns..ne]), Cow::Borrowed(&rest[vs..ve]))),
-    );
+    labels.extend(memo.labels[..count].iter().map(|&(n, v)| (Cow::Borrowed(n), Cow::Borrowed(v))));
     memo.line = start;
     memo.count = count;
     let sample = Sample {
-        name: Cow::Borrowed(&rest[..name_end]),
+        name: Cow::Borrowed(memo.name),
         labels,
         value,
         timestamp_ms,
