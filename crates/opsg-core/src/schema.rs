@@ -77,7 +77,9 @@ fn build_registry() -> std::result::Result<Registry<'static>, String> {
 /// with waiting for stdin: in a pipe every stage starts at once but can only act once the stage
 /// before it has finished, so what a stage does before its input arrives costs no wall time on
 /// the pipe's critical path. List `names` in the order the stage uses them. A schema that fails
-/// to compile is reported by the foreground call that needs it, not here.
+/// to compile is reported by the foreground call that needs it, not here. List only what the
+/// stage validates: the envelope and the kinds whose bodies it reads (records a stage writes are
+/// checked by the stage that reads them and in full by `opsg-audit append`, not by the writer).
 pub fn warm_up(names: &'static [&'static str]) {
     let spawned = std::thread::Builder::new().name("schema-warm-up".into()).spawn(move || {
         for name in names {

@@ -144,15 +144,9 @@ pub fn run(args: Args) -> Result<ExitStatus> {
             "actuators.schema.json",
             "decision.schema.json",
             "plan.schema.json",
-            "execution.schema.json",
         ]
     } else {
-        &[
-            "envelope.schema.json",
-            "decision.schema.json",
-            "plan.schema.json",
-            "execution.schema.json",
-        ]
+        &["envelope.schema.json", "decision.schema.json", "plan.schema.json"]
     });
     let now = match &args.now {
         Some(t) => Timestamp::parse_rfc3339(t)

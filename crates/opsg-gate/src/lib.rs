@@ -149,9 +149,9 @@ pub fn run(args: Args) -> Result<ExitStatus> {
     }
     // Compiled while stdin is still on its way (see `schema::warm_up`).
     opsg_core::schema::warm_up(if args.policy.is_some() {
-        &["policy.schema.json", "envelope.schema.json", "plan.schema.json", "decision.schema.json"]
+        &["policy.schema.json", "envelope.schema.json", "finding.schema.json", "plan.schema.json"]
     } else {
-        &["envelope.schema.json", "plan.schema.json", "decision.schema.json"]
+        &["envelope.schema.json", "finding.schema.json", "plan.schema.json"]
     });
     let now = clock(args.now.as_deref())?;
     let policy = policy::load(args.policy.as_deref())?;

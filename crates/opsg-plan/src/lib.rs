@@ -209,7 +209,7 @@ pub fn run(args: Args) -> Result<ExitStatus> {
     opsg_core::schema::warm_up(&[
         "envelope.schema.json",
         "finding.schema.json",
-        "plan.schema.json",
+        "observation.schema.json",
     ]);
     let now = opsg_triage::clock(args.now.as_deref())?;
     let catalog = match &args.catalog {

@@ -493,8 +493,6 @@ fn lookup_types(
 
 /// Run the tool: scrape, query, collect signals, write one observation record on stdout.
 pub fn run(args: Args) -> Result<ExitStatus> {
-    // Compiled while stdin is still on its way (see `schema::warm_up`).
-    opsg_core::schema::warm_up(&["envelope.schema.json", "observation.schema.json"]);
     let (targets, mut scrape_configs) = args.collect()?;
     if targets.is_empty()
         && args.prometheus.is_none()

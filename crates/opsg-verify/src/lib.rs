@@ -260,7 +260,6 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         "execution.schema.json",
         "finding.schema.json",
         "observation.schema.json",
-        "verification.schema.json",
     ]);
     let chain = read_stdin(&Limits::default())?;
     let started = Timestamp::now();
