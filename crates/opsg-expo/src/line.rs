@@ -884,19 +884,21 @@ impl<'s> LineMemo<'s> {
     }
 
     /// How many of the remembered labels the line `b` shares with the remembered line `prev`
-    /// (empty when none), bytes and all, up to the start of the next one; `None` when not even
-    /// the name and `{`.
+    /// (empty when none), bytes and all, up to the start of the next one, and whether it also
+    /// shares the next one's `name="`; `None` when not even the name and `{`.
     #[inline]
-    fn shared_labels(&self, prev: &[u8], b: &[u8]) -> Option<usize> {
+    fn shared_labels(&self, prev: &[u8], b: &[u8]) -> Option<(usize, bool)> {
         if self.count == 0 {
             return None;
         }
-        let limit = self.marks[self.count - 1].min(b.len());
+        let value_at = |k: usize| self.marks[k] + self.labels[k].0.len() + 2;
+        let limit = value_at(self.count - 1).min(b.len());
         if limit < self.marks[0] {
             return None;
         }
         let same = common_prefix(prev.get(..limit)?, &b[..limit]);
-        (0..self.count).rev().find(|&k| self.marks[k] <= same)
+        let k = (0..self.count).rev().find(|&k| self.marks[k] <= same)?;
+        Some((k, same >= value_at(k)))
     }
 }
 
@@ -956,7 +958,10 @@ pub(crate) fn fast_sample<'s>(
     let mut labels_follow = true;
     let prev = text.as_bytes().get(remembered..start).unwrap_or(b"");
     let shared = memo.shared_labels(prev, b);
-    if let Some(k) = shared {
+    // Label `count`'s `name="` is the remembered one: no scan, and its checks passed already.
+    let mut name_known = false;
+    if let Some((k, known)) = shared {
+        name_known = known;
         // Same bytes as the remembered line up to label k: same name, same labels before it.
         i = memo.marks[k];
         count = k;
@@ -989,20 +994,29 @@ pub(crate) fn fast_sample<'s>(
     if labels_follow {
         loop {
             let lstart = i;
-            if !is_label_start(*b.get(i)?) || count == MAX_FAST_LABELS {
-                return None;
+            let lname;
+            if name_known {
+                name_known = false;
+                lname = memo.labels[count].0;
+                i += lname.len();
+            } else {
+                if !is_label_start(*b.get(i)?) || count == MAX_FAST_LABELS {
+                    return None;
+                }
+                i = scan_name(b, i + 1, false);
+                if b.get(i..i + 2) != Some(b"=\"") {
+                    return None;
+                }
+                lname = &rest[lstart..i];
+                if lname == "__name__"
+                    || memo.labels[..count].iter().any(|(n, _)| same_name(n, lname))
+                {
+                    return None;
+                }
             }
-            i = scan_name(b, i + 1, false);
-            if b.get(i..i + 2) != Some(b"=\"") {
-                return None;
-            }
-            let lname = &rest[lstart..i];
             let vstart = i + 2;
             let vend = vstart + find_value_end(&b[vstart..]);
-            if b.get(vend) != Some(&b'"')
-                || lname == "__name__"
-                || memo.labels[..count].iter().any(|(n, _)| same_name(n, lname))
-            {
+            if b.get(vend) != Some(&b'"') {
                 return None;
             }
             memo.marks[count] = lstart;
@@ -1672,6 +1686,8 @@ mod tests {
             "m{a=\"b\",c=\"d\"} 1\nm{a=\"b\",c=\"d\"}\nm{a=\"b\",cc=\"d\"} 1\nm{a=\"b\",c=\"d\"} 1",
             "m{a=\"b\"} 1\nm{} 1\nm{a=\"b\"} 1\nm 1\nm{a=\"b\"} 1",
             "m{a=\"b\",c=\"d\"} 1\nm{a=\"b\",__name__=\"d\"} 1\nm{a=\"b\",a=\"d\"} 1",
+            "m{a=\"b\",c=\"d\"} 1\nm{a=\"b\",c=x\"d\"} 1\nm{a=\"b\",c=\"\"} 1\nm{a=\"b\",c=\"\n",
+            "m{a=\"b\",c=\"d\"} 1\nm{a=\"b\",c=\"d\\n\"} 1\nm{a=\"b\",c=\"d\"}} 1\nm{a=\"b\",c=\"d\",} 1",
         ];
         for run in runs {
             for om in [false, true] {
@@ -1685,7 +1701,7 @@ mod tests {
         let (_, len, same) = fast_sample(text, 0, false, 1, &mut memo, &mut Vec::new()).unwrap();
         assert!(!same);
         let next = &text.as_bytes()[len + 1..];
-        assert_eq!(memo.shared_labels(text.as_bytes(), next), Some(2));
+        assert_eq!(memo.shared_labels(text.as_bytes(), next), Some((2, true)));
         assert_eq!(memo.shared_labels(b"", next), None);
         let (s, _, same) =
             fast_sample(text, len + 1, false, 2, &mut memo, &mut Vec::new()).unwrap();
