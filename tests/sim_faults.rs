@@ -95,6 +95,9 @@ fn canary_regression_comes_with_a_config_version_and_rollback_fixes_it() {
             .clone()
     };
     assert_eq!((version("canary-0"), version("stable-0")), (json!("2"), json!("1")));
+    let in_state =
+        s["targets"].as_array().unwrap().iter().find(|t| t["replica"] == json!("canary-0"));
+    assert_eq!(in_state.unwrap()["config_version"], json!("2"), "/state lists it too");
 
     let (c0, s0) = (sim.metrics("canary-0"), sim.metrics("stable-0"));
     sim.tick(60.0);

@@ -580,6 +580,7 @@ pub fn state(w: &World) -> Value {
             targets.push(json!({
                 "url": url, "job": "vllm", "replica": name, "deployment": r.deployment,
                 "role": r.deployment, "node": f.nodes[r.node].name,
+                "config_version": r.config_version.to_string(),
             }));
         }
         replicas.insert(name.clone(), v);
