@@ -40,8 +40,9 @@ const EXAMPLES: &str = "Examples:
 const LONG_ABOUT: &str =
     "Reads the record stream on stdin and turns the last finding's leading hypothesis into an \
 ordered plan of typed actions from the catalog (built-in, or --catalog FILE): shift_traffic, \
-set_deployment_status, rollback_config, restart_replica, scale_replicas, drain_node, and escalate \
-when nothing safe applies. Each action carries its parameters, safety class (safe / impactful / \
+set_deployment_status, rollback_config, restart_replica, scale_replicas, cordon_node, drain_node, \
+cleanup_node, and escalate when nothing safe applies. Shifts and scale-ups are sized from the \
+observed load (KV usage and queue; at most the step's max_share / max_delta and the free GPUs). Each action carries its parameters, safety class (safe / impactful / \
 destructive, never below the action type's floor), blast radius (replicas and traffic share \
 touched), the expected effect opsg-verify checks, and its inverse with the prior state it needs.
 
