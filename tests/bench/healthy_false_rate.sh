@@ -14,8 +14,13 @@ cd "$(dirname "$0")/../.."
 n=${1:-300} parallel=${2:-10}
 dir=${3:-}
 if [ -z "$dir" ]; then dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT; fi
-if [ "$(find "$dir" -name case.json | wc -l)" -lt "$n" ]; then
+have=$(find "$dir" -name case.json | wc -l)
+if [ "$have" -eq 0 ]; then
   HEALTHY_EXTRA=$n ONLY_HEALTHY_EXTRA=1 tests/bench/record_sim_corpus.sh "$dir" "$parallel"
+elif [ "$have" -lt "$n" ]; then
+  # Never record over a partial set: re-recording rewrites every case from seed 31 on.
+  echo "healthy_false_rate: $dir holds $have cases, fewer than $n; use an empty directory" >&2
+  exit 2
 fi
 cargo build --quiet --release --bin opsg-replay
 set +e

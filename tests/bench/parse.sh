@@ -60,7 +60,7 @@ run() {
         if [[ -z $best ]] || (( w < best )); then best=$w cpu=$c rss=$m; fi
     done
     results+=("$name|$best|$rss|$cpu")
-    printf '  %-36s %8.3f s wall  %7.3f s CPU  %7.1f MB peak RSS   (%s)\n' "$name" \
+    printf '  %-40s %8.3f s wall  %7.3f s CPU  %7.1f MB peak RSS   (%s)\n' "$name" \
         "$(echo "$best/1000000" | bc -l)" "$(echo "$cpu/1000000" | bc -l)" "$(echo "$rss/1024" | bc -l)" \
         "$(head -c 90 "$work/out.txt" | tr '\n' ' ')"
 }
@@ -68,6 +68,7 @@ run() {
 echo "timings (best of N runs by wall clock, file in page cache; load average: $(cut -d' ' -f1-3 /proc/loadavg)):"
 run "wc -l (floor)" 5 wc -l "$payload"
 run "line count, Rust (floor)" 5 "$bin" lines "$payload"
+run "line count, read_until (anchors' floor)" 5 "$bin" lines-bufread "$payload"
 run "opsg-expo parse_reader (streaming)" 5 "$bin" stream "$payload"
 run "opsg-expo parse (materialized)" 3 "$bin" parse "$payload"
 if command -v promtool > /dev/null; then
@@ -93,10 +94,10 @@ for r in "${results[@]}"; do
     mbs=$(echo "$bytes / $t" | bc -l) # bytes per microsecond = MB/s
     cpu_ratio=$(echo "$c / $ours_cpu" | bc -l)
     if (( t >= ours )); then
-        printf '  %-36s %8.1f MB/s   opsg-expo is %6.1fx faster (wall), %6.1fx (CPU)\n' "$n" "$mbs" \
+        printf '  %-40s %8.1f MB/s   opsg-expo is %6.1fx faster (wall), %6.1fx (CPU)\n' "$n" "$mbs" \
             "$(echo "$t / $ours" | bc -l)" "$cpu_ratio"
     else
-        printf '  %-36s %8.1f MB/s   opsg-expo takes %5.1fx its time (wall), %5.1fx (CPU)\n' "$n" "$mbs" \
+        printf '  %-40s %8.1f MB/s   opsg-expo takes %5.1fx its time (wall), %5.1fx (CPU)\n' "$n" "$mbs" \
             "$(echo "$ours / $t" | bc -l)" "$(echo "1 / $cpu_ratio" | bc -l)"
     fi
 done

@@ -7,7 +7,8 @@
 # the sim's GET /state settings are kept as fleet-state.json for `opsg-plan --fleet-state`.
 #
 #   tests/bench/record_sim_corpus.sh [OUT_DIR] [PARALLEL]      (takes about 2 minutes per batch)
-#   HEALTHY_EXTRA=N adds N healthy windows at 8, 10 and 12 requests/s (ONLY_HEALTHY_EXTRA=1: just those)
+#   HEALTHY_EXTRA=N adds N healthy windows at 8, 10 and 12 requests/s (ONLY_HEALTHY_EXTRA=1: just those;
+#   HEALTHY_SEED0=S: their seeds start at S, default 31)
 #
 # Timing is real time, so re-recording gives similar, not identical, windows.
 set -euo pipefail
@@ -82,7 +83,7 @@ done
 # Healthy windows at other arrival rates (quiet to busy), for the false-incident rate.
 extra="${HEALTHY_EXTRA:-0}"
 for ((i = 0; i < extra; i++)); do
-  seed=$((31 + i))
+  seed=$((${HEALTHY_SEED0:-31} + i))
   rate=$((8 + 2 * (i % 3)))
   cases+=("sim-healthy-$seed healthy '' $seed none none $rate")
 done
