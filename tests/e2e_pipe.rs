@@ -71,6 +71,18 @@ impl Incident {
     /// Start a sim, warm it up, inject `fault`, let it develop, then run the seven stages under
     /// `policy`. The plan stage's output is kept (`plan.jsonl`), as a recording to resume from.
     fn run(fault: &str, target: &str, intensity: f64, policy: Value) -> Incident {
+        Incident::run_with(fault, target, intensity, policy, None)
+    }
+
+    /// [`Incident::run`] with the planner reading `catalog` (`--catalog`) instead of its
+    /// built-in one.
+    fn run_with(
+        fault: &str,
+        target: &str,
+        intensity: f64,
+        policy: Value,
+        catalog: Option<Value>,
+    ) -> Incident {
         let sim = Sim::start();
         let dir = TempDir::new(&format!("e2e-pipe-{fault}"));
         sim.tick(60.0);
@@ -83,13 +95,20 @@ impl Incident {
         sim.targets_file(&dir.join("targets.json"));
         std::fs::write(dir.join("fleet-state.json"), before.to_string()).expect("snapshot");
         std::fs::write(dir.join("policy.json"), policy.to_string()).expect("policy");
+        let catalog_arg = match catalog {
+            Some(c) => {
+                std::fs::write(dir.join("catalog.json"), c.to_string()).expect("catalog");
+                format!("--catalog '{}/catalog.json'", dir.path().display())
+            }
+            None => String::new(),
+        };
         // Six samples: the KV rules need three breaching samples in a row, and a saturated
         // cache dips for a sample after each wave of preemptions.
         let script = format!(
             "\"$SCRAPE\" --targets '{d}/targets.json' --samples 6 --interval 200ms \
              | tee '{d}/observation.jsonl' \
              | \"$TRIAGE\" \
-             | \"$PLAN\" --fleet-state '{d}/fleet-state.json' \
+             | \"$PLAN\" --fleet-state '{d}/fleet-state.json' {catalog_arg} \
              | tee '{d}/plan.jsonl' \
              | \"$GATE\" --policy '{d}/policy.json' --state-dir '{d}/state' \
              | \"$EXEC\" --execute --sim '{b}' --state-dir '{d}/state' \
@@ -345,13 +364,37 @@ fn a_canary_regression_is_resolved_by_rolling_its_config_back() {
     );
 }
 
+/// The repository's catalog as a fleet that may not scale would have it: for KV saturation only
+/// the traffic shift, allowed to move whatever the peers' headroom takes even when that cannot
+/// cover the saturated deployment's excess (`min_cover` 0).
+fn shift_only_catalog() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/catalog.json");
+    let mut catalog: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("catalog")).expect("json");
+    let plans = catalog["plans"].as_array_mut().expect("plans");
+    plans.retain(|p| {
+        p["class"] != "kv_cache_saturation" || p["steps"][0]["action"] == "shift_traffic"
+    });
+    for p in plans.iter_mut().filter(|p| p["class"] == "kv_cache_saturation") {
+        p["steps"][0]["params"]["min_cover"] = json!(0.0);
+    }
+    catalog
+}
+
 #[test]
 fn a_shift_that_cannot_relieve_a_saturated_stable_is_rolled_back_to_where_it_started() {
-    // Three saturated stable replicas and one canary: the planner moves only what the canary's
-    // KV headroom takes (more would just saturate the canary), which cannot drain stable's
-    // queue. Verification sees no relief and undoes the shift.
+    // Three saturated stable replicas and one canary, and a catalog that may only shift: the
+    // planner moves only what the canary's KV headroom takes (more would just saturate the
+    // canary), which cannot drain stable's queue. Verification sees no relief and undoes the
+    // shift. (With the built-in catalog the planner scales stable up instead.)
     let permissive = policy(Policy { min_confidence: 0.5, require_approval: &["destructive"] });
-    let i = Incident::run("kv_cache_saturation", "stable", 0.9, permissive);
+    let i = Incident::run_with(
+        "kv_cache_saturation",
+        "stable",
+        0.9,
+        permissive,
+        Some(shift_only_catalog()),
+    );
     let outcome = records_tell_the_truth(&i.sim, &i.out, &i.dir, 0);
     assert_eq!(i.body("finding")["class"], "kv_cache_saturation", "{}", i.out.stderr);
     let a = i.first_action();
