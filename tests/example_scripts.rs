@@ -107,9 +107,9 @@ fn forensics_script_answers_from_a_verified_ledger() {
     let dir = temp_dir("forensics");
     let (state, ledger) = (dir.join("state"), dir.join("ledger.jsonl"));
     assert_eq!(
-        pipe_case("kv_cache_saturation-100", &state, &ledger),
+        pipe_case("queue_backlog-100", &state, &ledger),
         12,
-        "blocked by the default policy"
+        "blocked by the default policy (its scale-up's blast radius)"
     );
     assert_eq!(pipe_case("healthy-quiet-200", &state, &ledger), 10, "no incident");
     let out = script("forensics.sh", &[ledger.to_str().unwrap()], &[]);
@@ -123,7 +123,7 @@ fn forensics_script_answers_from_a_verified_ledger() {
         .collect();
     assert_eq!(incidents.len(), 2, "{text}");
     assert!(
-        incidents[0].contains("kv_cache_saturation") && incidents[0].ends_with("blocked"),
+        incidents[0].contains("queue_backlog") && incidents[0].ends_with("blocked"),
         "{text}"
     );
     assert!(incidents[1].ends_with("no_incident"), "{text}");
