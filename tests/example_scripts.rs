@@ -122,10 +122,7 @@ fn forensics_script_answers_from_a_verified_ledger() {
         .take_while(|l| !l.starts_with("=="))
         .collect();
     assert_eq!(incidents.len(), 2, "{text}");
-    assert!(
-        incidents[0].contains("queue_backlog") && incidents[0].ends_with("blocked"),
-        "{text}"
-    );
+    assert!(incidents[0].contains("queue_backlog") && incidents[0].ends_with("blocked"), "{text}");
     assert!(incidents[1].ends_with("no_incident"), "{text}");
     assert!(text.contains("blast_radius"), "blocked reasons listed: {text}");
 
