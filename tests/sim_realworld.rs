@@ -135,12 +135,15 @@ fn node_exporter_families_match_the_real_node_exporter() {
     let mut real_text = None;
     for _ in 0..100 {
         if std::net::TcpStream::connect(&listen).is_ok() {
-            // ureq: node_exporter answers with chunked transfer encoding.
+            // ureq: node_exporter answers with chunked transfer encoding. A listener that is up
+            // may still answer its first request with an error while it starts: try again.
             let url = format!("http://{listen}/metrics");
-            let body = ureq::get(&url).call().expect("GET node_exporter").into_body();
-            real_text =
-                Some(body.into_with_config().limit(64 << 20).read_to_string().expect("body"));
-            break;
+            if let Ok(response) = ureq::get(&url).call() {
+                let body = response.into_body();
+                real_text =
+                    Some(body.into_with_config().limit(64 << 20).read_to_string().expect("body"));
+                break;
+            }
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
