@@ -68,14 +68,16 @@ for seed in 11 12 13 14 15; do
   dep=$([ $((seed % 2)) -eq 0 ] && echo stable || echo canary)
   rep=$([ $((seed % 2)) -eq 0 ] && echo stable-$((seed % 3)) || echo canary-0)
   node=gpu-node-$([ $((seed % 2)) -eq 0 ] && echo a || echo b)
-  cases+=("sim-kv_cache_saturation-$seed kv_cache_saturation $dep $seed kv_cache_saturation shift_traffic")
+  # A saturated stable cannot shed its excess onto the one canary: the plan scales it up.
+  kv_fix=$([ "$dep" = stable ] && echo scale_replicas || echo shift_traffic)
+  cases+=("sim-kv_cache_saturation-$seed kv_cache_saturation $dep $seed kv_cache_saturation $kv_fix")
   cases+=("sim-traffic_surge-$seed traffic_surge '' $seed traffic_surge scale_replicas")
   cases+=("sim-canary_regression-$seed canary_regression canary $seed canary_regression rollback_config")
   cases+=("sim-replica_down-$seed replica_crash $rep $seed replica_down restart_replica")
-  cases+=("sim-gpu_fault-$seed gpu_fault $rep $seed gpu_fault drain_node")
+  cases+=("sim-gpu_fault-$seed gpu_fault $rep $seed gpu_fault cordon_node")
   cases+=("sim-memory_leak-$seed memory_leak $rep $seed memory_leak restart_replica")
-  cases+=("sim-network_latency-$seed network_latency $rep $seed network_latency drain_node")
-  cases+=("sim-disk_pressure-$seed disk_pressure $node $seed disk_pressure escalate")
+  cases+=("sim-network_latency-$seed network_latency $rep $seed network_latency cordon_node")
+  cases+=("sim-disk_pressure-$seed disk_pressure $node $seed disk_pressure cleanup_node")
 done
 for seed in 21 22 23 24 25 26 27 28 29 30; do
   cases+=("sim-healthy-$seed healthy '' $seed none none")

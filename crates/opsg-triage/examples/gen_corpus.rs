@@ -15,14 +15,17 @@ const START: i64 = 1_795_000_000_000; // 2026-11-18T…Z
 
 fn expected_first_action(class: IncidentClass) -> &'static str {
     match class {
-        IncidentClass::KvCacheSaturation => "shift_traffic",
+        // The synthetic saturations hit the stable deployment, whose excess its canary cannot
+        // take: the planner scales it up.
+        IncidentClass::KvCacheSaturation => "scale_replicas",
         IncidentClass::QueueBacklog | IncidentClass::TrafficSurge => "scale_replicas",
         IncidentClass::CanaryRegression => "rollback_config",
         IncidentClass::ReplicaDown
         | IncidentClass::MemoryLeak
         | IncidentClass::HostMemoryPressure => "restart_replica",
-        IncidentClass::GpuFault | IncidentClass::NetworkLatency => "drain_node",
-        IncidentClass::DiskPressure | IncidentClass::Unknown => "escalate",
+        IncidentClass::GpuFault | IncidentClass::NetworkLatency => "cordon_node",
+        IncidentClass::DiskPressure => "cleanup_node",
+        IncidentClass::Unknown => "escalate",
         IncidentClass::None => "none",
     }
 }
