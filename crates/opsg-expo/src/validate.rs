@@ -61,7 +61,10 @@ type SeriesKey<'e> = (&'e str, Vec<(&'e str, &'e str)>, Option<i64>);
 /// Every problem in `expo`, in family order.
 pub fn validate(expo: &Exposition<'_>) -> Vec<Problem> {
     let mut out = Vec::new();
-    let mut seen: HashMap<SeriesKey<'_>, u32> = HashMap::new();
+    // Sized up front: growing it re-hashes every key (SipHash over the labels) at each doubling,
+    // which cost opsg-scrape more than the inserts themselves.
+    let samples = expo.families.iter().map(|f| f.samples.len()).sum();
+    let mut seen: HashMap<SeriesKey<'_>, u32> = HashMap::with_capacity(samples);
     for fam in &expo.families {
         for s in &fam.samples {
             let mut labels: Vec<(&str, &str)> =
