@@ -804,16 +804,8 @@ fn om_comment(s: &str) -> Result<Line<'_>, LineError> {
         "HELP" => Ok(Line::Help { name, text: unescape_help(rest) }),
         "UNIT" => Ok(Line::Unit { name, unit: rest }),
         _ => {
-            let kind = match rest {
-                "counter" => MetricKind::Counter,
-                "gauge" => MetricKind::Gauge,
-                "histogram" => MetricKind::Histogram,
-                "gaugehistogram" => MetricKind::GaugeHistogram,
-                "summary" => MetricKind::Summary,
-                "info" => MetricKind::Info,
-                "stateset" => MetricKind::StateSet,
-                "unknown" => MetricKind::Unknown,
-                other => return err(c.i, format!("invalid metric type `{other}`")),
+            let Some(kind) = MetricKind::from_openmetrics(rest) else {
+                return err(c.i, format!("invalid metric type `{rest}`"));
             };
             Ok(Line::Type { name, kind })
         }

@@ -65,6 +65,22 @@ impl MetricKind {
             MetricKind::Unknown => "unknown",
         }
     }
+
+    /// The type an OpenMetrics `# TYPE` line (or Prometheus' metadata API) names: the inverse of
+    /// [`MetricKind::as_str`]; `None` for anything else.
+    pub fn from_openmetrics(text: &str) -> Option<MetricKind> {
+        Some(match text {
+            "counter" => MetricKind::Counter,
+            "gauge" => MetricKind::Gauge,
+            "histogram" => MetricKind::Histogram,
+            "gaugehistogram" => MetricKind::GaugeHistogram,
+            "summary" => MetricKind::Summary,
+            "info" => MetricKind::Info,
+            "stateset" => MetricKind::StateSet,
+            "unknown" => MetricKind::Unknown,
+            _ => return None,
+        })
+    }
 }
 
 impl fmt::Display for MetricKind {
@@ -226,5 +242,28 @@ impl ParseOptions {
     pub fn lenient(mut self) -> Self {
         self.lenient = true;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MetricKind;
+
+    #[test]
+    fn type_names_round_trip() {
+        for kind in [
+            MetricKind::Counter,
+            MetricKind::Gauge,
+            MetricKind::Histogram,
+            MetricKind::GaugeHistogram,
+            MetricKind::Summary,
+            MetricKind::Info,
+            MetricKind::StateSet,
+            MetricKind::Unknown,
+        ] {
+            assert_eq!(MetricKind::from_openmetrics(kind.as_str()), Some(kind));
+        }
+        assert_eq!(MetricKind::from_openmetrics("untyped"), None, "text 0.0.4 only");
+        assert_eq!(MetricKind::from_openmetrics("Counter"), None, "types are lower case");
     }
 }

@@ -65,25 +65,14 @@ pub fn parse(body: &[u8]) -> Result<Types, String> {
             .and_then(|e| e.first())
             .and_then(|e| e.get("type"))
             .and_then(Value::as_str)
-            .and_then(kind_of);
+            .and_then(MetricKind::from_openmetrics)
+            // `unknown` says nothing the exposition's own (lack of a) type does not.
+            .filter(|k| *k != MetricKind::Unknown);
         if let Some(kind) = kind {
             types.insert(name.clone(), kind);
         }
     }
     Ok(types)
-}
-
-fn kind_of(text: &str) -> Option<MetricKind> {
-    Some(match text {
-        "counter" => MetricKind::Counter,
-        "gauge" => MetricKind::Gauge,
-        "histogram" => MetricKind::Histogram,
-        "gaugehistogram" => MetricKind::GaugeHistogram,
-        "summary" => MetricKind::Summary,
-        "info" => MetricKind::Info,
-        "stateset" => MetricKind::StateSet,
-        _ => return None,
-    })
 }
 
 /// The type of series `name` by the metadata: its own entry, or its family's (an OpenMetrics
