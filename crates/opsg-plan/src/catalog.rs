@@ -165,6 +165,21 @@ fn step(
     }
 }
 
+/// Cordon the affected node, then restart the affected replica (which moves it off the node):
+/// the one-replica fix for a faulty GPU or a slow network path, where a drain would restart every
+/// replica on the node.
+fn cordon_and_move() -> Vec<Step> {
+    vec![
+        step(ActionType::CordonNode, Selector::AffectedNode, &[], None),
+        step(
+            ActionType::RestartReplica,
+            Selector::AffectedTarget,
+            &[],
+            effect("anomaly", "decrease", None, 180.0),
+        ),
+    ]
+}
+
 fn plan(name: &str, class: IncidentClass, why: &str, steps: Vec<Step>) -> PlanSpec {
     PlanSpec { name: name.into(), class, why: why.into(), steps }
 }
@@ -313,15 +328,7 @@ impl Catalog {
                 "gpu-cordon-and-move",
                 C::GpuFault,
                 "cordon the node with the faulty GPU and restart the replica on it, which moves it to a healthy GPU on another node; its neighbours keep serving (a drain would restart them all)",
-                vec![
-                    step(A::CordonNode, S::AffectedNode, &[], None),
-                    step(
-                        A::RestartReplica,
-                        S::AffectedTarget,
-                        &[],
-                        effect("anomaly", "decrease", None, 180.0),
-                    ),
-                ],
+                cordon_and_move(),
             ),
             plan(
                 "gpu-drain-node",
@@ -350,15 +357,7 @@ impl Catalog {
                 "network-cordon-and-move",
                 C::NetworkLatency,
                 "cordon the node whose network path adds latency and restart the replica there, which moves it off the link; its neighbours keep serving",
-                vec![
-                    step(A::CordonNode, S::AffectedNode, &[], None),
-                    step(
-                        A::RestartReplica,
-                        S::AffectedTarget,
-                        &[],
-                        effect("anomaly", "decrease", None, 180.0),
-                    ),
-                ],
+                cordon_and_move(),
             ),
             plan(
                 "network-drain-node",
