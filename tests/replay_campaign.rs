@@ -17,6 +17,20 @@ fn bin_dir() -> PathBuf {
     Path::new(REPLAY).parent().unwrap().to_path_buf()
 }
 
+/// `opsg-replay campaign FILE --csv -`, trials kept under `dir/work`; no approval token or key
+/// from the caller's environment reaches it.
+fn run_campaign(dir: &Path, file: &Path) -> std::process::Output {
+    Command::new(REPLAY)
+        .args(["campaign", file.to_str().unwrap(), "--csv", "-", "-q", "--bin-dir"])
+        .arg(bin_dir())
+        .args(["--work-dir", dir.join("work").to_str().unwrap()])
+        .env_remove("OPSG_APPROVAL")
+        .env_remove("OPSG_APPROVAL_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
 fn rows(csv_text: &str) -> Vec<std::collections::HashMap<String, String>> {
     let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
     let headers = reader.headers().unwrap().clone();
@@ -46,13 +60,7 @@ fn baseline_arm_detects_and_does_nothing() {
             "arms": [{"name": "baseline", "remediate": false}]}"#,
     )
     .unwrap();
-    let out = Command::new(REPLAY)
-        .args(["campaign", file.to_str().unwrap(), "--csv", "-", "-q", "--bin-dir"])
-        .arg(bin_dir())
-        .args(["--work-dir", dir.join("work").to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = run_campaign(&dir, &file);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let rows = rows(&String::from_utf8_lossy(&out.stdout));
@@ -117,13 +125,7 @@ fn rules_arm(name: &str, fault: &str, target: &str, intensity: f64, max_runs: u3
                         "--max-wait", "10s", "--recheck", "1s"]
     });
     std::fs::write(&file, campaign.to_string()).unwrap();
-    let out = Command::new(REPLAY)
-        .args(["campaign", file.to_str().unwrap(), "--csv", "-", "-q", "--bin-dir"])
-        .arg(bin_dir())
-        .args(["--work-dir", dir.join("work").to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = run_campaign(&dir, &file);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     rows(&String::from_utf8_lossy(&out.stdout))
 }
@@ -143,4 +145,98 @@ fn disk_pressure_is_resolved_by_cleaning_the_node_up() {
     assert_eq!((row["actions"].as_str(), row["impactful"].as_str()), ("1", "1"), "{row:?}");
     assert_eq!((row["destructive"].as_str(), row["rolled_back"].as_str()), ("0", "0"));
     assert_eq!(row["healthy_end"], "true", "{row:?}");
+}
+
+/// The `rules+approval` arm with an on-call approver: a crashed replica needs a restart
+/// (impactful), which the policy holds for a signed approval. The approver answers 60 sim
+/// seconds after the page with a real token from `opsg-gate approve`; the restart must run only
+/// then, under a decision that names the approver, and the fleet must end healthy.
+#[test]
+fn an_approver_arm_restarts_only_after_the_human_signs() {
+    let dir = temp_dir("approver");
+    let file = dir.join("campaign.json");
+    // The default policy's approvals and bounds, without its freeze windows (wall-clock
+    // weekend nights would block the restart whenever the test ran then).
+    let mut policy: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/policy.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    policy.as_object_mut().unwrap().remove("freeze_windows");
+    assert_eq!(policy["require_approval"], serde_json::json!(["impactful", "destructive"]));
+    std::fs::write(dir.join("policy.json"), policy.to_string()).unwrap();
+    let delay = 60.0;
+    let campaign = serde_json::json!({
+        "seed": 3, "speed": 30, "interval_s": 30, "max_runs": 4, "warmup_s": 30, "trials": 1,
+        "faults": [{"fault": "replica_crash", "target": "stable-1", "intensities": [0.8],
+                    "expected_class": "replica_down"}],
+        "arms": [{"name": "rules+approval", "policy": "policy.json",
+                  "approver": {"name": "oncall", "delay_s": delay}}],
+        "verify_args": ["--settle", "1s", "--samples", "3", "--interval", "300ms",
+                        "--max-wait", "10s", "--recheck", "1s"]
+    });
+    std::fs::write(&file, campaign.to_string()).unwrap();
+    let out = run_campaign(&dir, &file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let rows = rows(&String::from_utf8_lossy(&out.stdout));
+    let row = &rows[0];
+    assert_eq!(row["first_class"], "replica_down", "{row:?}");
+    assert_eq!((row["approvals"].as_str(), row["declined"].as_str()), ("1", "0"), "{row:?}");
+    let num = |k: &str| row[k].parse::<f64>().unwrap_or_else(|_| panic!("{k}: {row:?}"));
+    let (ttd, ttm) = (num("time_to_detect_s"), num("time_to_mitigate_s"));
+    assert!(ttm >= ttd + delay, "the restart ran before the human answered: {row:?}");
+    assert!(num("awaiting_s") >= delay, "{row:?}");
+    assert!(num("time_to_resolve_s") >= ttm, "{row:?}");
+    assert_eq!((row["actions"].as_str(), row["impactful"].as_str()), ("1", "1"), "{row:?}");
+    assert_eq!(row["destructive_unapproved"], "0");
+    assert_eq!(row["outcome"], "resolved", "{row:?}");
+    assert_eq!(row["healthy_end"], "true", "{row:?}");
+    assert!(stderr.contains("awaiting_med_s"), "summary table: {stderr}");
+
+    // The ledger tells the story: decisions awaited approval and nothing ran under them; the
+    // one that approved carries the approver's valid token, and only its execution restarted.
+    let trial = dir.join("work/rules+approval-replica_crash-0.8-1");
+    let ledger = std::fs::read_to_string(trial.join("ledger.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = ledger
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|l| l.get("record").cloned().unwrap_or(l))
+        .collect();
+    let decisions: Vec<&serde_json::Value> =
+        records.iter().filter(|r| r["kind"] == "decision").map(|r| &r["body"]).collect();
+    let verdicts: Vec<&str> = decisions.iter().map(|d| d["verdict"].as_str().unwrap()).collect();
+    assert_eq!(verdicts.last(), Some(&"approved"), "{verdicts:?}");
+    assert!(
+        verdicts[..verdicts.len() - 1].iter().all(|v| *v == "awaiting_approval"),
+        "{verdicts:?}"
+    );
+    let approved = decisions.last().unwrap();
+    assert_eq!(approved["approval"]["approver"], "oncall", "{approved}");
+    assert!(
+        approved["reasons"].as_array().unwrap().iter().any(|r| r["code"] == "approval_valid"),
+        "{approved}"
+    );
+    let ran: Vec<usize> = records
+        .iter()
+        .filter(|r| r["kind"] == "execution")
+        .map(|r| {
+            r["body"]["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["outcome"] == "succeeded")
+                .count()
+        })
+        .collect();
+    assert_eq!(ran.iter().sum::<usize>(), 1, "{ran:?}");
+    assert_eq!(ran.last(), Some(&1), "only the approved run acted: {ran:?}");
+    // The approval key lives in the environment of two processes, never on disk.
+    let saved = std::fs::read_to_string(trial.join("awaiting.jsonl")).unwrap();
+    assert!(saved.contains("awaiting_approval"), "the awaiting run's output was saved");
+    assert!(
+        !std::fs::read_to_string(trial.join("stderr.log")).unwrap().contains("OPSG_APPROVAL_KEY=")
+    );
 }

@@ -2,11 +2,14 @@
 //! inject the fault at a known (sim) time, run the pipe as a cron job would every `interval_s` sim
 //! seconds, and measure time to detect, mitigate and resolve, what was done, and whether the fleet
 //! ended healthy. A baseline arm (`remediate: false`) shows how often the fleet heals by itself.
+//! An arm with an [`Approver`] has an on-call human who signs plans awaiting approval with the
+//! real `opsg-gate approve`, after a response time that counts in the trial's times.
 //!
 //! The sim runs on its own clock at `--speed` (sim seconds per real second); every time here is
 //! sim time read from `GET /state`, so results do not depend on how fast this machine is. The
 //! pipe is the real binaries, connected with OS pipes (no shell), exactly as cron would run them.
 
+use opsg_core::kinds::plan::SafetyClass;
 use opsg_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -83,10 +86,45 @@ pub struct Arm {
     /// Extra arguments for opsg-triage and opsg-plan (e.g. `["--llm"]`).
     #[serde(default)]
     pub advisor_args: Vec<String>,
+    /// The on-call human who answers a plan awaiting approval; without one, such a plan waits
+    /// for the rest of the trial.
+    #[serde(default)]
+    pub approver: Option<Approver>,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// An on-call human, as a campaign arm models one: paged when a run's decision awaits approval,
+/// they answer `delay_s` sim seconds later by signing the awaiting plan with the real
+/// `opsg-gate approve`, if every action in it is of a safety class they approve (a plan with
+/// anything else is declined: they will not sign a drain because they were asked to).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approver {
+    /// Who signs (the token's and the decision's `approver`).
+    pub name: String,
+    /// Sim seconds from the page (the awaiting run's end) to the answer: the human's response
+    /// time, which counts in the trial's time to mitigate and resolve.
+    pub delay_s: f64,
+    /// Safety classes they approve; safe actions never need approval. Destructive actions only
+    /// when listed.
+    #[serde(default = "impactful_only")]
+    pub approve: Vec<SafetyClass>,
+}
+
+fn impactful_only() -> Vec<SafetyClass> {
+    vec![SafetyClass::Impactful]
+}
+
+impl Approver {
+    /// Whether they sign a plan whose actions have these safety classes: all of them safe or
+    /// of a class they approve (the token covers the whole plan, so they read all of it).
+    pub fn signs(&self, classes: &[SafetyClass]) -> bool {
+        !classes.is_empty()
+            && classes.iter().all(|c| *c == SafetyClass::Safe || self.approve.contains(c))
+    }
 }
 
 /// One trial's measurements (a CSV row).
@@ -128,6 +166,15 @@ pub struct Trial {
     pub healthy_end: bool,
     /// Why not, when not.
     pub unhealthy_reason: String,
+    // New columns go last, so a reader of the older CSV finds its columns where they were.
+    /// Plans the arm's approver signed.
+    pub approvals: u32,
+    /// Plans the arm's approver declined (an action of a class they do not approve).
+    pub declined: u32,
+    /// Sim seconds a plan spent awaiting approval: from each page (the end of a run whose
+    /// decision awaits approval) to the approver's answer, to the end of a later run that no
+    /// longer awaits, or to the end of the trial when nobody answers.
+    pub awaiting_s: f64,
 }
 
 /// Where the binaries are.
@@ -285,19 +332,38 @@ pub fn run_pipe(
     stages: &[(PathBuf, Vec<String>)],
     log: &Path,
 ) -> Result<(Vec<u8>, Vec<Option<i32>>)> {
+    run_pipe_from(stages, None, &[], log)
+}
+
+/// [`run_pipe`], with the first stage reading the file `input` (a saved chain) instead of
+/// nothing, and each `(stage, name, value)` of `env` set for that stage alone: a secret (an
+/// approval key) reaches only the process that needs it, never an argument list or a file.
+pub fn run_pipe_from(
+    stages: &[(PathBuf, Vec<String>)],
+    input: Option<&Path>,
+    env: &[(usize, &str, &str)],
+    log: &Path,
+) -> Result<(Vec<u8>, Vec<Option<i32>>)> {
     let mut children: Vec<Child> = Vec::new();
     let mut previous: Option<std::process::ChildStdout> = None;
-    for (bin, args) in stages {
+    for (i, (bin, args)) in stages.iter().enumerate() {
         let err = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .map_err(|e| Error::io(log.display(), e))?;
-        let stdin = match previous.take() {
-            Some(out) => Stdio::from(out),
-            None => Stdio::null(),
+        let stdin = match (previous.take(), input) {
+            (Some(out), _) => Stdio::from(out),
+            (None, Some(path)) if i == 0 => {
+                Stdio::from(std::fs::File::open(path).map_err(|e| Error::io(path.display(), e))?)
+            }
+            (None, _) => Stdio::null(),
         };
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        for (_, name, value) in env.iter().filter(|(stage, _, _)| *stage == i) {
+            command.env(name, value);
+        }
+        let mut child = command
             .args(args)
             .stdin(stdin)
             .stdout(Stdio::piped())
@@ -399,7 +465,149 @@ fn last_of<'a>(records: &'a [Value], kind: &str) -> Option<&'a Value> {
     records.iter().rev().find(|r| r["kind"] == kind)
 }
 
-/// Run one trial.
+/// How long a token the approver signs stays valid, in wall-clock time (the gate checks its
+/// expiry against the clock): the resumed run starts as soon as it is signed.
+pub const APPROVAL_TTL: &str = "30m";
+
+/// The HMAC key a campaign's approvals are signed with: random, one per campaign, held in
+/// memory and handed to `opsg-gate approve` and the resumed gate through `OPSG_APPROVAL_KEY`
+/// alone, so it is never in an argument list, a file or a record.
+pub struct ApprovalKey(String);
+
+impl ApprovalKey {
+    /// 256 bits from the kernel's generator, as 64 hex digits (the gate reads the key as
+    /// UTF-8 text).
+    pub fn random() -> Result<ApprovalKey> {
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .map_err(|e| Error::io("/dev/urandom", e))?;
+        Ok(ApprovalKey(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    }
+}
+
+impl std::fmt::Debug for ApprovalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApprovalKey(<redacted>)")
+    }
+}
+
+/// The lines of a chain up to and including its last plan record, byte for byte (records are
+/// hash-chained over their exact bytes): what gate read in the run that awaited approval, like
+/// the cron job's `tee plan.jsonl`. Empty when the chain holds no plan.
+pub fn chain_through_last_plan(chain: &[u8]) -> Vec<u8> {
+    let mut end = 0;
+    let mut at = 0;
+    for line in chain.split_inclusive(|b| *b == b'\n') {
+        at += line.len();
+        if serde_json::from_slice::<Value>(line).is_ok_and(|r| r["kind"] == "plan") {
+            end = at;
+        }
+    }
+    chain[..end].to_vec()
+}
+
+/// A plan awaiting approval, as the on-call human sees it: paged when the run ended (sim
+/// seconds since the fault), the latest awaiting run's output in front of them.
+struct Page {
+    at: f64,
+    chain: Vec<u8>,
+}
+
+/// The approver's answer to a page, read from the awaiting run's saved output as a person
+/// would: when they approve every action of its plan, they sign it with the real
+/// `opsg-gate approve --from` and the saved plan is returned with the token, for gate to read
+/// again; `None` when they decline.
+fn answer(
+    approver: &Approver,
+    key: &ApprovalKey,
+    chain: &[u8],
+    dir: &Path,
+    bins: &Bins,
+    log: &Path,
+) -> Result<Option<(String, PathBuf)>> {
+    let recs = records(chain);
+    let classes: Vec<SafetyClass> = last_of(&recs, "plan")
+        .and_then(|p| p["body"]["actions"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|a| serde_json::from_value(a["safety"].clone()).ok())
+        .collect();
+    if !approver.signs(&classes) {
+        return Ok(None);
+    }
+    let saved = dir.join("awaiting.jsonl");
+    std::fs::write(&saved, chain).map_err(|e| Error::io(saved.display(), e))?;
+    let err = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| Error::io(log.display(), e))?;
+    let gate = bins.path("opsg-gate");
+    let issued = Command::new(&gate)
+        .args(["approve", "--from"])
+        .arg(&saved)
+        .args(["--approver", &approver.name, "--expires", APPROVAL_TTL])
+        .env(opsg_gate::approval::KEY_ENV, &key.0)
+        .stdin(Stdio::null())
+        .stderr(Stdio::from(err))
+        .output()
+        .map_err(|e| Error::io(gate.display(), e))?;
+    if !issued.status.success() {
+        return Err(Error::internal(format!(
+            "`opsg-gate approve` failed ({}); its stderr is in {}",
+            issued.status,
+            log.display()
+        )));
+    }
+    let token = String::from_utf8_lossy(&issued.stdout).trim().to_string();
+    let plan = dir.join("awaiting-plan.jsonl");
+    std::fs::write(&plan, chain_through_last_plan(chain))
+        .map_err(|e| Error::io(plan.display(), e))?;
+    Ok(Some((token, plan)))
+}
+
+/// Count what a run's records say was done: executed actions by safety class (a destructive
+/// one counts as unapproved unless its decision carries an approval), inverses rolled back,
+/// the outcome. The first executed action dates mitigation: `now`, when the run ended.
+fn account(row: &mut Trial, recs: &[Value], now: f64) {
+    if let Some(e) = last_of(recs, "execution") {
+        let plan = last_of(recs, "plan");
+        let decision = last_of(recs, "decision");
+        let approved = decision.is_some_and(|d| !d["body"]["approval"].is_null());
+        for a in e["body"]["actions"].as_array().into_iter().flatten() {
+            if a["outcome"] != "succeeded" {
+                continue;
+            }
+            row.actions += 1;
+            row.time_to_mitigate_s.get_or_insert(now);
+            let safety = plan
+                .and_then(|p| p["body"]["actions"].as_array())
+                .and_then(|acts| acts.iter().find(|x| x["index"] == a["index"]))
+                .map(|x| x["safety"].as_str().unwrap_or("").to_string())
+                .unwrap_or_default();
+            match safety.as_str() {
+                "impactful" => row.impactful += 1,
+                "destructive" => {
+                    row.destructive += 1;
+                    if !approved {
+                        row.destructive_unapproved += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(v) = last_of(recs, "verification") {
+        row.rolled_back +=
+            v["body"]["rollback"]["actions"].as_array().map_or(0, |a| a.len() as u32);
+    }
+    if let Some(r) = last_of(recs, "report") {
+        row.outcome = r["body"]["outcome"].as_str().unwrap_or("").to_string();
+    }
+}
+
+/// Run one trial. `key` signs the approvals of an arm with an approver.
 #[allow(clippy::too_many_arguments)]
 pub fn trial(
     sim: &Sim,
@@ -411,6 +619,7 @@ pub fn trial(
     intensity: f64,
     n: u32,
     work: &Path,
+    key: Option<&ApprovalKey>,
 ) -> Result<Trial> {
     let dir = work.join(format!("{}-{}-{intensity}-{n}", arm.name, fault.fault));
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
@@ -443,9 +652,72 @@ pub fn trial(
         vec![s("--settle"), s("1s"), s("--samples"), s("3"), s("--interval"), s("300ms")]
     });
     let sd = state_dir.display().to_string();
+    let audit =
+        (bins.path("opsg-audit"), vec![s("append"), s("--ledger"), ledger.display().to_string()]);
+    // gate | exec | verify | audit: after plan in a cron run, and on the saved plan when the
+    // approver has signed it.
+    let acting = || {
+        let mut gate =
+            vec![s("--state-dir"), sd.clone(), s("--ledger"), ledger.display().to_string()];
+        if let Some(p) = &arm.policy {
+            gate.extend([s("--policy"), base.join(p).display().to_string()]);
+        }
+        let mut verify = verify_args.clone();
+        verify.extend([s("--sim"), sim.url.clone(), s("--state-dir"), sd.clone()]);
+        vec![
+            (bins.path("opsg-gate"), gate),
+            (
+                bins.path("opsg-exec"),
+                vec![s("--execute"), s("--sim"), sim.url.clone(), s("--state-dir"), sd.clone()],
+            ),
+            (bins.path("opsg-verify"), verify),
+            audit.clone(),
+        ]
+    };
     let mut verified_fix = false;
-    for run in 1..=file.max_runs {
-        sim.wait_until(t0 + f64::from(run) * file.interval_s, file.speed)?;
+    let mut page: Option<Page> = None;
+    // One step past the last cron run, so a page answered before the next one would have
+    // fired is still answered.
+    for run in 1..=file.max_runs + 1 {
+        let cron_at = f64::from(run) * file.interval_s;
+        // The approver answers a page that falls due before this cron run starts (at its time,
+        // or now when the last run overran it: runs do not overlap here, so an answer due
+        // while a run was in flight comes when it ends), as a person would from the cron job's
+        // saved output: sign the plan, then run gate (with the token), exec, verify and audit
+        // on it.
+        let next_start = cron_at.max(sim.sim_time()? - t0);
+        if let Some(approver) = &arm.approver
+            && let Some(p) = page.take_if(|p| p.at + approver.delay_s <= next_start)
+        {
+            sim.wait_until(t0 + p.at + approver.delay_s, file.speed)?;
+            row.awaiting_s += sim.sim_time()? - t0 - p.at;
+            let key = key.ok_or_else(|| Error::internal("an approver without a key"))?;
+            match answer(approver, key, &p.chain, &dir, bins, &log)? {
+                None => row.declined += 1,
+                Some((token, plan)) => {
+                    row.approvals += 1;
+                    let env = [
+                        (0, opsg_gate::approval::KEY_ENV, key.0.as_str()),
+                        (0, "OPSG_APPROVAL", token.as_str()),
+                    ];
+                    let (out, _codes) = run_pipe_from(&acting(), Some(&plan), &env, &log)?;
+                    let now = sim.sim_time()? - t0;
+                    account(&mut row, &records(&out), now);
+                    verified_fix |= row.outcome == "resolved";
+                    let (healthy, why) = health_after(&sim.state()?, fault);
+                    if resolved_now(true, &row.outcome, verified_fix, row.time_to_detect_s, healthy)
+                    {
+                        row.time_to_resolve_s = Some(now);
+                        break;
+                    }
+                    row.unhealthy_reason = why;
+                }
+            }
+        }
+        if run > file.max_runs {
+            break;
+        }
+        sim.wait_until(t0 + cron_at, file.speed)?;
         sim.targets_file(&targets)?;
         // Detection dates from when the cron run fired (its scrape), mitigation and resolution
         // from when the run that did them finished.
@@ -466,24 +738,10 @@ pub fn trial(
             let mut plan = vec![s("--fleet-state"), fleet.display().to_string()];
             plan.extend(arm.advisor_args.iter().cloned());
             stages.push((bins.path("opsg-plan"), plan));
-            let mut gate =
-                vec![s("--state-dir"), sd.clone(), s("--ledger"), ledger.display().to_string()];
-            if let Some(p) = &arm.policy {
-                gate.extend([s("--policy"), base.join(p).display().to_string()]);
-            }
-            stages.push((bins.path("opsg-gate"), gate));
-            stages.push((
-                bins.path("opsg-exec"),
-                vec![s("--execute"), s("--sim"), sim.url.clone(), s("--state-dir"), sd.clone()],
-            ));
-            let mut verify = verify_args.clone();
-            verify.extend([s("--sim"), sim.url.clone(), s("--state-dir"), sd.clone()]);
-            stages.push((bins.path("opsg-verify"), verify));
+            stages.extend(acting());
+        } else {
+            stages.push(audit.clone());
         }
-        stages.push((
-            bins.path("opsg-audit"),
-            vec![s("append"), s("--ledger"), ledger.display().to_string()],
-        ));
         let (out, _codes) = run_pipe(&stages, &log)?;
         let now = sim.sim_time()? - t0;
         row.runs = run;
@@ -496,40 +754,21 @@ pub fn trial(
             row.first_class = f["body"]["class"].as_str().unwrap_or("").to_string();
             row.class_correct = fault.expected_class.as_ref().map(|c| *c == row.first_class);
         }
-        if let Some(e) = last_of(&recs, "execution") {
-            let plan = last_of(&recs, "plan");
-            let decision = last_of(&recs, "decision");
-            let approved = decision.is_some_and(|d| !d["body"]["approval"].is_null());
-            for a in e["body"]["actions"].as_array().into_iter().flatten() {
-                if a["outcome"] != "succeeded" {
-                    continue;
-                }
-                row.actions += 1;
-                row.time_to_mitigate_s.get_or_insert(now);
-                let safety = plan
-                    .and_then(|p| p["body"]["actions"].as_array())
-                    .and_then(|acts| acts.iter().find(|x| x["index"] == a["index"]))
-                    .map(|x| x["safety"].as_str().unwrap_or("").to_string())
-                    .unwrap_or_default();
-                match safety.as_str() {
-                    "impactful" => row.impactful += 1,
-                    "destructive" => {
-                        row.destructive += 1;
-                        if !approved {
-                            row.destructive_unapproved += 1;
-                        }
-                    }
-                    _ => {}
-                }
+        account(&mut row, &recs, now);
+        // A run awaiting approval pages the on-call human; a later one that still awaits puts
+        // its (newer) plan in front of them without moving their answer; one that no longer
+        // awaits ends the page.
+        let awaiting =
+            last_of(&recs, "decision").is_some_and(|d| d["body"]["verdict"] == "awaiting_approval");
+        page = match (page.take(), awaiting) {
+            (Some(p), true) => Some(Page { at: p.at, chain: out }),
+            (None, true) => Some(Page { at: now, chain: out }),
+            (Some(p), false) => {
+                row.awaiting_s += now - p.at;
+                None
             }
-        }
-        if let Some(v) = last_of(&recs, "verification") {
-            row.rolled_back +=
-                v["body"]["rollback"]["actions"].as_array().map_or(0, |a| a.len() as u32);
-        }
-        if let Some(r) = last_of(&recs, "report") {
-            row.outcome = r["body"]["outcome"].as_str().unwrap_or("").to_string();
-        }
+            (None, false) => None,
+        };
         verified_fix |= row.outcome == "resolved";
         let (healthy, why) = health_after(&sim.state()?, fault);
         if resolved_now(arm.remediate, &row.outcome, verified_fix, row.time_to_detect_s, healthy) {
@@ -537,6 +776,10 @@ pub fn trial(
             break;
         }
         row.unhealthy_reason = why;
+    }
+    if let Some(p) = page {
+        // Nobody answered before the trial ended.
+        row.awaiting_s += sim.sim_time()? - t0 - p.at;
     }
     let (healthy, why) = health_after(&sim.state()?, fault);
     row.healthy_end = healthy;
@@ -587,7 +830,18 @@ pub fn load(path: &Path) -> Result<CampaignFile> {
     let value = opsg_core::schema::parse_config(&bytes, &source, "campaign.schema.json")?;
     let file: CampaignFile = serde_json::from_value(value)
         .map_err(|e| Error::invalid(format!("invalid campaign file: {e}")).in_source(&source))?;
-    // Positive intervals, speeds and counts, intensities in [0, 1]: the schema's bounds.
+    // Positive intervals, speeds and counts, intensities in [0, 1], an approver's delay of 0 or
+    // more and its classes: the schema's bounds. What the schema cannot say is checked here.
+    for (i, arm) in file.arms.iter().enumerate() {
+        if arm.approver.is_some() && !arm.remediate {
+            return Err(Error::invalid(format!(
+                "arm `{}` has an approver but does not remediate: nothing would await approval",
+                arm.name
+            ))
+            .at_field(format!("arms[{i}].approver"))
+            .in_source(&source));
+        }
+    }
     Ok(file)
 }
 
@@ -602,6 +856,11 @@ pub fn run(
 ) -> Result<Vec<Trial>> {
     let file = load(path)?;
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    // One key per campaign, made only when an arm has someone to sign with it.
+    let key = match file.arms.iter().any(|a| a.approver.is_some()) {
+        true => Some(ApprovalKey::random()?),
+        false => None,
+    };
     let sim = Sim::start(bins, file.seed, file.speed)?;
     let mut rows = Vec::new();
     for arm in &file.arms {
@@ -609,7 +868,18 @@ pub fn run(
             for &intensity in &fault.intensities {
                 for n in 1..=file.trials {
                     progress.set_message(format!("{} {} {intensity} #{n}", arm.name, fault.fault));
-                    let row = trial(&sim, bins, &file, &base, arm, fault, intensity, n, work)?;
+                    let row = trial(
+                        &sim,
+                        bins,
+                        &file,
+                        &base,
+                        arm,
+                        fault,
+                        intensity,
+                        n,
+                        work,
+                        key.as_ref(),
+                    )?;
                     on_row(&row)?;
                     rows.push(row);
                     progress.inc(1);
@@ -628,14 +898,15 @@ pub fn trial_count(path: &Path) -> Result<u64> {
     Ok(f.arms.len() as u64 * per_arm * u64::from(f.trials))
 }
 
-/// Per arm and fault: win rate, median time to detect and resolve (in scrape intervals too).
+/// Per arm and fault: win rate, median time to detect, mitigate and resolve (in scrape
+/// intervals too), destructive actions run without approval, and for arms with a human in the
+/// loop the approvals signed and the median time a plan waited for one.
 pub fn summary(rows: &[Trial], interval_s: f64) -> String {
     let mut out = String::from(
-        "arm          fault                  trials  resolved  healthy  ttd_med_s  ttr_med_s  ttr_intervals  destructive_unapproved\n",
+        "arm              fault                  trials  resolved  healthy  ttd_med_s  ttm_med_s  ttr_med_s  ttr_intervals  destructive_unapproved  approvals  awaiting_med_s\n",
     );
     let mut keys: Vec<(String, String)> =
         rows.iter().map(|r| (r.arm.clone(), r.fault.clone())).collect();
-    keys.dedup();
     keys.sort();
     keys.dedup();
     for (arm, fault) in keys {
@@ -643,17 +914,22 @@ pub fn summary(rows: &[Trial], interval_s: f64) -> String {
         let resolved = group.iter().filter(|r| r.time_to_resolve_s.is_some()).count();
         let healthy = group.iter().filter(|r| r.healthy_end).count();
         let ttd = median(group.iter().filter_map(|r| r.time_to_detect_s).collect());
+        let ttm = median(group.iter().filter_map(|r| r.time_to_mitigate_s).collect());
         let ttr = median(group.iter().filter_map(|r| r.time_to_resolve_s).collect());
         let unapproved: u32 = group.iter().map(|r| r.destructive_unapproved).sum();
+        let approvals: u32 = group.iter().map(|r| r.approvals).sum();
+        let awaiting = median(group.iter().map(|r| r.awaiting_s).collect());
         let fmt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.0}"));
         out.push_str(&format!(
-            "{arm:<12} {fault:<22} {:>6}  {:>7.0}%  {:>6.0}%  {:>9}  {:>9}  {:>13}  {unapproved:>22}\n",
+            "{arm:<16} {fault:<22} {:>6}  {:>7.0}%  {:>6.0}%  {:>9}  {:>9}  {:>9}  {:>13}  {unapproved:>22}  {approvals:>9}  {:>14}\n",
             group.len(),
             100.0 * resolved as f64 / group.len() as f64,
             100.0 * healthy as f64 / group.len() as f64,
             fmt(ttd),
+            fmt(ttm),
             fmt(ttr),
             ttr.map_or_else(|| "-".to_string(), |t| format!("{:.1}", t / interval_s)),
+            fmt(awaiting),
         ));
     }
     out
@@ -693,6 +969,98 @@ mod tests {
 
     fn state(replica: Value) -> Value {
         json!({"replicas": {"stable-0": replica}, "nodes": {}})
+    }
+
+    /// Load a campaign whose one arm is `arm`, from a file written for the test.
+    fn load_arm(name: &str, arm: Value) -> Result<CampaignFile> {
+        let path = std::env::temp_dir()
+            .join(format!("opsg-campaign-unit-{name}-{}.json", std::process::id()));
+        let file = json!({
+            "seed": 1, "interval_s": 30, "max_runs": 2, "trials": 1,
+            "faults": [{"fault": "replica_crash", "target": "stable-1", "intensities": [0.8]}],
+            "arms": [arm],
+        });
+        std::fs::write(&path, file.to_string()).unwrap();
+        let loaded = load(&path);
+        let _ = std::fs::remove_file(&path);
+        loaded
+    }
+
+    #[test]
+    fn an_approver_parses_with_impactful_as_the_default_class() {
+        let f = load_arm(
+            "ok",
+            json!({"name": "a", "policy": "p.json", "approver": {"name": "oncall", "delay_s": 60}}),
+        )
+        .unwrap();
+        let approver = f.arms[0].approver.as_ref().unwrap();
+        assert_eq!((approver.name.as_str(), approver.delay_s), ("oncall", 60.0));
+        assert_eq!(approver.approve, [SafetyClass::Impactful]);
+        let f = load_arm(
+            "both",
+            json!({"name": "a", "approver": {"name": "o", "delay_s": 0,
+                                            "approve": ["impactful", "destructive"]}}),
+        )
+        .unwrap();
+        assert_eq!(f.arms[0].approver.as_ref().unwrap().approve.len(), 2);
+        assert!(load_arm("none", json!({"name": "a"})).unwrap().arms[0].approver.is_none());
+    }
+
+    #[test]
+    fn bad_approvers_are_refused_with_the_field_named() {
+        let err = |name: &str, arm: Value| load_arm(name, arm).unwrap_err().to_string();
+        let e = err("delay", json!({"name": "a", "approver": {"name": "o", "delay_s": -5}}));
+        assert!(e.contains("arms[0].approver.delay_s"), "{e}");
+        let e = err("nodelay", json!({"name": "a", "approver": {"name": "o"}}));
+        assert!(e.contains("delay_s"), "{e}");
+        let e = err("kind", json!({"name": "a", "approver": {"name": "o", "delay_s": "1m"}}));
+        assert!(e.contains("arms[0].approver.delay_s"), "{e}");
+        let e = err(
+            "class",
+            json!({"name": "a", "approver": {"name": "o", "delay_s": 5, "approve": ["reckless"]}}),
+        );
+        assert!(e.contains("arms[0].approver.approve[0]"), "{e}");
+        let e =
+            err("field", json!({"name": "a", "approver": {"name": "o", "delay_s": 5, "key": "k"}}));
+        assert!(e.contains("key"), "{e}");
+        let e = err("noname", json!({"name": "a", "approver": {"name": "", "delay_s": 5}}));
+        assert!(e.contains("arms[0].approver.name"), "{e}");
+        let e = err(
+            "baseline",
+            json!({"name": "b", "remediate": false, "approver": {"name": "o", "delay_s": 5}}),
+        );
+        assert!(e.contains("arms[0].approver") && e.contains("does not remediate"), "{e}");
+    }
+
+    #[test]
+    fn the_approver_signs_only_plans_made_of_classes_it_approves() {
+        use SafetyClass::{Destructive, Impactful, Safe};
+        let oncall = Approver { name: "o".into(), delay_s: 60.0, approve: impactful_only() };
+        assert!(oncall.signs(&[Impactful]));
+        assert!(oncall.signs(&[Safe, Impactful]));
+        assert!(!oncall.signs(&[Impactful, Destructive]), "never destructive unless listed");
+        assert!(!oncall.signs(&[]), "nothing to sign");
+        let bold = Approver { approve: vec![Impactful, Destructive], ..oncall };
+        assert!(bold.signs(&[Destructive]));
+    }
+
+    #[test]
+    fn the_saved_plan_is_the_chain_through_its_last_plan_byte_for_byte() {
+        let chain = b"{\"kind\":\"observation\"}\n{\"kind\":\"finding\"}\n{\"kind\": \"plan\", \"x\": 1}\n{\"kind\":\"decision\"}\n{\"kind\":\"report\"}\n";
+        let through = chain_through_last_plan(chain);
+        assert!(through.ends_with(b"{\"kind\": \"plan\", \"x\": 1}\n"));
+        assert_eq!(through.split(|b| *b == b'\n').count(), 4, "three lines");
+        assert!(chain.starts_with(&through));
+        assert!(chain_through_last_plan(b"{\"kind\":\"finding\"}\n").is_empty());
+    }
+
+    #[test]
+    fn approval_keys_are_random_and_never_printed() {
+        let (a, b) = (ApprovalKey::random().unwrap(), ApprovalKey::random().unwrap());
+        assert_eq!(a.0.len(), 64);
+        assert!(a.0.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a.0, b.0);
+        assert!(!format!("{a:?}").contains(&a.0));
     }
 
     #[test]
