@@ -46,7 +46,7 @@ complete -c opsg-replay -n "__fish_opsg_replay_using_subcommand campaign" -l csv
 complete -c opsg-replay -n "__fish_opsg_replay_using_subcommand campaign" -l bin-dir -d 'Where the opsg binaries are (default: next to opsg-replay)' -r -F
 complete -c opsg-replay -n "__fish_opsg_replay_using_subcommand campaign" -l work-dir -d 'Keep each trial\'s ledger, state and stderr here (default: a temporary directory, removed)' -r -F
 complete -c opsg-replay -n "__fish_opsg_replay_using_subcommand campaign" -s q -l quiet -d 'No progress bar'
-complete -c opsg-replay -n "__fish_opsg_replay_using_subcommand campaign" -s h -l help -d 'Print help'
+complete -c opsg-replay -n "__fish_opsg_replay_using_subcommand campaign" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c opsg-replay -n "__fish_opsg_replay_using_subcommand help; and not __fish_seen_subcommand_from record campaign help" -f -a "record" -d 'Turn the chain on stdin (a live pipe\'s output) into a new case directory, passing the chain through to stdout unchanged'
 complete -c opsg-replay -n "__fish_opsg_replay_using_subcommand help; and not __fish_seen_subcommand_from record campaign help" -f -a "campaign" -d 'Run a fault campaign against opsg-sim (schemas/campaign.schema.json): each arm x fault x intensity x trial resets the sim, injects the fault, runs the pipe every interval as cron would, and measures time to detect, mitigate and resolve. CSV rows, a summary on stderr'
 complete -c opsg-replay -n "__fish_opsg_replay_using_subcommand help; and not __fish_seen_subcommand_from record campaign help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

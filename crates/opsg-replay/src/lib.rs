@@ -100,6 +100,14 @@ pub enum Sub {
     /// Run a fault campaign against opsg-sim (schemas/campaign.schema.json): each arm x fault x
     /// intensity x trial resets the sim, injects the fault, runs the pipe every interval as cron
     /// would, and measures time to detect, mitigate and resolve. CSV rows, a summary on stderr.
+    ///
+    /// An arm with an `approver` ({"name": "oncall", "delay_s": 60, "approve": ["impactful"]})
+    /// has an on-call human: when a run's decision awaits approval, they answer `delay_s` sim
+    /// seconds later, signing the plan with `opsg-gate approve` under a random per-campaign key
+    /// (passed in OPSG_APPROVAL_KEY, never written down) if every action in it is safe or of a
+    /// class they approve, and the saved plan runs through gate (with the token), exec, verify
+    /// and audit. Their delay counts in the times to mitigate and resolve; the CSV's
+    /// `approvals`, `declined` and `awaiting_s` columns say what they did.
     Campaign {
         /// The campaign file.
         #[arg(value_name = "FILE")]
