@@ -171,9 +171,9 @@ pub struct Trial {
     pub approvals: u32,
     /// Plans the arm's approver declined (an action of a class they do not approve).
     pub declined: u32,
-    /// Sim seconds a plan spent awaiting approval: from each page (the end of a run whose
-    /// decision awaits approval) to the approver's answer, to the end of a later run that no
-    /// longer awaits, or to the end of the trial when nobody answers.
+    /// Sim seconds the arm waited on a human: from each page (the end of a run whose decision
+    /// awaits approval) to the approver's answer, to the end of a later run that acted without
+    /// one, or to the end of the trial when nobody answers.
     pub awaiting_s: f64,
 }
 
@@ -507,17 +507,50 @@ pub fn chain_through_last_plan(chain: &[u8]) -> Vec<u8> {
     chain[..end].to_vec()
 }
 
-/// A plan awaiting approval, as the on-call human sees it: paged when the run ended (sim
-/// seconds since the fault), the latest awaiting run's output in front of them.
+/// A page to the on-call human: sent when a run's decision awaited approval (sim seconds since
+/// the fault), with the latest run's output in front of them when they answer.
 struct Page {
     at: f64,
     chain: Vec<u8>,
 }
 
-/// The approver's answer to a page, read from the awaiting run's saved output as a person
-/// would: when they approve every action of its plan, they sign it with the real
-/// `opsg-gate approve --from` and the saved plan is returned with the token, for gate to read
-/// again; `None` when they decline.
+/// The page after a run that ended at `now` with this decision `verdict` and output `out`. A
+/// run awaiting approval pages the on-call human. Later runs put their output in front of them
+/// without moving their answer: a run that quietly finds no incident does not un-page a person
+/// (a flapping symptom would otherwise keep them from ever answering), but one whose plan ran
+/// without them ends the page, and the time it was open is added to `awaiting_s`.
+fn paged(
+    page: Option<Page>,
+    verdict: Option<&str>,
+    now: f64,
+    out: Vec<u8>,
+    awaiting_s: &mut f64,
+) -> Option<Page> {
+    match (page, verdict) {
+        (None, Some("awaiting_approval")) => Some(Page { at: now, chain: out }),
+        (None, _) => None,
+        (Some(p), Some("approved")) => {
+            *awaiting_s += now - p.at;
+            None
+        }
+        (Some(p), _) => Some(Page { at: p.at, chain: out }),
+    }
+}
+
+/// What the approver does with a page.
+enum Answer {
+    /// The latest run no longer awaits approval (its symptom flapped quiet, or gate blocked it):
+    /// nothing to sign.
+    NothingToSign,
+    /// Its plan has an action of a class they do not approve.
+    Declined,
+    /// Signed: the token, and the saved chain through the plan for gate to read again.
+    Signed(String, PathBuf),
+}
+
+/// The approver's answer to a page, read from the latest run's saved output as a person
+/// would: when it awaits approval and they approve every action of its plan, they sign it with
+/// the real `opsg-gate approve --from`.
 fn answer(
     approver: &Approver,
     key: &ApprovalKey,
@@ -525,8 +558,11 @@ fn answer(
     dir: &Path,
     bins: &Bins,
     log: &Path,
-) -> Result<Option<(String, PathBuf)>> {
+) -> Result<Answer> {
     let recs = records(chain);
+    if !last_of(&recs, "decision").is_some_and(|d| d["body"]["verdict"] == "awaiting_approval") {
+        return Ok(Answer::NothingToSign);
+    }
     let classes: Vec<SafetyClass> = last_of(&recs, "plan")
         .and_then(|p| p["body"]["actions"].as_array())
         .into_iter()
@@ -534,7 +570,7 @@ fn answer(
         .filter_map(|a| serde_json::from_value(a["safety"].clone()).ok())
         .collect();
     if !approver.signs(&classes) {
-        return Ok(None);
+        return Ok(Answer::Declined);
     }
     let saved = dir.join("awaiting.jsonl");
     std::fs::write(&saved, chain).map_err(|e| Error::io(saved.display(), e))?;
@@ -564,7 +600,7 @@ fn answer(
     let plan = dir.join("awaiting-plan.jsonl");
     std::fs::write(&plan, chain_through_last_plan(chain))
         .map_err(|e| Error::io(plan.display(), e))?;
-    Ok(Some((token, plan)))
+    Ok(Answer::Signed(token, plan))
 }
 
 /// Count what a run's records say was done: executed actions by safety class (a destructive
@@ -693,8 +729,9 @@ pub fn trial(
             row.awaiting_s += sim.sim_time()? - t0 - p.at;
             let key = key.ok_or_else(|| Error::internal("an approver without a key"))?;
             match answer(approver, key, &p.chain, &dir, bins, &log)? {
-                None => row.declined += 1,
-                Some((token, plan)) => {
+                Answer::NothingToSign => {}
+                Answer::Declined => row.declined += 1,
+                Answer::Signed(token, plan) => {
                     row.approvals += 1;
                     let env = [
                         (0, opsg_gate::approval::KEY_ENV, key.0.as_str()),
@@ -755,20 +792,8 @@ pub fn trial(
             row.class_correct = fault.expected_class.as_ref().map(|c| *c == row.first_class);
         }
         account(&mut row, &recs, now);
-        // A run awaiting approval pages the on-call human; a later one that still awaits puts
-        // its (newer) plan in front of them without moving their answer; one that no longer
-        // awaits ends the page.
-        let awaiting =
-            last_of(&recs, "decision").is_some_and(|d| d["body"]["verdict"] == "awaiting_approval");
-        page = match (page.take(), awaiting) {
-            (Some(p), true) => Some(Page { at: p.at, chain: out }),
-            (None, true) => Some(Page { at: now, chain: out }),
-            (Some(p), false) => {
-                row.awaiting_s += now - p.at;
-                None
-            }
-            (None, false) => None,
-        };
+        let verdict = last_of(&recs, "decision").and_then(|d| d["body"]["verdict"].as_str());
+        page = paged(page.take(), verdict, now, out, &mut row.awaiting_s);
         verified_fix |= row.outcome == "resolved";
         let (healthy, why) = health_after(&sim.state()?, fault);
         if resolved_now(arm.remediate, &row.outcome, verified_fix, row.time_to_detect_s, healthy) {
@@ -1042,6 +1067,24 @@ mod tests {
         assert!(!oncall.signs(&[]), "nothing to sign");
         let bold = Approver { approve: vec![Impactful, Destructive], ..oncall };
         assert!(bold.signs(&[Destructive]));
+    }
+
+    #[test]
+    fn a_page_stays_open_through_a_quiet_run_and_closes_when_a_plan_runs_without_the_human() {
+        // Regression: a canary regression whose TTFT rule flapped (awaiting, quiet, awaiting)
+        // closed the page at each quiet run, so its approver never answered in the trial.
+        let mut awaiting = 0.0;
+        let page = paged(None, Some("awaiting_approval"), 58.0, b"a".to_vec(), &mut awaiting);
+        let page = paged(page, Some("no_action"), 88.0, b"quiet".to_vec(), &mut awaiting);
+        let page = page.expect("a quiet run does not un-page the human");
+        assert_eq!((page.at, page.chain.as_slice(), awaiting), (58.0, &b"quiet"[..], 0.0));
+        let page =
+            paged(Some(page), Some("awaiting_approval"), 118.0, b"b".to_vec(), &mut awaiting);
+        assert_eq!(page.as_ref().map(|p| p.at), Some(58.0), "the answer is not moved");
+        assert!(paged(page, Some("approved"), 148.0, vec![], &mut awaiting).is_none());
+        assert_eq!(awaiting, 90.0);
+        assert!(paged(None, Some("blocked"), 30.0, vec![], &mut awaiting).is_none());
+        assert!(paged(None, None, 30.0, vec![], &mut awaiting).is_none(), "the baseline");
     }
 
     #[test]
