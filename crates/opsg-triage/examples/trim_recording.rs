@@ -15,14 +15,17 @@ use std::io::{Read, Write};
 
 fn keep(name: &str) -> bool {
     let rules = opsg_triage::Rules::builtin();
-    rules.rules.iter().any(|r| r.signal == name || r.over.as_deref() == Some(name))
-        || matches!(
-            name,
-            "vllm:cache_config_info"
-                | "process_start_time_seconds"
-                | "vllm:num_requests_running"
-                | "vllm:request_success_total"
-        )
+    rules.rules.iter().any(|r| {
+        r.signal == name
+            || r.over.as_deref() == Some(name)
+            || r.peers.as_ref().is_some_and(|p| p.load.iter().any(|l| l == name))
+    }) || matches!(
+        name,
+        "vllm:cache_config_info"
+            | "process_start_time_seconds"
+            | "vllm:num_requests_running"
+            | "vllm:request_success_total"
+    )
 }
 
 fn main() -> std::process::ExitCode {

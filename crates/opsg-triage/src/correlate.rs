@@ -4,10 +4,15 @@
 //!
 //! Each fired rule is one piece of evidence with a *weight* `w` (from the rule: how much that
 //! signal alone says about its class) and a *strength* `s` in [0.6, 1]: 0.6 at the threshold,
-//! rising linearly to 1 when the value is 50% beyond it. A hypothesis' *support* combines its
-//! evidence by noisy-OR, `1 - Π(1 - w·s)`: independent signals that agree raise it, and no single
-//! signal reaches certainty. Symptoms (latency, errors, burn rate) on a target count for every
-//! cause found on that target or its node. Structure then scales the support:
+//! rising linearly to 1 when the value is 50% beyond it. For a rule with `peers` the value is the
+//! target's over its peers' median and the threshold that ratio ([`crate::peers`]):
+//! `itl_above_peers` (weight 0.7, threshold 2) is 0.6 strong at twice the peers' inter-token
+//! latency and full strength at three times. A hypothesis' *support* combines its evidence by
+//! noisy-OR, `1 - Π(1 - w·s)`: independent signals that agree raise it, and no single signal
+//! reaches certainty. Symptoms (latency, errors, burn rate, and a replica far slower than its
+//! peers) on a target count for every cause found on that target or its node. A peer
+//! comparison is never evidence of a canary regression or a traffic surge: it fires only against
+//! replicas with the same config under about the same load. Structure then scales the support:
 //!
 //! - canary regression: a config on the canary that differs from stable's (`config_version`
 //!   label, `config_changed_at` within 24 h, or a different `vllm:cache_config_info`) is one more
@@ -26,7 +31,14 @@
 //!   insufficient-KV lines 0.4 for KV saturation; an engine-dead line 0.5 for a replica down.
 //!   They never raise a hypothesis alone;
 //! - a queue backlog on replicas whose KV cache is saturated ×0.6 (waiting is the symptom);
-//! - network latency without slow scrapes ×0.7; unexplained symptoms give `unknown` ×0.5;
+//! - network latency: slow scrapes (`scrape_slow`, weight 0.6) of a replica with no symptom on
+//!   it ×0.7, so they alone give at most 0.42, too little to act on under a 0.80 policy. A
+//!   symptom on that replica is noisy-OR'd in and lifts the factor: with its inter-token latency
+//!   three times its peers' (`itl_above_peers` at full strength) the support is
+//!   `1 - (1 - 0.6)(1 - 0.7) = 0.88`, at once, before users' latency SLOs are breached.
+//!   Symptoms on a single replica that no cause explains (outside a canary regression) make a
+//!   network-latency hypothesis ×0.7 (the peer rule alone: 0.49) and `unknown` ×0.5;
+//!   unexplained symptoms on several replicas give `unknown` ×0.5 only;
 //! - telemetry: ×(1 − 0.5·stale/total) for everyone; ×0.7 when an implicated target is stale;
 //!   ×0.5 for `replica_down` when every replica is down (the scraper's own network is then the
 //!   likelier fault).
@@ -34,6 +46,7 @@
 //! Confidences are rounded to three decimals. So 0.95 means "one decisive signal or several that
 //! agree, with clean telemetry"; around 0.5 means "one signal, barely over its threshold".
 
+use crate::math::median;
 use crate::rules::{Rule, Rules};
 use crate::signals::{self, is_replica};
 use opsg_core::float::Float;
@@ -55,6 +68,10 @@ pub struct Fired {
     pub target: usize,
     /// Start of the breach (ms).
     pub since_ms: Option<i64>,
+    /// The rule compared the target with its peers ([`crate::peers`]): the target differs from
+    /// replicas with the same config under about the same load, so this is never evidence of a
+    /// config change (canary regression) or of a traffic surge.
+    pub versus_peers: bool,
 }
 
 /// What correlation concluded.
@@ -94,13 +111,30 @@ fn round3(v: f64) -> f64 {
 pub fn evaluate(obs: &ObservationBody, rules: &Rules) -> (Vec<Fired>, Vec<String>) {
     let mut fired = Vec::new();
     let mut notes = Vec::new();
+    let applies = |rule: &Rule| -> Vec<bool> {
+        obs.targets
+            .iter()
+            .map(|t| rule.applies_to != crate::rules::Applies::Replicas || is_replica(t))
+            .collect()
+    };
+    // Peer rules need every target's evaluation before any can be judged.
+    let mut versus_peers: BTreeMap<usize, Vec<signals::Evaluation>> = rules
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.peers.is_some())
+        .map(|(ri, r)| (ri, crate::peers::evaluate(r, obs, &applies(r))))
+        .collect();
     for (ti, target) in obs.targets.iter().enumerate() {
         let replica = is_replica(target);
-        for rule in &rules.rules {
+        for (ri, rule) in rules.rules.iter().enumerate() {
             if rule.applies_to == crate::rules::Applies::Replicas && !replica {
                 continue;
             }
-            let ev = signals::evaluate(rule, target);
+            let ev = match versus_peers.get_mut(&ri) {
+                Some(evs) => std::mem::take(&mut evs[ti]),
+                None => signals::evaluate(rule, target),
+            };
             notes.extend(ev.notes);
             let need = rule.persistence.samples(obs.interval_s);
             let (n, last, since) = signals::trailing_breach(rule, &ev.points);
@@ -123,6 +157,7 @@ pub fn evaluate(obs: &ObservationBody, rules: &Rules) -> (Vec<Fired>, Vec<String
                     score: rule.weight() * strength(rule, value),
                     target: ti,
                     since_ms: since,
+                    versus_peers: rule.peers.is_some(),
                 });
             }
         }
@@ -294,7 +329,9 @@ pub fn correlate(obs: &ObservationBody, rules: &Rules) -> Correlation {
         fired
             .iter()
             .filter(|f| {
-                f.target == i && (f.class.is_none() || f.class.is_some_and(|c| load.contains(&c)))
+                f.target == i
+                    && !f.versus_peers
+                    && (f.class.is_none() || f.class.is_some_and(|c| load.contains(&c)))
             })
             .collect()
     };
@@ -533,16 +570,6 @@ fn kv_per_request(t: &TargetObservation) -> Option<f64> {
     let kv = tail("vllm:kv_cache_usage_perc")?;
     let running = tail("vllm:num_requests_running")?;
     (running >= 1.0).then(|| kv / running)
-}
-
-fn median(values: &[f64]) -> Option<f64> {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
 
 /// What says the canary's config changed.

@@ -8,6 +8,7 @@
 //!
 //! - [`rules`]: the detection rules (built-in defaults, a rules file with a schema);
 //! - [`signals`]: evaluating a rule on a target's compact series;
+//! - [`peers`]: judging a target against the other replicas of its deployment;
 //! - [`snapshot`]: the `--host` and `--gpu` snapshots as targets and series the rules read;
 //! - [`correlate`]: from fired rules to ranked hypotheses, and how confidence is computed;
 //! - [`continuity`]: one incident id across cron runs of the same ongoing problem;
@@ -18,6 +19,7 @@ pub mod continuity;
 pub mod correlate;
 pub mod history;
 pub mod math;
+pub mod peers;
 pub mod rules;
 pub mod signals;
 pub mod snapshot;

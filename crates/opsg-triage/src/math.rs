@@ -82,6 +82,18 @@ pub fn slope(points: &[(i64, f64)]) -> Option<(f64, f64)> {
     Some((b, r2))
 }
 
+/// The median of the finite values (`None` without any): robust to one odd value, which is what
+/// comparing a replica with its peers and the saturated replicas with the fine ones needs.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +135,12 @@ mod tests {
         let (s, r2) = slope(&[(0, 1.0), (1000, 3.0), (2000, 5.0)]).unwrap();
         assert!((s - 2.0).abs() < 1e-9 && (r2 - 1.0).abs() < 1e-9);
         assert!(slope(&[(0, 1.0), (1000, 2.0)]).is_none());
+    }
+
+    #[test]
+    fn median_of_finite_values() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, f64::NAN, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[f64::NAN]), None);
     }
 }

@@ -30,6 +30,9 @@ pub enum Func {
     Ratio,
     /// The `q` quantile of a histogram's bucket increases over `range` samples.
     Quantile,
+    /// The mean of a histogram's observations over `range` samples: the increase of its `_sum`
+    /// over the increase of its `_count` (exact, unlike a quantile interpolated within a bucket).
+    Mean,
     /// The fraction of a histogram's observations above `bound` over `range` samples.
     FractionAbove,
     /// SLO burn rate: the bad fraction (a `ratio` for counters, `fraction_above` for histograms)
@@ -124,6 +127,56 @@ pub enum Applies {
     Replicas,
 }
 
+/// Peer comparison: judge a target's value against the same value on its peers, the other
+/// targets that share its `by` labels (the replicas of one deployment, same role and config),
+/// instead of against a fixed number. The rule's value becomes the target's value over the
+/// peers' median at the same evaluation time, and `threshold` is that ratio (above 1 for `>`,
+/// below 1 for `<`). An evaluation that cannot be compared fairly is not a breach: fewer than
+/// `min_peers` peers with data, a peers' median of 0, both sides below `min_value`, or the
+/// target's own load (each `load` gauge) above `max_load_ratio` times its peers' median.
+///
+/// Why: a fixed latency threshold cannot tell "this replica is slow" from "the fleet is busy";
+/// replicas of one deployment under the same load should serve at the same speed, so one that
+/// is several times slower than its peers has a problem of its own (its node, its GPU, its
+/// network path) even while it is below every absolute SLO threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peers {
+    /// The target labels peers share (a label absent on both counts as shared); a target with
+    /// none of them is not compared. Including `role` and `config_version` keeps a canary
+    /// with a different config from being judged against stable: that is a canary regression.
+    #[serde(default = "default_peer_labels")]
+    pub by: Vec<String>,
+    /// Peers with a value at the same evaluation time needed for a comparison (default 2): with
+    /// one peer, either of the two could be the odd one out.
+    #[serde(default = "default_min_peers")]
+    pub min_peers: u32,
+    /// The larger of the target's value and the peers' median must reach this for the
+    /// evaluation to count (default 0): ratios between tiny values are noise, not a problem.
+    #[serde(default)]
+    pub min_value: f64,
+    /// Load gauges (mean over the evaluation's samples, worst label set); when the target's
+    /// exceeds `max_load_ratio` times its peers' median on any of them, its extra load explains
+    /// the difference and the evaluation does not count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load: Vec<String>,
+    /// See `load` (default 1.5).
+    #[serde(default = "default_max_load_ratio")]
+    pub max_load_ratio: f64,
+}
+
+fn default_peer_labels() -> Vec<String> {
+    vec!["deployment".into(), "role".into(), "config_version".into()]
+}
+
+fn default_min_peers() -> u32 {
+    2
+}
+
+fn default_max_load_ratio() -> f64 {
+    1.5
+}
+
 /// One detection rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,6 +210,9 @@ pub struct Rule {
     /// Samples per evaluation for rate-like functions (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<u32>,
+    /// Compare with the target's peers instead of a fixed value; `threshold` is then a ratio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Peers>,
     /// The comparison.
     pub op: Op,
     /// The threshold.
@@ -189,14 +245,21 @@ impl Rule {
         self.weight.unwrap_or(0.8)
     }
 
-    /// The derived signal name anomalies report (`vllm:time_to_first_token_seconds:p95`).
+    /// The derived signal name anomalies report (`vllm:time_to_first_token_seconds:p95`); with
+    /// `peers`, `/peer_median` is appended, and the anomaly's value is that ratio.
     pub fn signal_name(&self) -> String {
+        let name = self.own_signal_name();
+        if self.peers.is_some() { format!("{name}/peer_median") } else { name }
+    }
+
+    fn own_signal_name(&self) -> String {
         match self.func {
             Func::Value if self.over.is_some() => {
                 format!("{}/{}", self.signal, self.over.as_deref().unwrap_or(""))
             }
             Func::Value => self.signal.clone(),
             Func::Quantile => format!("{}:p{}", self.signal, fmt_q(self.q.unwrap_or(0.95))),
+            Func::Mean => format!("{}:mean", self.signal),
             Func::FractionAbove => {
                 format!("{}:fraction_above_{}", self.signal, self.bound.unwrap_or(0.0))
             }
@@ -344,6 +407,7 @@ fn rule(name: &str, signal: &str, func: Func, op: Op, threshold: f64, n: u32) ->
         over: None,
         mask: None,
         range: None,
+        peers: None,
         op,
         threshold,
         persistence: Persistence::Samples(n),
@@ -694,11 +758,41 @@ impl Rules {
                 Some(C::NetworkLatency),
                 0.6,
             ),
+            with(
+                rule(
+                    "itl_above_peers",
+                    "vllm:inter_token_latency_seconds",
+                    Func::Mean,
+                    Op::Gt,
+                    2.0,
+                    3,
+                ),
+                None,
+                0.7,
+            ),
         ];
         rules.extend(snapshot_rules());
         for r in &mut rules {
             match r.name.as_str() {
                 "replica_down" | "scrape_slow" => r.applies_to = Applies::Replicas,
+                // A replica generating tokens at less than half its peers' speed under the same
+                // load (not the whole deployment: that is load; not a canary with another config:
+                // that is a regression) has a problem of its own. ITL is the purest engine-speed
+                // signal (TPOT and e2e per token add queueing and prefill); a mean of 50 ms or
+                // more is what users notice; 0.7 makes it, with slow scrapes, enough to act on.
+                "itl_above_peers" => {
+                    r.applies_to = Applies::Replicas;
+                    r.peers = Some(Peers {
+                        by: default_peer_labels(),
+                        min_peers: default_min_peers(),
+                        min_value: 0.05,
+                        load: vec![
+                            "vllm:num_requests_running".into(),
+                            "vllm:kv_cache_usage_perc".into(),
+                        ],
+                        max_load_ratio: default_max_load_ratio(),
+                    });
+                }
                 "ttft_p95_high" | "itl_p95_high" | "e2e_p95_high" => r.q = Some(0.95),
                 "error_ratio_high" => r.matchers = bad_reasons(),
                 "availability_burn_fast" => {
@@ -765,7 +859,7 @@ impl Rules {
             }
             let shape = shape_of(&r.signal);
             let need = match r.func {
-                Func::Quantile | Func::FractionAbove => Some(Shape::Histogram),
+                Func::Quantile | Func::FractionAbove | Func::Mean => Some(Shape::Histogram),
                 Func::Rate | Func::Increase | Func::Ratio => Some(Shape::Counter),
                 Func::Value | Func::Growth | Func::Mask => Some(Shape::Gauge),
                 Func::BurnRate => None,
@@ -822,6 +916,48 @@ impl Rules {
                     return bad("mask", format!("rule `{}`: `mask` needs `mask`", r.name));
                 }
                 _ => {}
+            }
+            if let Some(p) = &r.peers {
+                let ratio = if r.op.is_low() {
+                    r.threshold > 0.0 && r.threshold < 1.0
+                } else {
+                    r.threshold > 1.0
+                };
+                if !ratio {
+                    return bad(
+                        "threshold",
+                        format!(
+                            "rule `{}`: with `peers` the threshold is a ratio to the peers' median: above 1 for `>`, in (0, 1) for `<`",
+                            r.name
+                        ),
+                    );
+                }
+                for (j, name) in p.load.iter().enumerate() {
+                    let field = format!("peers.load[{j}]");
+                    match shape_of(name) {
+                        Some(Shape::Gauge) => {}
+                        None if r.custom_metric => {}
+                        None => {
+                            let hint = suggest(name)
+                                .map(|s| format!(" (did you mean `{s}`?)"))
+                                .unwrap_or_default();
+                            return bad(
+                                &field,
+                                format!("rule `{}`: unknown metric `{name}`{hint}", r.name),
+                            );
+                        }
+                        Some(have) => {
+                            return bad(
+                                &field,
+                                format!(
+                                    "rule `{}`: a load signal must be a gauge, not the {} `{name}`",
+                                    r.name,
+                                    if have == Shape::Counter { "counter" } else { "histogram" }
+                                ),
+                            );
+                        }
+                    }
+                }
             }
             if let Persistence::Duration(d) = &r.persistence {
                 opsg_core::time::parse_duration_ms(d).map_err(|e| e.at_field(at("for")))?;

@@ -4,6 +4,9 @@
 //! and histograms are summed before the function is applied (the target's total); gauges take the
 //! worst label set for the rule's direction (the highest for `>`, the lowest for `<`), so one full
 //! filesystem is not averaged away by an empty one.
+//!
+//! A rule with `peers` is evaluated here on each target alone, then compared with its peers by
+//! [`crate::peers`].
 
 use crate::math;
 use crate::rules::{Func, Rule};
@@ -188,6 +191,9 @@ pub fn evaluate(rule: &Rule, target: &TargetObservation) -> Evaluation {
                 .map(|(t, d)| (t, num.get(&t).copied().unwrap_or(0.0) / d / budget))
                 .collect();
         }
+        Func::Mean => {
+            ev.points = histogram_mean(&selected, range);
+        }
         Func::Quantile | Func::FractionAbove | Func::BurnRate | Func::Ratio => {
             ev.points = histogram_eval(rule, target, &selected, range, &mut ev.notes);
         }
@@ -260,6 +266,34 @@ fn histogram_eval(
     out
 }
 
+/// The mean observation of histograms over `range` samples: the summed increase of `_sum` over
+/// the summed increase of `_count` (the `+Inf` bucket when `_count` is missing), per evaluation
+/// time; a count or sum that went down is a reset, and the later point is the increase itself.
+/// No evaluation where nothing was observed.
+fn histogram_mean(selected: &[&Series], range: usize) -> Vec<(i64, f64)> {
+    let mut acc: BTreeMap<i64, (f64, f64)> = BTreeMap::new();
+    for s in selected {
+        let pts: Vec<(i64, f64, f64)> = s
+            .points
+            .iter()
+            .filter_map(|p| {
+                let count = p.count.map(|c| c.0).or_else(|| p.buckets.last().map(|b| b.0))?;
+                let sum = p.sum?.0;
+                (count.is_finite() && sum.is_finite()).then_some((p.t, count, sum))
+            })
+            .collect();
+        for i in range..pts.len() {
+            let (_, c0, s0) = pts[i - range];
+            let (t, c1, s1) = pts[i];
+            let (dc, ds) = if c1 < c0 || s1 < s0 { (c1, s1) } else { (c1 - c0, s1 - s0) };
+            let e = acc.entry(t).or_insert((0.0, 0.0));
+            e.0 += dc;
+            e.1 += ds;
+        }
+    }
+    acc.into_iter().filter(|(_, (c, _))| *c > 0.0).map(|(t, (c, s))| (t, s / c)).collect()
+}
+
 /// The trailing run of breaching evaluations: `(count, value of the last, time the run began)`.
 pub fn trailing_breach(rule: &Rule, points: &[(i64, f64)]) -> (u32, Option<f64>, Option<i64>) {
     let mut n = 0u32;
@@ -273,4 +307,30 @@ pub fn trailing_breach(rule: &Rule, points: &[(i64, f64)]) -> (u32, Option<f64>,
         }
     }
     (n, points.last().map(|p| p.1), since)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn itl(points: &[(i64, f64, f64)]) -> Series {
+        serde_json::from_value(serde_json::json!({
+            "name": "vllm:inter_token_latency_seconds", "type": "histogram", "labels": {},
+            "le": [0.1, "+Inf"],
+            "points": points.iter().map(|(t, count, sum)| serde_json::json!(
+                {"t": t, "count": count, "sum": sum, "buckets": [count, count]})).collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn histogram_mean_is_the_sum_increase_over_the_count_increase() {
+        // 100 tokens at 20 ms, then a restart (the counters start again), then 50 at 80 ms.
+        let s =
+            itl(&[(0, 100.0, 1.0), (5_000, 200.0, 3.0), (10_000, 300.0, 5.0), (15_000, 50.0, 4.0)]);
+        assert_eq!(histogram_mean(&[&s], 1), vec![(5_000, 0.02), (10_000, 0.02), (15_000, 0.08)]);
+        // Nothing observed in a window: no evaluation rather than 0/0.
+        let idle = itl(&[(0, 100.0, 1.0), (5_000, 100.0, 1.0)]);
+        assert!(histogram_mean(&[&idle], 1).is_empty());
+    }
 }
