@@ -9,10 +9,11 @@
 //! before acting, so an inverse restores what was really there.
 //!
 //! The observation also says how loaded each deployment is ([`Load`]: KV cache usage, queued and
-//! running requests, averaged over the window and the deployment's replicas); a traffic shift is
-//! sized from it (see `build`).
+//! running requests, averaged over the window and the deployment's replicas) and how fast work
+//! arrives and is served ([`Rates`], from the `vllm:request_success_total` counters and the queue
+//! gauges); a traffic shift is sized from the first, a scale-up from both (see `build`).
 
-use opsg_core::kinds::observation::ObservationBody;
+use opsg_core::kinds::observation::{ObservationBody, TargetObservation};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -39,6 +40,8 @@ pub struct Deployment {
     pub replica_count: Option<u64>,
     /// How loaded it was over the observation window, when its replicas exposed KV usage.
     pub load: Option<Load>,
+    /// How fast requests arrived and were served, when its replicas exposed the counters.
+    pub rates: Option<Rates>,
 }
 
 /// A deployment's load over the observation window: each of its replicas' series averaged over
@@ -65,8 +68,164 @@ impl Load {
     }
 }
 
+/// How fast requests arrive at a deployment and how fast one of its replicas serves them, from
+/// the observation window. Rates are per second of the observation's clock (its sample
+/// timestamps); a scale-up is sized from their ratio, which does not depend on that clock.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rates {
+    /// Requests arriving at the whole deployment per second over the later half of the window:
+    /// every request that finished (any `finished_reason`) plus the growth of its replicas'
+    /// running and waiting requests. Early in a surge the queue is short but this is already
+    /// the whole demand.
+    pub arrivals_per_s: f64,
+    /// Requests one replica completes per second while it is saturated (requests waiting at both
+    /// ends of a sampling interval), `abort` and `error` not counted: its service capacity.
+    /// `None` when no replica was saturated in any interval, since the completions of a replica
+    /// with spare capacity show its load, not what it can do.
+    pub served_per_replica_s: Option<f64>,
+    /// Growth of the deployment's running and waiting requests per second over the later half of
+    /// the window (negative while the queue drains): how fast the backlog piles up.
+    pub queue_growth_per_s: f64,
+    /// Requests waiting on the deployment's replicas at the end of the window, summed.
+    pub waiting_end: f64,
+    /// Replicas whose counters and gauges the rates come from.
+    pub replicas: u32,
+}
+
+/// Finished reasons that are not work done: a client that gave up, a request that failed.
+const NOT_SERVED: [&str; 2] = ["abort", "error"];
+
+/// One replica's contribution to its deployment's [`Rates`].
+#[derive(Debug, Default)]
+struct ReplicaRates {
+    /// (finished requests, seconds) over the later half of the window.
+    late_finished: f64,
+    late_secs: f64,
+    /// Growth of running + waiting over the later half.
+    late_growth: f64,
+    /// (served requests, seconds) over the intervals it was saturated.
+    saturated_served: f64,
+    saturated_secs: f64,
+    /// Waiting at the last sample.
+    waiting_end: f64,
+}
+
+/// A counter's increase between two samples, a reset (the value went down: a restart) counting
+/// the new value as the increase, as PromQL's `increase` does.
+fn counter_increase(before: f64, after: f64) -> f64 {
+    if after >= before { after - before } else { after }
+}
+
+/// The finite, non-negative points of a target's gauge `name`, summed over label sets per
+/// sample time.
+fn summed(t: &TargetObservation, name: &str) -> BTreeMap<i64, f64> {
+    let mut out = BTreeMap::new();
+    for s in t.series.iter().filter(|s| s.name == name) {
+        for p in &s.points {
+            if let Some(v) = p.v.map(|v| v.0).filter(|v| v.is_finite() && *v >= 0.0) {
+                *out.entry(p.t).or_insert(0.0) += v;
+            }
+        }
+    }
+    out
+}
+
+/// A target's counter series `name`: each label set's points by time, and whether it counts as
+/// work served.
+fn counters(t: &TargetObservation, name: &str) -> Vec<(bool, BTreeMap<i64, f64>)> {
+    t.series
+        .iter()
+        .filter(|s| s.name == name)
+        .map(|s| {
+            let reason = s.labels.get("finished_reason").map_or("", String::as_str);
+            let points = s
+                .points
+                .iter()
+                .filter_map(|p| p.v.map(|v| (p.t, v.0)))
+                .filter(|(_, v)| v.is_finite() && *v >= 0.0)
+                .collect();
+            (!NOT_SERVED.contains(&reason), points)
+        })
+        .collect()
+}
+
+/// A replica's rates, or `None` when it did not expose the completions counter and both queue
+/// gauges at two sample times at least.
+fn replica_rates(t: &TargetObservation) -> Option<ReplicaRates> {
+    let finished = counters(t, "vllm:request_success_total");
+    let waiting = summed(t, "vllm:num_requests_waiting");
+    let running = summed(t, "vllm:num_requests_running");
+    let times: Vec<i64> = waiting
+        .keys()
+        .copied()
+        .filter(|k| running.contains_key(k) && finished.iter().any(|(_, c)| c.contains_key(k)))
+        .collect();
+    if times.len() < 2 {
+        return None;
+    }
+    // Requests finished between two sample times (all of them, or only those served), summed
+    // over the label sets sampled at both.
+    let done = |a: i64, b: i64, served_only: bool| -> f64 {
+        finished
+            .iter()
+            .filter(|(served, _)| *served || !served_only)
+            .filter_map(|(_, c)| Some(counter_increase(*c.get(&a)?, *c.get(&b)?)))
+            .sum()
+    };
+    let in_flight = |k: i64| waiting[&k] + running[&k];
+    let mut out = ReplicaRates { waiting_end: waiting[times.last()?], ..ReplicaRates::default() };
+    let intervals: Vec<(i64, i64)> = times.windows(2).map(|w| (w[0], w[1])).collect();
+    // The later half of the intervals (at least one): the demand now, not as it was before a
+    // surge began.
+    let late = &intervals[intervals.len() / 2..];
+    for &(a, b) in late {
+        out.late_finished += done(a, b, false);
+        out.late_secs += (b - a) as f64 / 1000.0;
+    }
+    if let (Some(&(a, _)), Some(&(_, b))) = (late.first(), late.last()) {
+        out.late_growth = in_flight(b) - in_flight(a);
+    }
+    for &(a, b) in &intervals {
+        if waiting[&a] >= 1.0 && waiting[&b] >= 1.0 {
+            out.saturated_served += done(a, b, true);
+            out.saturated_secs += (b - a) as f64 / 1000.0;
+        }
+    }
+    (out.late_secs > 0.0).then_some(out)
+}
+
+/// Every deployment's [`Rates`] from the observation's `deployment`-labelled targets.
+fn rates(obs: &ObservationBody) -> BTreeMap<String, Rates> {
+    let mut parts: BTreeMap<String, Vec<ReplicaRates>> = BTreeMap::new();
+    for t in &obs.targets {
+        let Some(dep) = t.labels.get("deployment") else { continue };
+        if let Some(r) = replica_rates(t) {
+            parts.entry(dep.clone()).or_default().push(r);
+        }
+    }
+    parts
+        .into_iter()
+        .map(|(dep, rs)| {
+            let arrivals: f64 =
+                rs.iter().map(|r| ((r.late_finished + r.late_growth) / r.late_secs).max(0.0)).sum();
+            let growth: f64 = rs.iter().map(|r| r.late_growth / r.late_secs).sum();
+            let (served, secs) = rs
+                .iter()
+                .fold((0.0, 0.0), |(n, s), r| (n + r.saturated_served, s + r.saturated_secs));
+            let rates = Rates {
+                arrivals_per_s: arrivals,
+                served_per_replica_s: (secs > 0.0 && served > 0.0).then(|| served / secs),
+                queue_growth_per_s: growth,
+                waiting_end: rs.iter().map(|r| r.waiting_end).sum(),
+                replicas: rs.len() as u32,
+            };
+            (dep, rates)
+        })
+        .collect()
+}
+
 /// The window mean of a target's series `name` (finite points only).
-fn window_mean(t: &opsg_core::kinds::observation::TargetObservation, name: &str) -> Option<f64> {
+fn window_mean(t: &TargetObservation, name: &str) -> Option<f64> {
     let values: Vec<f64> = t
         .series
         .iter()
@@ -168,6 +327,11 @@ impl Fleet {
         for (name, load) in loads(obs) {
             if let Some(d) = fleet.deployments.get_mut(&name) {
                 d.load = Some(load);
+            }
+        }
+        for (name, rates) in rates(obs) {
+            if let Some(d) = fleet.deployments.get_mut(&name) {
+                d.rates = Some(rates);
             }
         }
         fleet
@@ -306,6 +470,86 @@ mod tests {
         assert_eq!(l.replicas, 2);
         assert!((l.kv_demand() - 0.9 * (1.0 + 10.0 / 15.0)).abs() < 1e-12);
         assert_eq!(fleet.deployments["canary"].load, None, "a down replica says nothing");
+    }
+
+    fn counter(reason: &str, vs: &[f64]) -> Value {
+        json!({"name": "vllm:request_success_total", "type": "counter",
+               "labels": {"finished_reason": reason},
+               "points": vs.iter().enumerate().map(|(i, v)| json!({"t": i as i64 * 1000, "v": v})).collect::<Vec<_>>()})
+    }
+
+    fn with_counters(mut t: Value, counters: Vec<Value>) -> Value {
+        t["series"].as_array_mut().unwrap().extend(counters);
+        t
+    }
+
+    fn observe(targets: Vec<Value>) -> Fleet {
+        let obs: ObservationBody = serde_json::from_value(json!({
+            "window": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:00:04Z"},
+            "interval_s": 1.0, "targets": targets
+        }))
+        .unwrap();
+        Fleet::from_observation(Some(&obs))
+    }
+
+    #[test]
+    fn rates_are_arrivals_now_and_service_while_saturated() {
+        let kv = [0.9; 5];
+        let run = [10.0; 5];
+        // Four 1 s intervals: 10 served per second, the queue growing by 1 per second.
+        let a = with_counters(
+            target("s-0", "stable", &kv, &[5.0, 6.0, 7.0, 8.0, 9.0], &run),
+            vec![
+                counter("stop", &[0.0, 8.0, 16.0, 24.0, 32.0]),
+                counter("length", &[0.0, 2.0, 4.0, 6.0, 8.0]),
+                counter("abort", &[0.0, 0.0, 0.0, 1.0, 2.0]),
+            ],
+        );
+        // Restarted between the second and third samples (the counter went down): the new
+        // value is the increase, as PromQL counts it. No queue: it says nothing about capacity.
+        let b = with_counters(
+            target("s-1", "stable", &kv, &[0.0; 5], &run),
+            vec![counter("stop", &[100.0, 110.0, 5.0, 15.0, 25.0])],
+        );
+        let r = observe(vec![a, b]).deployments["stable"].rates.unwrap();
+        // Later half: s-0 finished 22 and grew by 2 over 2 s (12/s); s-1 finished 20 (10/s).
+        assert!((r.arrivals_per_s - 22.0).abs() < 1e-9, "{r:?}");
+        assert!((r.queue_growth_per_s - 1.0).abs() < 1e-9, "{r:?}");
+        // Only s-0 was saturated: 40 served (the aborts are not work) over 4 s.
+        assert_eq!(r.served_per_replica_s, Some(10.0), "{r:?}");
+        assert_eq!((r.waiting_end, r.replicas), (9.0, 2));
+    }
+
+    #[test]
+    fn absent_or_idle_counters_give_no_service_rate_and_no_panic() {
+        let kv = [0.5; 5];
+        let run = [4.0; 5];
+        // No completions counter at all: no rates.
+        let bare = observe(vec![target("s-0", "stable", &kv, &[0.0; 5], &run)]);
+        assert_eq!(bare.deployments["stable"].rates, None);
+        // Counters that never move and no queue: nothing arrived, nothing known about capacity.
+        let idle = observe(vec![with_counters(
+            target("s-0", "stable", &kv, &[0.0; 5], &run),
+            vec![counter("stop", &[0.0; 5])],
+        )]);
+        let r = idle.deployments["stable"].rates.unwrap();
+        assert_eq!((r.arrivals_per_s, r.served_per_replica_s), (0.0, None));
+        // One sample only: no interval to measure.
+        let one = observe(vec![with_counters(
+            target("s-0", "stable", &[0.9], &[3.0], &[4.0]),
+            vec![counter("stop", &[7.0])],
+        )]);
+        assert_eq!(one.deployments["stable"].rates, None);
+        // Non-finite samples are skipped, not summed into NaN.
+        let odd = observe(vec![with_counters(
+            target("s-0", "stable", &kv, &[2.0; 5], &run),
+            vec![
+                counter("stop", &[0.0, 5.0, 10.0, 15.0, 20.0]),
+                counter("error", &[-1.0, -1.0, -1.0, -1.0, -1.0]),
+            ],
+        )]);
+        let r = odd.deployments["stable"].rates.unwrap();
+        assert!(r.arrivals_per_s.is_finite() && r.served_per_replica_s == Some(5.0), "{r:?}");
     }
 
     #[test]
