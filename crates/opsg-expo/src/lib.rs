@@ -95,7 +95,9 @@ pub use parse::{
     FamilyInfo, FamilyMeta, MAX_LINE_BYTES, ParseSummary, StreamError, parse, parse_reader,
     parse_with,
 };
-pub use promql::{extrapolated_increase, extrapolated_rate, histogram_quantile, increase, rate};
+pub use promql::{
+    extrapolated_increase, extrapolated_rate, histogram_quantile, increase, quantile, rate,
+};
 pub use selector::{MatchOp, Matcher, Pattern, Selector};
 pub use series::{HistogramSeries, SeriesLabels, SummarySeries, histogram_series, summary_series};
 pub use validate::{Problem, ProblemKind, validate};

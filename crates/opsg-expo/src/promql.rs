@@ -1,5 +1,6 @@
 //! PromQL arithmetic the triage stage needs: `histogram_quantile` exactly as Prometheus computes
-//! it for classic histograms, and counter increase/rate with counter-reset handling.
+//! it for classic histograms, counter increase/rate with counter-reset handling, and the
+//! `quantile` aggregation (a median across replicas).
 
 /// `histogram_quantile(q, buckets)` with exactly PromQL's semantics for classic histograms
 /// (Prometheus `promql/quantile.go`, `BucketQuantile`).
@@ -107,6 +108,28 @@ fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
     diff / abs_sum.min(f64::MAX) < epsilon
 }
 
+/// `quantile(q, values)`, PromQL's aggregation over sample values: the values sorted, the rank
+/// `q * (n - 1)`, linear interpolation between the two values around it (so `q = 0.5` is the
+/// median: the middle value, or the mean of the two middle ones). `q < 0` gives `-Inf`, `q > 1`
+/// `+Inf`, no values NaN. NaN values are skipped (PromQL would sort them in).
+pub fn quantile(q: f64, values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = q * (v.len() - 1) as f64;
+    let (lower, upper) = (rank.floor() as usize, rank.ceil() as usize);
+    let weight = rank - rank.floor();
+    v[lower] * (1.0 - weight) + v[upper] * weight
+}
+
 /// The increase of a counter over `points` (`(timestamp_ms, value)`, sorted by time), with
 /// counter resets handled as PromQL does: a value lower than its predecessor means the counter
 /// restarted from zero, so that step contributes the new value.
@@ -203,6 +226,18 @@ pub fn extrapolated_rate(points: &[(i64, f64)], range_start_ms: i64, range_end_m
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantile_aggregation_interpolates_like_promql() {
+        assert_eq!(quantile(0.5, &[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(quantile(0.5, &[4.0, 1.0, 3.0, 2.0]), 2.5);
+        // rank 0.9 * 4 = 3.6: 4 + 0.6 * (5 - 4).
+        assert!((quantile(0.9, &[1.0, 2.0, 3.0, 4.0, 5.0]) - 4.6).abs() < 1e-12);
+        assert_eq!(quantile(0.5, &[f64::NAN, 7.0]), 7.0);
+        assert!(quantile(0.5, &[]).is_nan());
+        assert_eq!(quantile(-0.1, &[1.0]), f64::NEG_INFINITY);
+        assert_eq!(quantile(1.1, &[1.0]), f64::INFINITY);
+    }
 
     const B: [(f64, f64); 5] =
         [(0.1, 10.0), (0.5, 30.0), (1.0, 40.0), (5.0, 50.0), (f64::INFINITY, 50.0)];

@@ -84,14 +84,11 @@ pub fn slope(points: &[(i64, f64)]) -> Option<(f64, f64)> {
 
 /// The median of the finite values (`None` without any): robust to one odd value, which is what
 /// comparing a replica with its peers and the saturated replicas with the fine ones needs.
+/// PromQL's `quantile(0.5, …)` (`opsg_expo::quantile`).
 pub fn median(values: &[f64]) -> Option<f64> {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    let finite: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    let m = opsg_expo::quantile(0.5, &finite);
+    m.is_finite().then_some(m)
 }
 
 #[cfg(test)]

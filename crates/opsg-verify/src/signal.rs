@@ -3,6 +3,9 @@
 //! Signal names are the ones triage reports (`schemas/plan.schema.json`, `expected_effect`):
 //!
 //! - `up`: 1 when every matching target answered every sample, else 0;
+//! - `scrape_duration_seconds` (triage's `scrape_slow`): how long a target took to answer, the
+//!   median of its successful samples in the window (one slow answer is not a slow path), the
+//!   slowest target;
 //! - a metric name (`vllm:kv_cache_usage_perc`, `vllm:num_requests_waiting`): the last sample of
 //!   the worst label set and the worst target for the direction (the highest when it should
 //!   decrease, the lowest when it should increase), so one hot replica is not averaged away;
@@ -24,6 +27,8 @@ use opsg_core::kinds::observation::{Series, TargetObservation, TargetStatus};
 pub enum Signal {
     /// Scrape success.
     Up,
+    /// How long a scrape took (s): the scrape itself, not a series the target exposes.
+    ScrapeDuration,
     /// A gauge (or a counter's raw value).
     Value(String),
     /// A histogram quantile over the window.
@@ -44,6 +49,9 @@ pub fn parse(name: &str) -> Signal {
     let name = name.trim();
     if name == "up" {
         return Signal::Up;
+    }
+    if name == "scrape_duration_seconds" {
+        return Signal::ScrapeDuration;
     }
     if let Some(inner) = name.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {
         return Signal::Rate(inner.to_string());
@@ -128,6 +136,25 @@ pub fn measure(signal: &Signal, targets: &[&TargetObservation], higher_is_worse:
                     && t.samples.iter().all(|s| s.status == TargetStatus::Up)
             });
             Measured::Value(if all_up { 1.0 } else { 0.0 })
+        }
+        Signal::ScrapeDuration => {
+            let slowest = targets
+                .iter()
+                .filter_map(|t| {
+                    let secs: Vec<f64> = t
+                        .samples
+                        .iter()
+                        .filter(|s| s.status == TargetStatus::Up && s.duration_ms.is_finite())
+                        .map(|s| s.duration_ms / 1000.0)
+                        .collect();
+                    let m = opsg_expo::quantile(0.5, &secs);
+                    m.is_finite().then_some(m)
+                })
+                .reduce(f64::max);
+            slowest.map_or_else(
+                || Measured::Missing("no successful scrape to time".into()),
+                Measured::Value,
+            )
         }
         Signal::Value(name) => {
             let mut worst: Option<f64> = None;
@@ -298,6 +325,26 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn scrape_duration_is_the_median_answer_time_of_the_slowest_target() {
+        // Regression test: a slow network path's fix (triage's `scrape_slow`) was planned with
+        // this effect, and verify had no series of that name, so it was never confirmed.
+        assert_eq!(parse("scrape_duration_seconds"), Signal::ScrapeDuration);
+        let timed = |name: &str, ms: &[f64]| {
+            let mut t = target(name, "stable", vec![]);
+            let one = t.samples[0].clone();
+            t.samples = ms.iter().map(|d| SampleInfo { duration_ms: *d, ..one.clone() }).collect();
+            t
+        };
+        let fast = timed("stable-0", &[20.0, 900.0, 30.0]);
+        let slow = timed("stable-1", &[1600.0, 1700.0, 1650.0]);
+        assert_eq!(measure(&Signal::ScrapeDuration, &[&fast], true), Measured::Value(0.03));
+        assert_eq!(measure(&Signal::ScrapeDuration, &[&fast, &slow], true), Measured::Value(1.65));
+        let mut down = timed("stable-2", &[5.0]);
+        down.samples[0].status = TargetStatus::Down;
+        assert!(matches!(measure(&Signal::ScrapeDuration, &[&down], true), Measured::Missing(_)));
     }
 
     #[test]
