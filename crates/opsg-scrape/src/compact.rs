@@ -304,7 +304,7 @@ impl SeriesSet {
 }
 
 /// A payload reduced: how it was read and what it held.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Reduced {
     /// The format it was parsed as.
     pub format: opsg_expo::Format,
@@ -325,6 +325,20 @@ pub fn reduce(bytes: &[u8], content_type: Option<&str>, at: i64, keep: &Keep) ->
         readings(&expo, at, keep)
     });
     Reduced { format, media_type, readings }
+}
+
+impl Reduced {
+    /// The same payload reduced at sample time `at` instead: what [`reduce`] returns for the same
+    /// bytes and `at`, without parsing them again. `at` is only the time of the points whose
+    /// exposition carried no timestamp of its own (`exposed_at`), so only those change.
+    pub fn at(mut self, at: i64) -> Reduced {
+        if let Ok(readings) = &mut self.readings {
+            for r in readings.iter_mut().filter(|r| r.exposed_at.is_none()) {
+                r.point.t = at;
+            }
+        }
+        self
+    }
 }
 
 /// One target's part of a page that holds many ([`reduce_split`]).
@@ -550,6 +564,26 @@ mod tests {
 
     fn find<'r>(readings: &'r [Reading], name: &str) -> Vec<&'r Reading> {
         readings.iter().filter(|r| r.key.name == name).collect()
+    }
+
+    /// Guards the reuse of a replay's reduced payload across samples: re-timed, it must be what
+    /// reducing the same bytes at the other time gives, timestamped samples (kept) included.
+    #[test]
+    fn a_reduced_payload_retimed_equals_the_payload_reduced_at_that_time() {
+        let stamped = "# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting 1 500\n\
+            # TYPE vllm:num_requests_running gauge\nvllm:num_requests_running 4\n\
+            # TYPE vllm:e2e_request_latency_seconds histogram\n\
+            vllm:e2e_request_latency_seconds_bucket{le=\"1\"} 1 700\n\
+            vllm:e2e_request_latency_seconds_bucket{le=\"+Inf\"} 2 700\n\
+            vllm:e2e_request_latency_seconds_sum 3 700\nvllm:e2e_request_latency_seconds_count 2 700\n";
+        for payload in [fixture("vllm_metrics_v0_opt125m_datadog.txt"), stamped.into()] {
+            let ct = Some("text/plain; version=0.0.4");
+            let at_1000 = reduce(&payload, ct, 1_000, &Keep::default());
+            let at_9000 = reduce(&payload, ct, 9_000, &Keep::default());
+            assert!(at_1000.readings.as_ref().is_ok_and(|r| !r.is_empty()));
+            assert_ne!(at_1000, at_9000);
+            assert_eq!(at_1000.at(9_000), at_9000);
+        }
     }
 
     #[test]
