@@ -15,9 +15,11 @@
 //! | `cleanup_node` | `node` | none: what it deletes is gone (it moves no replica and no traffic) |
 //! | `escalate` | `reason`, `summary` | none |
 //!
-//! How many replicas a scale-up adds: a step that sets `max_delta` is sized from the observed
-//! queue ([`size_scale`]: the in-flight demand over what one replica holds, at most `max_delta`
-//! and the free GPUs); without it, or with no queue observed, it adds its fixed `delta`.
+//! How many replicas a scale-up adds: a step that sets `max_delta` is sized from the evidence
+//! ([`size_scale`]: the arrival rate over what a saturated replica serves, at 80% utilisation,
+//! plus what clears the queue as fast as it grew; from the queue alone when the rates are not
+//! observed), at most `max_delta` and the free GPUs; without `max_delta`, or with neither rates
+//! nor a queue observed, it adds its fixed `delta`.
 //!
 //! How much traffic a shift moves: a step that sets `target_usage` is sized from the observed
 //! load ([`size_shift`]: the saturated deployment's KV usage and queue against its peers'
@@ -146,7 +148,7 @@ pub fn size_shift(
     }))
 }
 
-/// A scale-up sized from the observed queue.
+/// A scale-up sized from the evidence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScaleSize {
     /// Replicas to add.
@@ -157,16 +159,78 @@ pub struct ScaleSize {
     pub basis: String,
 }
 
-/// Size a scale-up of `d` (now `now` replicas) from its queue, by Little's law: a saturated
-/// replica holds `running` requests in flight, so the demand in flight, `now x (running +
-/// waiting)`, needs `now x (running + waiting) / running` replicas to be admitted at once (the
-/// queue then drains in about one request's lifetime instead of growing). It adds at most
-/// `max_delta` (the step's bound, which the gate's blast radius bounds again) and no more than
-/// `free_gpus` when the fleet state lists them.
+/// The utilisation a scale-up sizes for: replicas busy 80% of the time leave a fifth of their
+/// capacity to absorb bursts and to drain a queue that stopped growing, without the latency of a
+/// fleet run at its limit.
+pub const TARGET_UTILIZATION: f64 = 0.8;
+
+/// Replicas needed for the demand, and why, from the deployment's [`Rates`]: `None` when the
+/// arrival rate or a saturated replica's service rate was not observed.
 ///
-/// `Ok(None)`: no queue was observed (or no load at all), so the evidence cannot size it and
-/// the caller falls back to the step's fixed `delta`. `Err`: no GPU is free, so a scale-up
-/// would be refused.
+/// The model: requests arrive at `λ` per second (completions plus the growth of what is in
+/// flight, over the later half of the window, so a surge that has only begun is already sized
+/// for its whole demand) and a saturated replica serves `μ` per second; `λ / (μ × 0.8)` replicas
+/// carry the arrivals at [`TARGET_UTILIZATION`], and the queue growth `g` (`λ` minus what the
+/// replicas serve now) over `μ` replicas more clear the backlog about as fast as it piled up.
+/// Both rates come from the same clock, so their ratio holds whatever clock stamped the samples.
+/// A replica with spare capacity says nothing about what it can serve (its completions are its
+/// load), and `vllm:e2e_request_latency_seconds` by Little's law gives throughput at the current
+/// concurrency, not capacity: without a saturated interval the caller falls back to the queue.
+///
+/// [`Rates`]: crate::fleet::Rates
+fn demand_size(d: &Deployment, now: u64) -> Option<(u64, String)> {
+    let r = d.rates?;
+    let served = r.served_per_replica_s.filter(|m| m.is_finite() && *m > 0.0)?;
+    let arrivals = r.arrivals_per_s;
+    if !arrivals.is_finite() || arrivals <= 0.0 || !r.queue_growth_per_s.is_finite() {
+        return None;
+    }
+    let carry = arrivals / (served * TARGET_UTILIZATION);
+    let growth = r.queue_growth_per_s.max(0.0);
+    let drain = growth / served;
+    // A hair below an integer is that integer: 6.000000001 replicas are 6, not 7.
+    let needed = ((carry + drain) - 1e-6).ceil().max(1.0) as u64;
+    let mut basis = format!(
+        "`{}` takes {arrivals:.1} requests/s and a saturated replica serves {served:.1}/s, so {carry:.1} replicas carry it at {:.0}% utilisation",
+        d.name,
+        TARGET_UTILIZATION * 100.0
+    );
+    if drain >= 0.05 {
+        basis.push_str(&format!(
+            " and {drain:.1} more clear its queue as fast as it grew ({growth:.1}/s)"
+        ));
+    }
+    basis.push_str(&format!(": {needed} replicas for {now} now"));
+    Some((needed, basis))
+}
+
+/// Replicas needed to admit the whole queue at once, by Little's law, and why: `None` without a
+/// queue. A saturated replica holds `running` requests in flight, so the demand in flight,
+/// `now x (running + waiting)`, needs `now x (running + waiting) / running` replicas. It overstates
+/// a backlog that would drain anyway, so it is the fallback when the rates are not observed.
+fn queue_size(d: &Deployment, now: u64) -> Option<(u64, String)> {
+    let load = d.load?;
+    if load.waiting < 1.0 {
+        return None;
+    }
+    let per_replica = load.running.max(1.0);
+    let needed = (now as f64 * (per_replica + load.waiting) / per_replica).ceil() as u64;
+    let basis = format!(
+        "`{}` has {:.0} waiting and {:.0} running per replica on {now}, so about {needed} replicas would admit its whole queue (no arrival or service rate observed)",
+        d.name, load.waiting, load.running
+    );
+    Some((needed, basis))
+}
+
+/// Size a scale-up of `d` (now `now` replicas) from the evidence: from the demand (see
+/// [`demand_size`]) when arrival and service rates were observed, else from the queue (see
+/// [`queue_size`]). It adds at least one, at most `max_delta` (the step's bound against a
+/// mismeasured demand, which the gate's blast radius bounds again) and no more than `free_gpus`
+/// when the fleet state lists them.
+///
+/// `Ok(None)`: neither rates nor a queue were observed, so the evidence cannot size it and the
+/// caller falls back to the step's fixed `delta`. `Err`: no GPU is free, so a scale-up would be
+/// refused.
 pub fn size_scale(
     d: &Deployment,
     now: u64,
@@ -176,12 +240,9 @@ pub fn size_scale(
     if free_gpus == Some(0) {
         return Err(format!("no free GPU to add a replica of `{}` on", d.name));
     }
-    let Some(load) = d.load else { return Ok(None) };
-    if load.waiting < 1.0 {
+    let Some((needed, why)) = demand_size(d, now).or_else(|| queue_size(d, now)) else {
         return Ok(None);
-    }
-    let per_replica = load.running.max(1.0);
-    let needed = (now as f64 * (per_replica + load.waiting) / per_replica).ceil() as u64;
+    };
     let wanted = needed.saturating_sub(now).max(1);
     let mut delta = wanted.min(max_delta.max(1));
     let mut bound = if delta < wanted { "the step's max_delta" } else { "all it needs" };
@@ -191,10 +252,26 @@ pub fn size_scale(
         delta = free;
         bound = "the free GPUs";
     }
-    let mut basis = format!(
-        "scale-up sized from the evidence: `{}` has {:.0} waiting and {:.0} running per replica on {now}, so about {needed} replicas would admit its whole queue; adding {delta} ({bound})",
-        d.name, load.waiting, load.running
-    );
+    let mut basis = format!("scale-up sized from the evidence: {why}; adding {delta} ({bound})");
+    if let Some(r) = d.rates
+        && let Some(served) = r.served_per_replica_s.filter(|m| m.is_finite() && *m > 0.0)
+        && r.waiting_end >= 1.0
+        && r.replicas > 0
+        && delta == wanted
+    {
+        // What the scale-up should achieve, when it is all the demand needs: the queue drains
+        // at what the grown deployment serves beyond the arrivals, and no faster than each old
+        // replica works off its own queue (a router does not move queued requests).
+        let surplus = (now + delta) as f64 * served - r.arrivals_per_s;
+        if surplus > 0.0 {
+            let secs =
+                (r.waiting_end / surplus).max(r.waiting_end / f64::from(r.replicas) / served);
+            basis.push_str(&format!(
+                "; its {:.0} waiting requests should then drain in about {secs:.0} s",
+                r.waiting_end
+            ));
+        }
+    }
     if let Some(free) = free_gpus
         && needed > now + free
     {
@@ -668,7 +745,7 @@ impl<'a> Context<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::Load;
+    use crate::fleet::{Load, Rates};
     use opsg_core::kinds::finding::{FindingStatus, IncidentClass, Method};
 
     fn dep(name: &str, weight: f64, replicas: u64, load: Option<(f64, f64, f64)>) -> Deployment {
@@ -865,6 +942,103 @@ mod tests {
         let idle = dep("stable", 0.9, 3, Some((0.5, 0.0, 20.0)));
         assert_eq!(size_scale(&idle, 3, 4, None), Ok(None));
         assert_eq!(size_scale(&dep("stable", 0.9, 3, None), 3, 4, None), Ok(None));
+    }
+
+    fn with_rates(
+        mut d: Deployment,
+        arrivals: f64,
+        served: Option<f64>,
+        growth: f64,
+    ) -> Deployment {
+        let replicas = d.replicas.len() as u32;
+        let waiting = d.load.map_or(0.0, |l| l.waiting) * f64::from(replicas);
+        d.rates = Some(Rates {
+            arrivals_per_s: arrivals,
+            served_per_replica_s: served,
+            queue_growth_per_s: growth,
+            waiting_end: waiting,
+            replicas,
+        });
+        d
+    }
+
+    #[test]
+    fn a_young_surge_is_sized_to_its_demand_not_its_short_queue() {
+        // Regression: a 3.4x surge seen 30 s in had a short queue, so the queue alone asked for
+        // one replica more (or four, once it had grown), and the fleet needed two scale-ups a
+        // cron interval apart to catch up. Its arrival rate already showed the whole demand.
+        let young = dep("stable", 0.9, 3, Some((0.95, 5.0, 40.0)));
+        let queue_only = size_scale(&young, 3, 8, Some(12)).unwrap().unwrap();
+        assert_eq!(queue_only.delta, 1, "{queue_only:?}");
+        let d = with_rates(young, 36.7, Some(7.0), 15.7);
+        let size = size_scale(&d, 3, 8, Some(12)).unwrap().unwrap();
+        // 36.7 / (7 x 0.8) = 6.55 replicas carry it, 15.7 / 7 = 2.24 more clear the queue.
+        assert_eq!((size.needed, size.delta), (9, 6), "{size:?}");
+        assert!(size.basis.contains("36.7 requests/s"), "{}", size.basis);
+        assert!(size.basis.contains("7.0/s"), "{}", size.basis);
+        assert!(size.basis.contains("80% utilisation"), "{}", size.basis);
+        assert!(size.basis.contains("as fast as it grew"), "{}", size.basis);
+        assert!(size.basis.contains("all it needs"), "{}", size.basis);
+        assert!(size.basis.contains("should then drain in about 1 s"), "{}", size.basis);
+    }
+
+    #[test]
+    fn a_small_surge_is_not_over_provisioned() {
+        // A fifth over capacity with a queue that grows slowly: two replicas, not the bound.
+        let d = with_rates(dep("stable", 0.9, 3, Some((0.9, 12.0, 44.0))), 25.0, Some(7.0), 1.0);
+        let size = size_scale(&d, 3, 8, Some(12)).unwrap().unwrap();
+        // 25 / 5.6 = 4.46, + 1 / 7 = 0.14: 5 replicas.
+        assert_eq!((size.needed, size.delta), (5, 2), "{size:?}");
+        // A queue that stopped growing on a deployment with headroom: at least one more.
+        let flat = with_rates(dep("stable", 0.9, 6, Some((0.8, 3.0, 30.0))), 20.0, Some(7.0), 0.0);
+        let size = size_scale(&flat, 6, 8, None).unwrap().unwrap();
+        assert_eq!((size.needed, size.delta), (4, 1), "{size:?}");
+        assert!(!size.basis.contains("as fast as it grew"), "no growth to clear: {}", size.basis);
+        // Exactly at an integer is that integer.
+        let exact = with_rates(dep("stable", 0.9, 3, Some((0.9, 5.0, 40.0))), 44.8, Some(7.0), 0.0);
+        assert_eq!(size_scale(&exact, 3, 8, None).unwrap().unwrap().needed, 8);
+    }
+
+    #[test]
+    fn a_demand_sized_scale_up_is_bounded_by_max_delta_and_the_free_gpus() {
+        let d = with_rates(dep("stable", 0.9, 3, Some((0.98, 200.0, 40.0))), 40.0, Some(7.0), 19.0);
+        let size = size_scale(&d, 3, 8, Some(12)).unwrap().unwrap();
+        assert_eq!((size.needed, size.delta), (10, 7), "{size:?}");
+        let size = size_scale(&d, 3, 4, Some(12)).unwrap().unwrap();
+        assert_eq!(size.delta, 4);
+        assert!(size.basis.contains("the step's max_delta"), "{}", size.basis);
+        assert!(!size.basis.contains("should then drain"), "a bounded step promises no drain");
+        let size = size_scale(&d, 3, 8, Some(3)).unwrap().unwrap();
+        assert_eq!(size.delta, 3);
+        assert!(size.basis.contains("the free GPUs"), "{}", size.basis);
+        assert!(size.basis.contains("a person must decide"), "10 > 3 + 3: {}", size.basis);
+        assert!(size_scale(&d, 3, 8, Some(0)).unwrap_err().contains("no free GPU"));
+    }
+
+    #[test]
+    fn without_rates_a_scale_up_falls_back_to_the_queue() {
+        let base = dep("stable", 0.9, 3, Some((0.98, 140.0, 45.0)));
+        let from_queue = size_scale(&base, 3, 8, None).unwrap().unwrap();
+        assert_eq!(from_queue.needed, 13, "{from_queue:?}");
+        assert!(from_queue.basis.contains("no arrival or service rate"), "{}", from_queue.basis);
+        // No saturated interval (no service rate), no arrivals, or figures that are not numbers:
+        // the queue decides, and nothing panics or turns into NaN.
+        for (arrivals, served, growth) in [
+            (36.7, None, 15.7),
+            (0.0, Some(7.0), 0.0),
+            (36.7, Some(0.0), 15.7),
+            (f64::NAN, Some(7.0), 1.0),
+            (f64::INFINITY, Some(7.0), 1.0),
+            (36.7, Some(f64::NAN), 1.0),
+            (36.7, Some(7.0), f64::NAN),
+        ] {
+            let d = with_rates(base.clone(), arrivals, served, growth);
+            let size = size_scale(&d, 3, 8, None).unwrap().unwrap();
+            assert_eq!(size, from_queue, "{arrivals} {served:?} {growth}");
+        }
+        // Neither rates nor a queue: the step's fixed delta.
+        let idle = with_rates(dep("stable", 0.9, 3, Some((0.5, 0.0, 20.0))), 10.0, None, 0.0);
+        assert_eq!(size_scale(&idle, 3, 8, None), Ok(None));
     }
 
     #[test]

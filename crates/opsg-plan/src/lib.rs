@@ -41,10 +41,13 @@ const LONG_ABOUT: &str =
     "Reads the record stream on stdin and turns the last finding's leading hypothesis into an \
 ordered plan of typed actions from the catalog (built-in, or --catalog FILE): shift_traffic, \
 set_deployment_status, rollback_config, restart_replica, scale_replicas, cordon_node, drain_node, \
-cleanup_node, and escalate when nothing safe applies. Shifts and scale-ups are sized from the \
-observed load (KV usage and queue; at most the step's max_share / max_delta and the free GPUs). Each action carries its parameters, safety class (safe / impactful / \
-destructive, never below the action type's floor), blast radius (replicas and traffic share \
-touched), the expected effect opsg-verify checks, and its inverse with the prior state it needs.
+cleanup_node, and escalate when nothing safe applies. Shifts are sized from the observed KV \
+usage and queue, scale-ups from the demand (the arrival rate over what a saturated replica \
+serves, at 80% utilisation, plus what clears the queue as fast as it grew; from the queue when \
+no rates are observed); at most the step's max_share / max_delta and the free GPUs. Each action \
+carries its parameters, safety class (safe / impactful / destructive, never below the action \
+type's floor), blast radius (replicas and traffic share touched), the expected effect \
+opsg-verify checks, and its inverse with the prior state it needs.
 
 Prior state comes from the observation's target labels (weight, replicas, config_version, \
 previous_config_version, status) or, better, --fleet-state FILE (a GET /state snapshot of the \
