@@ -1042,6 +1042,37 @@ mod tests {
     }
 
     #[test]
+    fn a_surge_plan_adds_what_the_demand_needs_in_one_step() {
+        let catalog = Catalog::builtin();
+        let stable =
+            with_rates(dep("stable", 0.9, 3, Some((0.97, 60.0, 40.0))), 36.7, Some(7.0), 15.7);
+        let mut fleet = fleet(vec![stable, dep("canary", 0.1, 1, Some((0.4, 0.0, 14.0)))]);
+        fleet.free_gpus = Some(12);
+        let mut finding = finding("stable-0");
+        finding.class = IncidentClass::TrafficSurge;
+        let ctx = Context::new(&finding, &fleet, &catalog);
+        let surge = catalog.candidates(IncidentClass::TrafficSurge);
+        let scale = ctx.build_step(0, &surge[0].steps[0]).unwrap();
+        assert_eq!(scale.params["replicas"], json!(9), "3 + 6 in one step");
+        assert_eq!(scale.inverse.unwrap().params["replicas"], json!(3));
+        assert_eq!(scale.blast_radius.replicas, 6);
+        assert_eq!(scale.safety, SafetyClass::Safe);
+        let effect = scale.expected_effect.unwrap();
+        assert_eq!(
+            (effect.signal.as_str(), effect.direction.as_str()),
+            ("vllm:num_requests_waiting", "decrease")
+        );
+        let notes = ctx.take_notes();
+        assert!(notes[0].contains("carry it at 80% utilisation"), "{notes:?}");
+        // 60 waiting on each of 3 replicas, each served at 7/s: 9 s (the 9 replicas' surplus
+        // over the arrivals, 26.3/s, would clear the 180 in 7 s).
+        assert!(
+            notes[0].contains("its 180 waiting requests should then drain in about 9 s"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
     fn a_saturated_stable_scales_up_instead_of_pouring_onto_a_small_canary() {
         // Regression: the planner moved what one small canary's headroom took off three
         // saturated stable replicas, which verification then found too small to relieve them.

@@ -250,7 +250,7 @@ impl Catalog {
             plan(
                 "kv-scale-up",
                 C::KvCacheSaturation,
-                "add replicas to the saturated deployment (as many as admit its queue, at most 4): a shift would only move the saturation onto peers without the headroom for it",
+                "add replicas to the saturated deployment (as many as its demand needs, at most 4): a shift would only move the saturation onto peers without the headroom for it",
                 vec![step(
                     A::ScaleReplicas,
                     S::AffectedDeployment,
@@ -261,7 +261,7 @@ impl Catalog {
             plan(
                 "backlog-scale-up",
                 C::QueueBacklog,
-                "add replicas where requests queue (as many as admit the queue, at most 4)",
+                "add replicas where requests queue (as many as the demand needs, at most 4)",
                 vec![step(
                     A::ScaleReplicas,
                     S::AffectedDeployment,
@@ -280,14 +280,21 @@ impl Catalog {
                     waiting.clone(),
                 )],
             ),
+            // A surge gets a larger bound than a backlog or a KV saturation: triage has seen the
+            // arrivals grow across the fleet, so capacity is the fix, and a 3.4x surge on three
+            // replicas needs about seven more; two steps of four cost a cron interval each while
+            // the queue keeps growing. Eight is half of a 16-GPU fleet: still a bound against a
+            // mismeasured demand, and the gate's blast radius bounds it again. A backlog or a KV
+            // saturation can have causes more replicas do not fix (a slow replica, long
+            // contexts), so they keep four.
             plan(
                 "surge-scale-up",
                 C::TrafficSurge,
-                "add capacity to the busiest deployment (as many replicas as admit its queue, at most 4; two when no queue is observed)",
+                "add capacity to the busiest deployment in one step: as many replicas as carry its arrivals at 80% utilisation and clear its queue as fast as it grew, at most 8 (a surge is more demand, so capacity is the fix; two when neither rates nor a queue are observed)",
                 vec![step(
                     A::ScaleReplicas,
                     S::AffectedDeployment,
-                    &[("delta", 2.0), ("max_delta", 4.0)],
+                    &[("delta", 2.0), ("max_delta", 8.0)],
                     waiting,
                 )],
             ),
