@@ -284,18 +284,18 @@ fn weights(state: &Value) -> Value {
 fn kv_saturation_on_the_canary_is_resolved_by_a_shift_sized_from_the_evidence_and_a_rerun_runs_nothing_twice()
  {
     let permissive = policy(Policy { min_confidence: 0.5, require_approval: &["destructive"] });
-    let i = Incident::run("kv_cache_saturation", "canary", 0.9, permissive);
+    let i = Incident::run("kv_cache_saturation", "canary", 0.3, permissive);
     let outcome = records_tell_the_truth(&i.sim, &i.out, &i.dir, 0);
     assert_eq!(i.body("finding")["class"], "kv_cache_saturation", "{}", i.out.stderr);
     let a = i.first_action();
     assert_eq!(a["action"], "shift_traffic", "{a}");
     assert_eq!(a["target"], "canary");
     assert_eq!(a["prior_state"]["weights"], json!({"canary": 0.1, "stable": 0.9}));
-    // Sized from the canary's KV usage and queue, not a fixed fifth: nearly all of its traffic.
+    // Sized from the canary's KV usage and queue, not a fixed fifth: most of its traffic.
     let rationale = i.body("plan")["rationale"].as_str().unwrap().to_string();
     assert!(rationale.contains("shift sized from the evidence"), "{rationale}");
     let moved = a["blast_radius"]["traffic_share"].as_f64().unwrap();
-    assert!(moved > 0.09 && moved <= 0.1, "moved {moved} of the route: {rationale}");
+    assert!(moved > 0.05 && moved <= 0.1, "moved {moved} of the route: {rationale}");
     assert_eq!(i.body("decision")["verdict"], "approved");
     assert_eq!(outcome, "resolved", "{}\n{}", i.body("verification"), i.out.stderr);
     let check = &i.body("verification")["checks"][0];

@@ -6,7 +6,8 @@ use super::*;
 /// The faults that can be injected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FaultKind {
-    /// A deployment's KV cache fills (long-context burst, smaller cache): preemption storm.
+    /// A deployment's request mix shifts to long contexts and long generations: each sequence
+    /// holds about three times the KV, the cache fills, requests are preempted and queue.
     KvCacheSaturation,
     /// Fleet-wide arrival rate jumps: queue backlog.
     TrafficSurge,
@@ -109,6 +110,9 @@ pub struct Fault {
     pub gpu: Option<u32>,
     /// Config version that was active before a canary regression.
     pub previous_version: Option<u32>,
+    /// A KV-saturation target's traffic share when the burst began: as its weight drops below
+    /// this, the burst's requests go to the other deployments instead (the router moves them).
+    pub share_at_start: Option<f64>,
     /// Config version the regression introduced.
     pub bad_version: Option<u32>,
     /// Sim time at which the fault ends by itself (a transient incident), if it does.
@@ -184,6 +188,7 @@ impl Fleet {
             node: None,
             gpu: None,
             previous_version: None,
+            share_at_start: None,
             bad_version: None,
             ends_at,
         };
@@ -256,7 +261,11 @@ impl Fleet {
                 fault.bad_version = Some(dep.config_version);
                 self.rollout(&target);
             }
-            FaultKind::KvCacheSaturation | FaultKind::TrafficSurge => {}
+            FaultKind::KvCacheSaturation => {
+                fault.share_at_start =
+                    self.traffic_shares().get(&target).copied().filter(|s| *s > 0.0);
+            }
+            FaultKind::TrafficSurge => {}
         }
         let out = fault_json(&fault, self.cfg.epoch);
         self.faults.push(fault);
@@ -359,14 +368,6 @@ impl Fleet {
             _ => true,
         });
     }
-}
-
-pub(super) fn kv_factor(faults: &[Fault], deployment: &str) -> f64 {
-    faults
-        .iter()
-        .filter(|f| f.kind == FaultKind::KvCacheSaturation && f.target == deployment)
-        .map(|f| 1.0 - 0.6 * f.intensity)
-        .fold(1.0, f64::min)
 }
 
 pub(super) fn fault_json(f: &Fault, epoch: f64) -> Value {

@@ -19,8 +19,8 @@ mod admin;
 mod faults;
 mod views;
 
+use faults::fault_json;
 pub use faults::{Fault, FaultKind};
-use faults::{fault_json, kv_factor};
 
 /// The served model (same on every deployment: canaries differ by config, not by model).
 pub const MODEL_NAME: &str = "meta-llama/Llama-3.1-8B-Instruct";
@@ -49,6 +49,19 @@ pub const RSS_BASE_BYTES: f64 = 3.1 * GIB;
 pub const MAX_STARTABLE_GPU_UTILIZATION: f64 = 0.95;
 /// Clients give up on a request still queued after this many seconds.
 pub const CLIENT_TIMEOUT_S: f64 = 120.0;
+/// A KV-saturation fault's long requests: prompts this many times the usual length…
+pub const LONG_PROMPT_SCALE: f64 = 5.0;
+/// …and generations this many times (still bounded by each request's `max_tokens`): about
+/// three times the KV per sequence, held twice as long. With [`KV_BURST_OF_FLEET_RATE`] the
+/// burst saturates the lone canary from about intensity 0.3 (three stable replicas absorb
+/// that burst when most of the canary's traffic shifts to them) and three stable replicas
+/// from 0.4; stable then needs about 5 replicas at 0.4 or 0.6 and 7 to 9 at 0.9 (measured with
+/// `/tick`, 90 s after scaling, seeds 7 and 42), which 16 GPUs can give it. The burst used to
+/// be 4 x intensity times the deployment's share with every request long and the cache
+/// shrunk: about 12 times the work on stable at 0.8, more than any fleet-sized fix absorbs.
+pub const LONG_OUTPUT_SCALE: f64 = 2.0;
+/// A KV-saturation burst at intensity 1, as a fraction of the fleet's normal request rate.
+pub const KV_BURST_OF_FLEET_RATE: f64 = 0.5;
 /// Sim-time granularity of one fleet step (routing decisions, fault progression).
 const CHUNK_S: f64 = 0.25;
 /// vLLM prints its stats line every 10 s (`VLLM_LOG_STATS_INTERVAL`).
@@ -512,16 +525,6 @@ impl Fleet {
             .fold(1.0, f64::max)
     }
 
-    /// A KV-saturation fault's long-context, long-generation burst on a deployment: the
-    /// intensity of the strongest one (0 without).
-    fn long_context(&self, deployment: &str) -> f64 {
-        self.faults
-            .iter()
-            .filter(|f| f.kind == FaultKind::KvCacheSaturation && f.target == deployment)
-            .map(|f| f.intensity)
-            .fold(0.0, f64::max)
-    }
-
     /// Traffic shares the router uses now: weights normalized over active deployments that have
     /// a serving replica (the router health-checks its backends).
     pub fn traffic_shares(&self) -> BTreeMap<String, f64> {
@@ -546,24 +549,55 @@ impl Fleet {
             .collect()
     }
 
+    /// Where arriving requests go: (deployment, long-context burst or not, fraction of all
+    /// arrivals), and the arrival rate. A KV-saturation burst is `KV_BURST_OF_FLEET_RATE x
+    /// intensity` of the fleet's normal rate in long-context, long-generation requests aimed at
+    /// its deployment; while that deployment's share is below the share it had when the burst
+    /// began, the router sends the difference to the other deployments (a traffic shift moves
+    /// the burst, it does not make it vanish). Fractions that sum to less than 1 are requests
+    /// no backend can take (rejected).
+    fn routes(&self) -> (Vec<(String, bool, f64)>, f64) {
+        let shares = self.traffic_shares();
+        let normal = self.cfg.rate * self.surge_factor();
+        let bursts: Vec<(&Fault, f64)> = self
+            .faults
+            .iter()
+            .filter(|f| f.kind == FaultKind::KvCacheSaturation)
+            .map(|f| (f, KV_BURST_OF_FLEET_RATE * f.intensity * self.cfg.rate))
+            .collect();
+        let total = normal + bursts.iter().map(|(_, b)| b).sum::<f64>();
+        if total <= 0.0 {
+            return (Vec::new(), 0.0);
+        }
+        // Exactly 1 without a burst, so a healthy fleet draws the same stream as ever.
+        let normal_part = normal / total;
+        let mut routes: Vec<(String, bool, f64)> =
+            shares.iter().map(|(d, s)| (d.clone(), false, s * normal_part)).collect();
+        for (f, burst) in bursts {
+            let part = burst / total;
+            let now = shares.get(&f.target).copied().unwrap_or(0.0);
+            let stay = match f.share_at_start {
+                Some(start) => (now / start).min(1.0),
+                None => f64::from(u8::from(now > 0.0)),
+            };
+            routes.push((f.target.clone(), true, part * stay));
+            let others: f64 = shares.iter().filter(|(d, _)| **d != f.target).map(|(_, s)| s).sum();
+            if others > 0.0 {
+                for (d, s) in shares.iter().filter(|(d, _)| **d != f.target) {
+                    routes.push((d.clone(), true, part * (1.0 - stay) * s / others));
+                }
+            }
+        }
+        (routes, total)
+    }
+
     fn generate_arrivals(&mut self, until: f64) {
-        // A KV-saturation burst adds (4 x intensity) times a deployment's normal share of
-        // long-context requests, through the router: shifting weight away also moves the burst.
-        let mut shares = self.traffic_shares();
-        let mut extra = 0.0;
-        for (name, share) in shares.iter_mut() {
-            let burst = 4.0 * self.long_context(name) * *share;
-            extra += burst;
-            *share += burst;
-        }
-        for share in shares.values_mut() {
-            *share /= 1.0 + extra;
-        }
-        let rate = self.cfg.rate * self.surge_factor() * (1.0 + extra);
+        let (routes, rate) = self.routes();
         if rate <= 0.0 {
             self.next_arrival = until;
             return;
         }
+        let routed: f64 = routes.iter().map(|r| r.2).sum();
         while self.next_arrival < until {
             let at = self.next_arrival;
             self.next_arrival += self.rng.exponential(1.0 / rate);
@@ -571,21 +605,26 @@ impl Fleet {
             let pick = self.rng.uniform();
             let mut acc = 0.0;
             let mut chosen = None;
-            for (name, share) in &shares {
-                acc += share;
-                if *share > 0.0 && pick < acc {
-                    chosen = Some(name.clone());
+            for (name, long, part) in &routes {
+                acc += part;
+                if *part > 0.0 && pick < acc {
+                    chosen = Some((name.clone(), *long));
                     break;
                 }
             }
-            // Rounding can leave `pick` just above the last share: take the last eligible one.
-            let chosen = chosen
-                .or_else(|| shares.iter().rev().find(|(_, s)| **s > 0.0).map(|(n, _)| n.clone()));
-            let Some(dep) = chosen else {
+            // Rounding can leave `pick` just above the last route: take the last open one.
+            let chosen = chosen.or_else(|| {
+                (pick < routed + 1e-9)
+                    .then(|| routes.iter().rev().find(|r| r.2 > 0.0))
+                    .flatten()
+                    .map(|(n, long, _)| (n.clone(), *long))
+            });
+            let Some((dep, long)) = chosen else {
                 self.router_rejected += 1;
                 continue;
             };
-            let long = self.long_context(&dep);
+            let (prompt_scale, output_scale) =
+                if long { (LONG_PROMPT_SCALE, LONG_OUTPUT_SCALE) } else { (1.0, 1.0) };
             let prefix_caching = self.deployments[&dep].config().enable_prefix_caching;
             let target = self
                 .replicas
@@ -598,10 +637,10 @@ impl Fleet {
                 continue;
             };
             let max_tokens = [256u32, 512, 1024, 2048][self.rng.range(0, 3) as usize];
-            let prompt = (self.rng.lognormal(600.0, 0.8) * (1.0 + 0.5 * long))
+            let prompt = (self.rng.lognormal(600.0, 0.8) * prompt_scale)
                 .clamp(16.0, (MAX_MODEL_LEN - u64::from(max_tokens)) as f64)
                 as u32;
-            let output = (self.rng.lognormal(150.0, 0.9) * (1.0 + 3.0 * long))
+            let output = (self.rng.lognormal(150.0, 0.9) * output_scale)
                 .clamp(1.0, f64::from(max_tokens)) as u32;
             // A shared system prompt: the first quarter of most prompts hits the prefix cache.
             let cached =
@@ -631,9 +670,6 @@ impl Fleet {
         let mut fx = Effects { kv_factor: 1.0, ..Effects::default() };
         for f in &self.faults {
             match f.kind {
-                FaultKind::KvCacheSaturation if f.target == r.deployment => {
-                    fx.kv_factor = fx.kv_factor.min(1.0 - 0.6 * f.intensity);
-                }
                 FaultKind::GpuFault if f.node == Some(r.node) && f.gpu == Some(r.gpu) => {
                     fx.error_prob = fx.error_prob.max(0.5 * f.intensity);
                 }
@@ -749,8 +785,7 @@ impl Fleet {
             if now - r.last_log >= LOG_INTERVAL_S {
                 let interval = now - r.last_log;
                 let kv = r.kv_used();
-                let cap = self.deployments[&r.deployment].config().kv_tokens()
-                    * kv_factor(&faults, &r.deployment);
+                let cap = self.deployments[&r.deployment].config().kv_tokens();
                 let hit_rate = if r.window_queries > 0 {
                     r.window_hits as f64 / r.window_queries as f64 * 100.0
                 } else {
@@ -812,8 +847,7 @@ impl Fleet {
 
     /// KV cache usage of a replica as vLLM reports it (fraction 0..1).
     pub fn kv_usage(&self, r: &Replica) -> f64 {
-        let cap = self.deployments[&r.deployment].config().kv_tokens()
-            * kv_factor(&self.faults, &r.deployment);
+        let cap = self.deployments[&r.deployment].config().kv_tokens();
         (r.kv_used() / cap).clamp(0.0, 1.0)
     }
 
@@ -910,20 +944,94 @@ mod tests {
     #[test]
     fn kv_pressure_preempts_and_kv_never_exceeds_capacity_by_much() {
         let mut f = fleet(3);
-        f.inject(FaultKind::KvCacheSaturation, Some("canary"), 1.0).unwrap();
+        f.inject(FaultKind::KvCacheSaturation, Some("stable"), 1.0).unwrap();
         let mut max_usage: f64 = 0.0;
         for _ in 0..240 {
             f.advance(0.5);
-            let r = &f.replicas["canary-0"];
-            let cap = f.deployments["canary"].config().kv_tokens() * kv_factor(&f.faults, "canary");
+            let r = &f.replicas["stable-0"];
+            let cap = f.deployments["stable"].config().kv_tokens();
             // One step can overshoot by the decode tokens it just added, never by more.
             assert!(r.kv_used() <= cap + r.running() as f64 + 1.0, "{} > {cap}", r.kv_used());
             max_usage = max_usage.max(f.kv_usage(r));
         }
-        let r = &f.replicas["canary-0"];
+        let r = &f.replicas["stable-0"];
         assert!(max_usage > 0.9, "KV saturates: {max_usage}");
         assert!(r.metrics.preemptions > 30, "preemptions: {}", r.metrics.preemptions);
-        assert_eq!(f.replicas["stable-0"].metrics.preemptions, 0, "stable is not affected");
+        assert_eq!(f.replicas["canary-0"].metrics.preemptions, 0, "canary is not affected");
+    }
+
+    #[test]
+    fn a_kv_saturation_is_a_burst_of_long_requests_not_a_surge() {
+        // Regression: the fault added 4 x intensity times the deployment's traffic and made
+        // every request long (about 12 times the work on stable at 0.8): a surge no fleet-sized
+        // fix could absorb. Now 0.5 x intensity times the fleet's rate comes on top, and only that is
+        // long.
+        let kv_per_running = |f: &Fleet| -> f64 {
+            let (kv, running) = f
+                .replicas
+                .values()
+                .filter(|r| r.deployment == "stable")
+                .fold((0.0, 0), |(kv, n), r| (kv + r.kv_used(), n + r.running()));
+            kv / running.max(1) as f64
+        };
+        let (mut healthy, mut faulty) = (fleet(5), fleet(5));
+        healthy.advance(30.0);
+        faulty.advance(30.0);
+        faulty.inject(FaultKind::KvCacheSaturation, Some("stable"), 0.8).unwrap();
+        let (h0, f0) = (healthy.router_requests, faulty.router_requests);
+        let (mut h_kv, mut f_kv) = (0.0, 0.0);
+        for _ in 0..20 {
+            healthy.advance(1.0);
+            faulty.advance(1.0);
+            h_kv += kv_per_running(&healthy);
+            f_kv += kv_per_running(&faulty);
+        }
+        let (h, f) = (healthy.router_requests - h0, faulty.router_requests - f0);
+        // 0.5 x 0.8 of the fleet's rate on top: 1.4 times the requests.
+        let growth = f as f64 / h as f64;
+        assert!((1.25..1.6).contains(&growth), "{f} vs {h} requests in 20 s: {growth:.2}x");
+        assert!(f_kv > 1.5 * h_kv, "longer sequences: {f_kv:.0} vs {h_kv:.0} KV tokens each");
+    }
+
+    #[test]
+    fn a_traffic_shift_moves_a_kv_burst_instead_of_dropping_it() {
+        let mut f = fleet(9);
+        f.advance(30.0);
+        f.inject(FaultKind::KvCacheSaturation, Some("canary"), 0.3).unwrap();
+        let mut peak: f64 = 0.0;
+        for _ in 0..90 {
+            f.advance(1.0);
+            peak = peak.max(f.kv_usage(&f.replicas["canary-0"]));
+        }
+        assert!(peak > 0.9, "the burst saturates the lone canary: {peak}");
+        let before = f.router_requests;
+        // Most of the canary's traffic (its share 0.1 -> 0.03) to stable.
+        f.set_weights(&[("canary".to_string(), 0.0325)].into()).unwrap();
+        let (routes, rate) = f.routes();
+        let long_on = |d: &str| -> f64 {
+            routes.iter().filter(|r| r.0 == d && r.1).map(|r| r.2).sum::<f64>() * rate
+        };
+        // 0.5 x 0.3 x 12 = 1.8 requests/s of the burst: what stays follows the canary's share.
+        let stay = f.traffic_shares()["canary"] / 0.1;
+        assert!((0.3..0.4).contains(&stay), "{stay}");
+        assert!((long_on("canary") - 1.8 * stay).abs() < 1e-9, "{}", long_on("canary"));
+        assert!((long_on("stable") - 1.8 * (1.0 - stay)).abs() < 1e-9, "{}", long_on("stable"));
+        f.advance(90.0);
+        let (mut mean_kv, mut queued): (BTreeMap<String, f64>, usize) = (BTreeMap::new(), 0);
+        for _ in 0..30 {
+            f.advance(1.0);
+            for r in f.replicas.values() {
+                *mean_kv.entry(r.name.clone()).or_default() += f.kv_usage(r) / 30.0;
+                queued = queued.max(r.waiting.len());
+            }
+        }
+        let per_second = (f.router_requests - before) as f64 / 120.0;
+        assert!(per_second > 13.5, "the burst still arrives: {per_second:.1} requests/s");
+        assert!(
+            mean_kv.values().all(|u| *u < 0.8),
+            "canary relieved, stable absorbs it: {mean_kv:?}"
+        );
+        assert!(queued < 5, "no queue anywhere: {queued}");
     }
 
     #[test]
@@ -1057,12 +1165,12 @@ mod tests {
     #[test]
     fn scaling_a_saturated_deployment_up_relieves_its_kv_cache() {
         let mut f = fleet(11);
-        f.inject(FaultKind::KvCacheSaturation, Some("canary"), 0.8).unwrap();
-        f.advance(120.0);
+        f.inject(FaultKind::KvCacheSaturation, Some("stable"), 0.8).unwrap();
+        f.advance(60.0);
         let preemptions = |f: &Fleet| -> u64 {
             f.replicas
                 .values()
-                .filter(|r| r.deployment == "canary")
+                .filter(|r| r.deployment == "stable")
                 .map(|r| r.metrics.preemptions)
                 .sum()
         };
@@ -1070,19 +1178,19 @@ mod tests {
         f.advance(60.0);
         let saturated = preemptions(&f) - p0;
         assert!(saturated > 5, "saturated: {saturated} preemptions a minute");
-        f.scale("canary", 4).unwrap();
-        f.advance(180.0);
+        // The burst wants about three times the replicas (measured: 7 still queue at times).
+        f.scale("stable", 9).unwrap();
+        f.advance(120.0);
         let p1 = preemptions(&f);
         f.advance(60.0);
         let scaled = preemptions(&f) - p1;
         assert!(scaled * 3 < saturated, "after scaling: {scaled} vs {saturated} a minute");
-        let kv: Vec<f64> = f
-            .replicas
-            .values()
-            .filter(|r| r.deployment == "canary" && r.name != "canary-0")
-            .map(|r| f.kv_usage(r))
-            .collect();
-        assert!(kv.iter().all(|u| *u < 0.9), "new replicas have room: {kv:?}");
+        let stable: Vec<&Replica> =
+            f.replicas.values().filter(|r| r.deployment == "stable").collect();
+        let kv: Vec<f64> = stable.iter().map(|r| f.kv_usage(r)).collect();
+        assert!(kv.iter().all(|u| *u < 0.9), "every replica has room again: {kv:?}");
+        let waiting: usize = stable.iter().map(|r| r.waiting.len()).sum();
+        assert!(waiting < 10, "the queue drained: {waiting}");
     }
 
     #[test]
