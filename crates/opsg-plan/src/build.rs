@@ -245,7 +245,13 @@ pub fn size_scale(
     };
     let wanted = needed.saturating_sub(now).max(1);
     let mut delta = wanted.min(max_delta.max(1));
-    let mut bound = if delta < wanted { "the step's max_delta" } else { "all it needs" };
+    let mut bound = if needed <= now {
+        "the least a scale-up adds: the replicas it has already carry the demand"
+    } else if delta < wanted {
+        "the step's max_delta"
+    } else {
+        "all it needs"
+    };
     if let Some(free) = free_gpus
         && free < delta
     {
@@ -266,8 +272,13 @@ pub fn size_scale(
         if surplus > 0.0 {
             let secs =
                 (r.waiting_end / surplus).max(r.waiting_end / f64::from(r.replicas) / served);
+            let when = if secs < 1.0 {
+                "within a second".to_string()
+            } else {
+                format!("in about {secs:.0} s")
+            };
             basis.push_str(&format!(
-                "; its {:.0} waiting requests should then drain in about {secs:.0} s",
+                "; its {:.0} waiting requests should then drain {when}",
                 r.waiting_end
             ));
         }
@@ -979,7 +990,11 @@ mod tests {
         assert!(size.basis.contains("80% utilisation"), "{}", size.basis);
         assert!(size.basis.contains("as fast as it grew"), "{}", size.basis);
         assert!(size.basis.contains("all it needs"), "{}", size.basis);
-        assert!(size.basis.contains("should then drain in about 1 s"), "{}", size.basis);
+        assert!(
+            size.basis.contains("15 waiting requests should then drain within a second"),
+            "{}",
+            size.basis
+        );
     }
 
     #[test]
@@ -994,6 +1009,7 @@ mod tests {
         let size = size_scale(&flat, 6, 8, None).unwrap().unwrap();
         assert_eq!((size.needed, size.delta), (4, 1), "{size:?}");
         assert!(!size.basis.contains("as fast as it grew"), "no growth to clear: {}", size.basis);
+        assert!(size.basis.contains("already carry the demand"), "{}", size.basis);
         // Exactly at an integer is that integer.
         let exact = with_rates(dep("stable", 0.9, 3, Some((0.9, 5.0, 40.0))), 44.8, Some(7.0), 0.0);
         assert_eq!(size_scale(&exact, 3, 8, None).unwrap().unwrap().needed, 8);
