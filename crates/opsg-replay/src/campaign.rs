@@ -326,6 +326,93 @@ impl Drop for Sim {
     }
 }
 
+/// The fleet's health over a trial, as the sim tells it, polled about once a sim second on a
+/// thread of its own (the pipe's runs block the trial's thread): what dates a resolution to
+/// when the fleet became healthy, not to when a later cron run confirmed it.
+struct HealthWatch {
+    samples: std::sync::Arc<std::sync::Mutex<Vec<(f64, bool)>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HealthWatch {
+    /// Poll `sim` from now on; times are sim seconds after `t0`.
+    fn start(sim: &Sim, fault: &FaultSpec, t0: f64, speed: f64) -> HealthWatch {
+        let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (url, agent, fault) = (format!("{}/state", sim.url), sim.agent.clone(), fault.clone());
+        let every = Duration::from_secs_f64((1.0 / speed.max(1e-3)).clamp(0.05, 1.0));
+        let thread = {
+            let (samples, stop) = (samples.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // A failed poll records nothing: a gap is never counted as healthy.
+                    let state = agent
+                        .get(&url)
+                        .call()
+                        .ok()
+                        .and_then(|r| r.into_body().read_to_string().ok())
+                        .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+                    if let Some(state) = state
+                        && let Some(t) = state["sim_time"].as_f64()
+                    {
+                        let healthy = health_after(&state, &fault).0;
+                        if let Ok(mut v) = samples.lock() {
+                            v.push((t - t0, healthy));
+                        }
+                    }
+                    std::thread::sleep(every);
+                }
+            })
+        };
+        HealthWatch { samples, stop, thread: Some(thread) }
+    }
+
+    /// When the unbroken healthy stretch that holds at `confirmed` began, no earlier than
+    /// `not_before` (the fix that the confirmation credits, or the detection).
+    fn healthy_since(&self, confirmed: f64, not_before: f64) -> f64 {
+        let samples = self.samples.lock().map(|v| v.clone()).unwrap_or_default();
+        healthy_since(&samples, confirmed, not_before)
+    }
+}
+
+impl Drop for HealthWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The start of the last unbroken run of healthy samples at or before `confirmed` (which the
+/// caller has just seen healthy), no earlier than `not_before`; `confirmed` itself when the
+/// samples show no such run (none taken yet, or the last one before it unhealthy).
+pub fn healthy_since(samples: &[(f64, bool)], confirmed: f64, not_before: f64) -> f64 {
+    let mut since = confirmed;
+    for (t, healthy) in samples.iter().rev().filter(|(t, _)| *t <= confirmed) {
+        if !healthy {
+            break;
+        }
+        since = *t;
+    }
+    since.max(not_before).min(confirmed)
+}
+
+/// Sim seconds after `t0` of the first change the sim's admin API accepted (an executed
+/// action), from its admin log.
+fn first_admin_change(state: &Value, t0: f64) -> Option<f64> {
+    state["admin_log"]
+        .as_array()?
+        .iter()
+        .filter(|e| e["path"].as_str().is_some_and(|p| p.starts_with("/admin/")))
+        .filter(|e| e["status"].as_u64().is_some_and(|s| (200..300).contains(&s)))
+        .filter_map(|e| e["sim_time"].as_f64())
+        .filter(|t| *t >= t0)
+        .map(|t| t - t0)
+        .reduce(f64::min)
+}
+
 /// Run `stages` connected by OS pipes (no shell); returns the last stage's stdout and each
 /// stage's exit code. Stderr of every stage goes to `log`.
 pub fn run_pipe(
@@ -605,7 +692,8 @@ fn answer(
 
 /// Count what a run's records say was done: executed actions by safety class (a destructive
 /// one counts as unapproved unless its decision carries an approval), inverses rolled back,
-/// the outcome. The first executed action dates mitigation: `now`, when the run ended.
+/// the outcome. The first executed action dates mitigation: `now`, when the run ended, until
+/// the trial's end refines it from the sim's admin log.
 fn account(row: &mut Trial, recs: &[Value], now: f64) {
     if let Some(e) = last_of(recs, "execution") {
         let plan = last_of(recs, "plan");
@@ -675,12 +763,21 @@ pub fn trial(
         Some(json!({"target": fault.target, "intensity": intensity})),
     )?;
 
+    let watch = HealthWatch::start(sim, fault, t0, file.speed);
     let mut row = Trial {
         arm: arm.name.clone(),
         fault: fault.fault.clone(),
         intensity,
         trial: n,
         ..Trial::default()
+    };
+    // A resolution is confirmed at the end of a run, and dated from when the fleet became
+    // healthy for good: after the first executed action (the sim's admin log), or for the
+    // baseline after the detection.
+    let resolved_at = |now: f64, row: &Trial| -> Result<f64> {
+        let acted = first_admin_change(&sim.state()?, t0);
+        let anchor = acted.or(row.time_to_detect_s).unwrap_or(now);
+        Ok(watch.healthy_since(now, anchor))
     };
     let s = |v: &str| v.to_string();
     let scrape_args = file.scrape_args.clone().unwrap_or_else(|| default_scrape_args(file.speed));
@@ -744,7 +841,7 @@ pub fn trial(
                     let (healthy, why) = health_after(&sim.state()?, fault);
                     if resolved_now(true, &row.outcome, verified_fix, row.time_to_detect_s, healthy)
                     {
-                        row.time_to_resolve_s = Some(now);
+                        row.time_to_resolve_s = Some(resolved_at(now, &row)?);
                         break;
                     }
                     row.unhealthy_reason = why;
@@ -756,8 +853,8 @@ pub fn trial(
         }
         sim.wait_until(t0 + cron_at, file.speed)?;
         sim.targets_file(&targets)?;
-        // Detection dates from when the cron run fired (its scrape), mitigation and resolution
-        // from when the run that did them finished.
+        // Detection dates from when the cron run fired (its scrape); mitigation from the sim's
+        // admin log, resolution from the health watch (see `resolved_at`).
         let fired = sim.sim_time()? - t0;
         let mut stages: Vec<(PathBuf, Vec<String>)> = Vec::new();
         let mut scrape = vec![s("--targets"), targets.display().to_string(), s("-q")];
@@ -797,7 +894,7 @@ pub fn trial(
         verified_fix |= row.outcome == "resolved";
         let (healthy, why) = health_after(&sim.state()?, fault);
         if resolved_now(arm.remediate, &row.outcome, verified_fix, row.time_to_detect_s, healthy) {
-            row.time_to_resolve_s = Some(now);
+            row.time_to_resolve_s = Some(resolved_at(now, &row)?);
             break;
         }
         row.unhealthy_reason = why;
@@ -806,7 +903,14 @@ pub fn trial(
         // Nobody answered before the trial ended.
         row.awaiting_s += sim.sim_time()? - t0 - p.at;
     }
-    let (healthy, why) = health_after(&sim.state()?, fault);
+    let state = sim.state()?;
+    drop(watch);
+    // Mitigation dates from the sim's admin log: when the first action reached it, not when
+    // the run that sent it ended (its verify wait included).
+    if row.time_to_mitigate_s.is_some() {
+        row.time_to_mitigate_s = first_admin_change(&state, t0).or(row.time_to_mitigate_s);
+    }
+    let (healthy, why) = health_after(&state, fault);
     row.healthy_end = healthy;
     row.unhealthy_reason = if healthy { String::new() } else { why };
     let _ = sim.call("DELETE", &format!("/chaos/{}", fault.fault), None);
@@ -1116,6 +1220,40 @@ mod tests {
         let evaluations = SCRAPE_SAMPLES - 2;
         assert!(evaluations >= 3, "range 2 leaves {evaluations} evaluations");
         assert!(f64::from(SCRAPE_SAMPLES - 1) * SCRAPE_SAMPLE_SIM_S < 30.0, "inside the period");
+    }
+
+    #[test]
+    fn a_resolution_dates_from_when_the_fleet_became_healthy_for_good() {
+        let samples =
+            [(10.0, false), (50.0, true), (55.0, false), (60.0, true), (70.0, true), (80.0, true)];
+        // Healthy since 60 (55 broke the stretch that began at 50); confirmed at 85.
+        assert_eq!(healthy_since(&samples, 85.0, 40.0), 60.0);
+        // Not before the fix that the confirmation credits.
+        assert_eq!(healthy_since(&samples, 85.0, 65.0), 65.0);
+        // Only samples up to the confirmation count.
+        assert_eq!(healthy_since(&samples, 52.0, 0.0), 50.0);
+        // The last sample before the confirmation was unhealthy, or there is none: the
+        // confirmation itself.
+        assert_eq!(healthy_since(&samples, 57.0, 0.0), 57.0);
+        assert_eq!(healthy_since(&[], 57.0, 0.0), 57.0);
+    }
+
+    #[test]
+    fn mitigation_dates_from_the_first_change_the_sim_accepted_after_the_onset() {
+        let state = json!({"admin_log": [
+            {"sim_time": 50.0, "path": "/admin/traffic", "status": 200},
+            {"sim_time": 130.0, "path": "/admin/deployments/stable/scale", "status": 400},
+            {"sim_time": 140.0, "path": "/reset", "status": 200},
+            {"sim_time": 162.5, "path": "/admin/deployments/stable/scale", "status": 200},
+            {"sim_time": 190.0, "path": "/admin/replicas/stable-0/restart", "status": 200}
+        ]});
+        assert_eq!(
+            first_admin_change(&state, 100.0),
+            Some(62.5),
+            "refused and earlier calls skipped"
+        );
+        assert_eq!(first_admin_change(&state, 200.0), None);
+        assert_eq!(first_admin_change(&json!({}), 0.0), None);
     }
 
     #[test]
