@@ -692,10 +692,16 @@ fn cause_text(
         }
         IncidentClass::GpuFault => format!("GPU fault on {nodes} ({rules}) affecting {list}"),
         IncidentClass::MemoryLeak => format!("process memory on {list} grows steadily ({rules})"),
-        IncidentClass::TrafficSurge => format!(
-            "arrivals grew {:.1}x across the fleet; {list} are overloaded ({rules})",
-            growth.unwrap_or(0.0)
-        ),
+        // Without a measured growth, the surge was inferred from the saturated replicas holding
+        // about as much KV per request as the healthy ones (more requests, not longer ones).
+        IncidentClass::TrafficSurge => match growth {
+            Some(g) => {
+                format!("arrivals grew {g:.1}x across the fleet; {list} are overloaded ({rules})")
+            }
+            None => format!(
+                "{list} are overloaded ({rules}) with about the KV per request of the healthy replicas: more requests, not longer ones"
+            ),
+        },
         IncidentClass::NetworkLatency => {
             format!(
                 "latency added on the network path of {list}; its load signals are normal ({rules})"
