@@ -107,9 +107,9 @@ fn forensics_script_answers_from_a_verified_ledger() {
     let dir = temp_dir("forensics");
     let (state, ledger) = (dir.join("state"), dir.join("ledger.jsonl"));
     assert_eq!(
-        pipe_case("queue_backlog-100", &state, &ledger),
+        pipe_case("traffic_surge-100", &state, &ledger),
         12,
-        "blocked by the default policy (its scale-up's blast radius)"
+        "blocked by the default policy (a surge's scale-up is wider than its blast radius)"
     );
     assert_eq!(pipe_case("healthy-quiet-200", &state, &ledger), 10, "no incident");
     let out = script("forensics.sh", &[ledger.to_str().unwrap()], &[]);
@@ -122,7 +122,7 @@ fn forensics_script_answers_from_a_verified_ledger() {
         .take_while(|l| !l.starts_with("=="))
         .collect();
     assert_eq!(incidents.len(), 2, "{text}");
-    assert!(incidents[0].contains("queue_backlog") && incidents[0].ends_with("blocked"), "{text}");
+    assert!(incidents[0].contains("traffic_surge") && incidents[0].ends_with("blocked"), "{text}");
     assert!(incidents[1].ends_with("no_incident"), "{text}");
     assert!(text.contains("blast_radius"), "blocked reasons listed: {text}");
 
