@@ -299,8 +299,9 @@ fn run_append(args: &AppendArgs) -> Result<ExitStatus> {
     if let Some(url) = &args.notify {
         notify::check_url(url)?;
     }
-    // Compiled while stdin is still on its way (see `schema::warm_up`): the envelope first, then
-    // the kinds in the order a pipe's records come.
+    // Ready before stdin arrives (see `schema::warm_up`; compiled in the background only if a
+    // schema falls outside the checker that needs no compile): the envelope first, then the
+    // kinds in the order a pipe's records come.
     opsg_core::schema::warm_up(&[
         "envelope.schema.json",
         "observation.schema.json",

@@ -137,7 +137,8 @@ pub fn decision_and_plan(
 
 /// Run the tool.
 pub fn run(args: Args) -> Result<ExitStatus> {
-    // Compiled while stdin is still on its way (see `schema::warm_up`).
+    // Ready before stdin arrives: compiled in the background only if a schema falls outside
+    // the checker that needs no compile (see `schema::warm_up`).
     opsg_core::schema::warm_up(if args.actuators.is_some() {
         &[
             "envelope.schema.json",

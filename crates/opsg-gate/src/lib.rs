@@ -147,7 +147,8 @@ pub fn run(args: Args) -> Result<ExitStatus> {
     if let Some(Sub::Approve(a)) = args.command {
         return approve(a);
     }
-    // Compiled while stdin is still on its way (see `schema::warm_up`).
+    // Ready before stdin arrives: compiled in the background only if a schema falls outside
+    // the checker that needs no compile (see `schema::warm_up`).
     opsg_core::schema::warm_up(if args.policy.is_some() {
         &["policy.schema.json", "envelope.schema.json", "finding.schema.json", "plan.schema.json"]
     } else {

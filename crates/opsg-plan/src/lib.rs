@@ -209,7 +209,8 @@ pub fn plan(
 
 /// Run the tool.
 pub fn run(args: Args) -> Result<ExitStatus> {
-    // Compiled while stdin is still on its way (see `schema::warm_up`).
+    // Ready before stdin arrives: compiled in the background only if a schema falls outside
+    // the checker that needs no compile (see `schema::warm_up`).
     opsg_core::schema::warm_up(&[
         "envelope.schema.json",
         "finding.schema.json",
