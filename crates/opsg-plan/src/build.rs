@@ -51,6 +51,17 @@ pub struct Context<'a> {
     pub notes: RefCell<Vec<String>>,
 }
 
+/// A drain or a cordon of `node`: its parameter, the prior state its inverse restores (not
+/// cordoned), and that inverse (the same action with `uncordon`).
+fn mark_uncordonable(out: &mut Action, action: ActionType, node: &str) {
+    out.params.insert("node".into(), json!(node));
+    out.prior_state.insert("cordoned".into(), json!(false));
+    out.inverse = Some(Inverse {
+        action,
+        params: [("node".to_string(), json!(node)), ("uncordon".to_string(), json!(true))].into(),
+    });
+}
+
 fn round4(v: f64) -> f64 {
     (v * 10_000.0).round() / 10_000.0
 }
@@ -688,17 +699,8 @@ impl<'a> Context<'a> {
                     .filter_map(|r| fleet.deployment_of(r))
                     .map(|d| fleet.traffic_share(d).unwrap_or(0.0) / fleet.replicas(d) as f64)
                     .sum();
-                out.params.insert("node".into(), json!(target));
-                out.prior_state.insert("cordoned".into(), json!(false));
+                mark_uncordonable(&mut out, action, target);
                 out.prior_state.insert("replicas".into(), json!(on_node));
-                out.inverse = Some(Inverse {
-                    action,
-                    params: [
-                        ("node".to_string(), json!(target)),
-                        ("uncordon".to_string(), json!(true)),
-                    ]
-                    .into(),
-                });
                 out.blast_radius = BlastRadius {
                     replicas: on_node.len() as u32,
                     traffic_share: round4(share.min(1.0)),
@@ -708,16 +710,7 @@ impl<'a> Context<'a> {
                 if !fleet.node_of.values().any(|n| n == target) {
                     return Err(format!("`{target}` is not a known node"));
                 }
-                out.params.insert("node".into(), json!(target));
-                out.prior_state.insert("cordoned".into(), json!(false));
-                out.inverse = Some(Inverse {
-                    action,
-                    params: [
-                        ("node".to_string(), json!(target)),
-                        ("uncordon".to_string(), json!(true)),
-                    ]
-                    .into(),
-                });
+                mark_uncordonable(&mut out, action, target);
                 // Nothing running stops; no new replica lands there.
                 out.blast_radius = BlastRadius { replicas: 0, traffic_share: 0.0 };
             }
