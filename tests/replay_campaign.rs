@@ -46,21 +46,32 @@ fn rows(csv_text: &str) -> Vec<std::collections::HashMap<String, String>> {
         .collect()
 }
 
+/// Run a baseline-arm campaign of a crashed `stable-1` with `trials` trials and one more
+/// top-level field (`extra`, as JSON text) in the campaign file; its directory and output.
+fn baseline_crash_campaign(
+    name: &str,
+    trials: u32,
+    extra: &str,
+) -> (PathBuf, std::process::Output) {
+    let dir = temp_dir(name);
+    let file = dir.join("campaign.json");
+    let text = format!(
+        r#"{{"seed": 3, "speed": 30, "interval_s": 30, "max_runs": 2, "warmup_s": 30,
+            "trials": {trials}, {extra},
+            "faults": [{{"fault": "replica_crash", "target": "stable-1", "intensities": [0.8],
+                        "expected_class": "replica_down"}}],
+            "arms": [{{"name": "baseline", "remediate": false}}]}}"#
+    );
+    std::fs::write(&file, text).unwrap();
+    let out = run_campaign(&dir, &file);
+    (dir, out)
+}
+
 /// The baseline arm detects a crashed replica but, remediating nothing, leaves it down: the
 /// runner must measure detection, count no actions, and report the fleet unhealthy with why.
 #[test]
 fn baseline_arm_detects_and_does_nothing() {
-    let dir = temp_dir("baseline");
-    let file = dir.join("campaign.json");
-    std::fs::write(
-        &file,
-        r#"{"seed": 3, "speed": 30, "interval_s": 30, "max_runs": 2, "warmup_s": 30, "trials": 1,
-            "faults": [{"fault": "replica_crash", "target": "stable-1", "intensities": [0.8],
-                        "expected_class": "replica_down"}],
-            "arms": [{"name": "baseline", "remediate": false}]}"#,
-    )
-    .unwrap();
-    let out = run_campaign(&dir, &file);
+    let (dir, out) = baseline_crash_campaign("baseline", 1, r#""onset": "after_run""#);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let rows = rows(&String::from_utf8_lossy(&out.stdout));
@@ -71,6 +82,7 @@ fn baseline_arm_detects_and_does_nothing() {
     assert_eq!(row["class_correct"], "true");
     let ttd: f64 = row["time_to_detect_s"].parse().expect("detected");
     assert!((30.0..65.0).contains(&ttd), "detected by the first or second cron run: {ttd}");
+    assert_eq!(row["first_run_s"], "30.0", "by default the fault strikes just after a run");
     assert_eq!(row["actions"], "0", "the baseline executes nothing");
     assert_eq!(row["healthy_end"], "false");
     assert!(row["unhealthy_reason"].contains("stable-1 down"), "{row:?}");
@@ -145,6 +157,27 @@ fn disk_pressure_is_resolved_by_cleaning_the_node_up() {
     assert_eq!((row["actions"].as_str(), row["impactful"].as_str()), ("1", "1"), "{row:?}");
     assert_eq!((row["destructive"].as_str(), row["rolled_back"].as_str()), ("0", "0"));
     assert_eq!(row["healthy_end"], "true", "{row:?}");
+    // The trailing first-token measure has nothing to trail here: it clears with the fix,
+    // never before the users-now resolution.
+    let ttr: f64 = row["time_to_resolve_s"].parse().unwrap();
+    let clear: f64 = row["time_to_clear_s"].parse().expect("cleared within the watch");
+    assert!(clear >= ttr && clear - ttr < 10.0, "resolved {ttr}, clear {clear}");
+}
+
+/// With `"onset": "uniform"` the fault strikes at a seeded point of the cron period: the first
+/// run comes sooner than a whole period, differs between trials, and detection dates from it.
+#[test]
+fn a_uniform_onset_brings_the_first_run_inside_the_period() {
+    let (_, out) = baseline_crash_campaign("onset", 2, r#""onset": "uniform""#);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = rows(&String::from_utf8_lossy(&out.stdout));
+    let first: Vec<f64> = rows.iter().map(|r| r["first_run_s"].parse().unwrap()).collect();
+    assert!(first.iter().all(|f| *f > 0.0 && *f < 30.0), "{first:?}");
+    assert_ne!(first[0], first[1], "a draw per trial");
+    for (row, f) in rows.iter().zip(&first) {
+        let ttd: f64 = row["time_to_detect_s"].parse().expect("a crash is seen at once");
+        assert!(ttd >= *f && ttd < f + 3.0, "detected by the first run at {f}: {ttd}");
+    }
 }
 
 /// The `rules+approval` arm with an on-call approver: a crashed replica needs a restart

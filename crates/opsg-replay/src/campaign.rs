@@ -8,6 +8,13 @@
 //! The sim runs on its own clock at `--speed` (sim seconds per real second); every time here is
 //! sim time read from `GET /state`, so results do not depend on how fast this machine is. The
 //! pipe is the real binaries, connected with OS pipes (no shell), exactly as cron would run them.
+//!
+//! A trial is resolved when the fleet is healthy by the users now (see [`Latency`]): every
+//! replica up, its KV cache and queue within bounds, and the TTFT p90 of the requests that
+//! arrived in the last 30 s, plus everyone still waiting, within 2 s. The trailing measure (first
+//! tokens of the last 30 s), which still holds a drained backlog for one more window, is reported
+//! beside it as `time_to_clear_s`. The fault strikes just after a cron run by default (the worst
+//! case: a whole period unseen) or, with `"onset": "uniform"`, anywhere in the period.
 
 use opsg_core::kinds::plan::SafetyClass;
 use opsg_core::{Error, Result};
@@ -46,6 +53,62 @@ pub struct CampaignFile {
     /// Extra arguments for opsg-verify (default: settle 1s, 3 samples 300 ms apart).
     #[serde(default)]
     pub verify_args: Option<Vec<String>>,
+    /// Where in the cron period the fault strikes.
+    #[serde(default)]
+    pub onset: Onset,
+}
+
+/// Where in the cron period a trial's fault strikes, which sets how long it goes unseen before
+/// the first run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Onset {
+    /// Just after a run: the first run that can see it comes a whole period later (the worst
+    /// case of a cron job).
+    #[default]
+    AfterRun,
+    /// Anywhere in the period, uniformly, as faults arrive in production: a seeded draw per
+    /// fault, intensity and trial, the same in every arm (so arms are compared on the same
+    /// onsets).
+    Uniform,
+}
+
+impl CampaignFile {
+    /// Sim seconds from the fault to the first cron run of `trial`: a whole period after a
+    /// run, or a seeded point in (0, period] for [`Onset::Uniform`].
+    pub fn first_run_after(&self, fault: &FaultSpec, intensity: f64, trial: u32) -> f64 {
+        match self.onset {
+            Onset::AfterRun => self.interval_s,
+            Onset::Uniform => {
+                let key = format!(
+                    "{}/{}/{}/{}/{trial}",
+                    self.seed,
+                    fault.fault,
+                    fault.target,
+                    intensity.to_bits()
+                );
+                // (0, 1]: a run never coincides with the fault itself.
+                let u = (splitmix64(fnv1a(key.as_bytes())) >> 11) as f64 / (1u64 << 53) as f64;
+                self.interval_s * (1.0 - u)
+            }
+        }
+    }
+}
+
+/// FNV-1a over `bytes`: a stable 64-bit key for a seeded draw (not a hash table's, which is
+/// randomised per process).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// One step of SplitMix64: spreads a key's bits over the whole word.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 fn default_speed() -> f64 {
@@ -175,6 +238,15 @@ pub struct Trial {
     /// awaits approval) to the approver's answer, to the end of a later run that acted without
     /// one, or to the end of the trial when nobody answers.
     pub awaiting_s: f64,
+    /// Sim seconds from the fault to the first cron run (the whole period, or less with
+    /// `"onset": "uniform"`).
+    pub first_run_s: f64,
+    /// Sim seconds from injection to when the TTFT p90 of the requests whose first token came
+    /// in the last 30 s was also within 2 s for good (with everything else healthy): the
+    /// resolution by the trailing measure, which holds a drained backlog's first tokens for
+    /// one more window. Watched for up to a window and a half after the resolution; empty when
+    /// not resolved or not clear by then.
+    pub time_to_clear_s: Option<f64>,
 }
 
 /// Where the binaries are.
@@ -330,7 +402,8 @@ impl Drop for Sim {
 /// thread of its own (the pipe's runs block the trial's thread): what dates a resolution to
 /// when the fleet became healthy, not to when a later cron run confirmed it.
 struct HealthWatch {
-    samples: std::sync::Arc<std::sync::Mutex<Vec<(f64, bool)>>>,
+    /// `(sim seconds after t0, healthy by the users now, healthy by the first tokens)`.
+    samples: std::sync::Arc<std::sync::Mutex<Vec<(f64, bool, bool)>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -356,9 +429,10 @@ impl HealthWatch {
                     if let Some(state) = state
                         && let Some(t) = state["sim_time"].as_f64()
                     {
-                        let healthy = health_after(&state, &fault).0;
+                        let now = health_after_by(&state, &fault, Latency::UsersNow).0;
+                        let trailing = health_after_by(&state, &fault, Latency::FirstTokens).0;
                         if let Ok(mut v) = samples.lock() {
-                            v.push((t - t0, healthy));
+                            v.push((t - t0, now, trailing));
                         }
                     }
                     std::thread::sleep(every);
@@ -371,8 +445,40 @@ impl HealthWatch {
     /// When the unbroken healthy stretch that holds at `confirmed` began, no earlier than
     /// `not_before` (the fix that the confirmation credits, or the detection).
     fn healthy_since(&self, confirmed: f64, not_before: f64) -> f64 {
+        healthy_since(&self.measured(Latency::UsersNow), confirmed, not_before)
+    }
+
+    /// The samples by one measure.
+    fn measured(&self, latency: Latency) -> Vec<(f64, bool)> {
         let samples = self.samples.lock().map(|v| v.clone()).unwrap_or_default();
-        healthy_since(&samples, confirmed, not_before)
+        samples
+            .into_iter()
+            .map(|(t, now, trailing)| {
+                (t, if latency == Latency::UsersNow { now } else { trailing })
+            })
+            .collect()
+    }
+
+    /// When the fleet became healthy for good by the trailing first-token measure, after a
+    /// resolution (by the users now) confirmed at `confirmed` and dated no earlier than
+    /// `not_before`: waits, polling, until a sample says so or `limit` sim seconds after t0
+    /// have passed (`None` then). A sample that the trailing measure calls healthy while the
+    /// users-now one does not cannot be the start (both must hold).
+    fn clear_since(&self, sim: &Sim, t0: f64, not_before: f64, limit: f64) -> Option<f64> {
+        loop {
+            let both: Vec<(f64, bool)> = {
+                let samples = self.samples.lock().map(|v| v.clone()).unwrap_or_default();
+                samples.into_iter().map(|(t, now, trailing)| (t, now && trailing)).collect()
+            };
+            if let Some(&(last, true)) = both.last() {
+                return Some(healthy_since(&both, last, not_before));
+            }
+            let now = sim.sim_time().ok()? - t0;
+            if now >= limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
@@ -482,7 +588,12 @@ pub const ENDED_BY_REMEDIATION: [&str; 5] =
 
 /// [`health`], plus whether the injected fault, when it is one remediation ends, is still on.
 pub fn health_after(state: &Value, fault: &FaultSpec) -> (bool, String) {
-    let (mut healthy, mut why) = health(state);
+    health_after_by(state, fault, Latency::UsersNow)
+}
+
+/// [`health_after`], judging latency by `latency`.
+pub fn health_after_by(state: &Value, fault: &FaultSpec, latency: Latency) -> (bool, String) {
+    let (mut healthy, mut why) = health_by(state, latency);
     let still_on =
         ENDED_BY_REMEDIATION.contains(&fault.fault.as_str())
             && state["faults"].as_array().into_iter().flatten().any(|f| {
@@ -496,8 +607,38 @@ pub fn health_after(state: &Value, fault: &FaultSpec) -> (bool, String) {
     (healthy, why)
 }
 
-/// Whether the fleet is healthy, and why not.
+/// Which TTFT p90 judges whether a replica's users are served within 2 s.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Latency {
+    /// The users now (`/state`'s `ttft_p90_now_s`): the requests that arrived in the last
+    /// 30 s, each with its TTFT or its wait so far, and everyone still waiting for a first token
+    /// however long ago they came. A fix is judged by whether a user arriving now is served
+    /// well and nobody is left stuck. This is what resolves a trial.
+    UsersNow,
+    /// The requests whose first token came in the last 30 s (`ttft_p90_recent_s`): it keeps a
+    /// drained backlog's slow first tokens for one more window after the last of them, so it
+    /// trails the users' experience by up to 30 s. Reported as `time_to_clear_s`.
+    FirstTokens,
+}
+
+impl Latency {
+    /// The `/state` field, and how the reason names it.
+    fn field(self) -> (&'static str, &'static str) {
+        match self {
+            Latency::UsersNow => ("ttft_p90_now_s", "users now"),
+            Latency::FirstTokens => ("ttft_p90_recent_s", "first tokens of the last 30 s"),
+        }
+    }
+}
+
+/// Whether the fleet is healthy, and why not, judging latency by the users now.
 pub fn health(state: &Value) -> (bool, String) {
+    health_by(state, Latency::UsersNow)
+}
+
+/// Whether the fleet is healthy, and why not, judging latency by `latency`.
+pub fn health_by(state: &Value, latency: Latency) -> (bool, String) {
+    let (field, measure) = latency.field();
     let mut problems = Vec::new();
     for (name, r) in state["replicas"].as_object().into_iter().flatten() {
         if r["up"] == json!(false) {
@@ -513,14 +654,15 @@ pub fn health(state: &Value) -> (bool, String) {
         if r["waiting"].as_f64().unwrap_or(0.0) > 32.0 {
             problems.push(format!("{name} {} waiting", r["waiting"]));
         }
-        // Users' latency now: the p90 of the last 30 s. The p90 since the process started
-        // stays high long after a queue has drained (an opsg-sim without the recent figure
-        // falls back to it).
-        let ttft = r["ttft_p90_recent_s"]
-            .as_f64()
-            .or_else(|| r.get("ttft_p90_recent_s").is_none().then(|| r["ttft_p90_s"].as_f64())?);
+        // Users' latency: a p90 over the last 30 s (see `Latency`). The p90 since the process
+        // started stays high long after a queue has drained; an older opsg-sim without the
+        // field falls back to the trailing window, then to that.
+        let ttft = [field, "ttft_p90_recent_s", "ttft_p90_s"]
+            .iter()
+            .find(|f| r.get(**f).is_some())
+            .and_then(|f| r[*f].as_f64());
         if let Some(ttft) = ttft.filter(|t| *t > 2.0) {
-            problems.push(format!("{name} TTFT p90 {ttft:.2}s (last 30 s)"));
+            problems.push(format!("{name} TTFT p90 {ttft:.2}s ({measure})"));
         }
         if r["rss_bytes"].as_f64().unwrap_or(0.0) > 16.0 * (1u64 << 30) as f64 {
             problems.push(format!("{name} RSS over 16 GiB"));
@@ -807,12 +949,14 @@ pub fn trial(
             audit.clone(),
         ]
     };
+    let first_run = file.first_run_after(fault, intensity, n);
+    row.first_run_s = first_run;
     let mut verified_fix = false;
     let mut page: Option<Page> = None;
     // One step past the last cron run, so a page answered before the next one would have
     // fired is still answered.
     for run in 1..=file.max_runs + 1 {
-        let cron_at = f64::from(run) * file.interval_s;
+        let cron_at = first_run + f64::from(run - 1) * file.interval_s;
         // The approver answers a page that falls due before this cron run starts (at its time,
         // or now when the last run overran it: runs do not overlap here, so an answer due
         // while a run was in flight comes when it ends), as a person would from the cron job's
@@ -903,6 +1047,11 @@ pub fn trial(
         // Nobody answered before the trial ended.
         row.awaiting_s += sim.sim_time()? - t0 - p.at;
     }
+    if let Some(resolved) = row.time_to_resolve_s {
+        // The trailing measure, for comparison: it may clear up to a window after the users'.
+        let limit = sim.sim_time()? - t0 + CLEAR_WATCH_S;
+        row.time_to_clear_s = watch.clear_since(sim, t0, resolved, limit);
+    }
     let state = sim.state()?;
     drop(watch);
     // Mitigation dates from the sim's admin log: when the first action reached it, not when
@@ -916,6 +1065,10 @@ pub fn trial(
     let _ = sim.call("DELETE", &format!("/chaos/{}", fault.fault), None);
     Ok(row)
 }
+
+/// Sim seconds a resolved trial keeps watching for the trailing measure to clear too: its
+/// 30 s window and half as much again.
+const CLEAR_WATCH_S: f64 = 45.0;
 
 /// Sim seconds between two scrape samples by default.
 pub const SCRAPE_SAMPLE_SIM_S: f64 = 5.0;
@@ -1028,11 +1181,11 @@ pub fn trial_count(path: &Path) -> Result<u64> {
 }
 
 /// Per arm and fault: win rate, median time to detect, mitigate and resolve (in scrape
-/// intervals too), destructive actions run without approval, and for arms with a human in the
+/// intervals too, and the resolution by the trailing first-token measure), destructive actions run without approval, and for arms with a human in the
 /// loop the approvals signed and the median time a plan waited for one.
 pub fn summary(rows: &[Trial], interval_s: f64) -> String {
     let mut out = String::from(
-        "arm              fault                  trials  resolved  healthy  ttd_med_s  ttm_med_s  ttr_med_s  ttr_intervals  destructive_unapproved  approvals  awaiting_med_s\n",
+        "arm              fault                  trials  resolved  healthy  ttd_med_s  ttm_med_s  ttr_med_s  ttr_intervals  clear_intervals  destructive_unapproved  approvals  awaiting_med_s\n",
     );
     let mut keys: Vec<(String, String)> =
         rows.iter().map(|r| (r.arm.clone(), r.fault.clone())).collect();
@@ -1045,19 +1198,24 @@ pub fn summary(rows: &[Trial], interval_s: f64) -> String {
         let ttd = median(group.iter().filter_map(|r| r.time_to_detect_s).collect());
         let ttm = median(group.iter().filter_map(|r| r.time_to_mitigate_s).collect());
         let ttr = median(group.iter().filter_map(|r| r.time_to_resolve_s).collect());
+        let clear = median(group.iter().filter_map(|r| r.time_to_clear_s).collect());
         let unapproved: u32 = group.iter().map(|r| r.destructive_unapproved).sum();
         let approvals: u32 = group.iter().map(|r| r.approvals).sum();
         let awaiting = median(group.iter().map(|r| r.awaiting_s).collect());
         let fmt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.0}"));
+        let intervals = |v: Option<f64>| {
+            v.map_or_else(|| "-".to_string(), |t| format!("{:.1}", t / interval_s))
+        };
         out.push_str(&format!(
-            "{arm:<16} {fault:<22} {:>6}  {:>7.0}%  {:>6.0}%  {:>9}  {:>9}  {:>9}  {:>13}  {unapproved:>22}  {approvals:>9}  {:>14}\n",
+            "{arm:<16} {fault:<22} {:>6}  {:>7.0}%  {:>6.0}%  {:>9}  {:>9}  {:>9}  {:>13}  {:>15}  {unapproved:>22}  {approvals:>9}  {:>14}\n",
             group.len(),
             100.0 * resolved as f64 / group.len() as f64,
             100.0 * healthy as f64 / group.len() as f64,
             fmt(ttd),
             fmt(ttm),
             fmt(ttr),
-            ttr.map_or_else(|| "-".to_string(), |t| format!("{:.1}", t / interval_s)),
+            intervals(ttr),
+            intervals(clear),
             fmt(awaiting),
         ));
     }
@@ -1308,5 +1466,45 @@ mod tests {
         let mut old = base;
         old["ttft_p90_s"] = json!(3.0);
         assert!(!health(&state(old)).0);
+    }
+
+    #[test]
+    fn health_judges_the_users_now_and_the_trailing_measure_only_when_asked() {
+        // A surge's backlog drained a few seconds ago: everyone arriving now is served at once
+        // and nobody waits, but the first tokens of the last 30 s are still mostly the backlog's.
+        let r = json!({"up": true, "kv_cache_usage": 0.5, "waiting": 0,
+            "ttft_p90_s": 20.0, "ttft_p90_recent_s": 38.0, "ttft_p90_now_s": 0.2});
+        assert_eq!(health(&state(r.clone())), (true, String::new()));
+        let (ok, why) = health_by(&state(r.clone()), Latency::FirstTokens);
+        assert!(!ok && why.contains("TTFT p90 38.00s (first tokens of the last 30 s)"), "{why}");
+        // Users still stuck in a queue are users now, whatever the window says.
+        let mut stuck = r;
+        stuck["ttft_p90_now_s"] = json!(41.0);
+        stuck["ttft_p90_recent_s"] = json!(0.3);
+        let (ok, why) = health(&state(stuck.clone()));
+        assert!(!ok && why.contains("TTFT p90 41.00s (users now)"), "{why}");
+        assert!(health_by(&state(stuck), Latency::FirstTokens).0);
+    }
+
+    #[test]
+    fn onset_is_a_whole_period_after_a_run_or_a_seeded_draw_shared_by_every_arm() {
+        let mut file = load_arm("onset", json!({"name": "rules"})).unwrap();
+        let spec = &file.faults[0].clone();
+        assert_eq!(file.onset, Onset::AfterRun);
+        assert_eq!(file.first_run_after(spec, 0.8, 1), 30.0);
+        file.onset = Onset::Uniform;
+        let draws: Vec<f64> = (1..=200).map(|n| file.first_run_after(spec, 0.8, n)).collect();
+        assert!(draws.iter().all(|d| *d > 0.0 && *d <= 30.0), "{draws:?}");
+        // Spread over the period, not bunched: each third holds a fair share of 200 draws.
+        for third in 0..3 {
+            let lo = 10.0 * f64::from(third);
+            let n = draws.iter().filter(|d| **d > lo && **d <= lo + 10.0).count();
+            assert!((40..=94).contains(&n), "third {third}: {n} of 200");
+        }
+        // Deterministic for a seed, different for another seed or trial.
+        assert_eq!(file.first_run_after(spec, 0.8, 7), draws[6]);
+        assert_ne!(draws[0], draws[1]);
+        file.seed += 1;
+        assert_ne!(file.first_run_after(spec, 0.8, 1), draws[0]);
     }
 }

@@ -322,7 +322,25 @@ pub struct Replica {
     /// Snapshots of the TTFT histogram's counts every [`TTFT_MARK_S`] sim seconds (the last
     /// [`RECENT_WINDOW_S`] and one more), for the recent TTFT `/state` reports.
     pub(crate) ttft_marks: VecDeque<(f64, Vec<u64>)>,
+    /// `(arrival, TTFT)` of the requests that got their first token, newest last, kept while
+    /// they arrived within [`RECENT_WINDOW_S`] (at most [`SERVED_CAP`]), for `/state`'s
+    /// TTFT of the users now.
+    pub(crate) served: VecDeque<(f64, f64)>,
 }
+
+/// Remember a first token in `served` (a replica's [`Replica::served`]) for
+/// [`Replica::ttft_now_quantile`], forgetting what arrived before the window.
+fn note_served(served: &mut VecDeque<(f64, f64)>, arrival: f64, ttft: f64) {
+    let since = arrival + ttft - RECENT_WINDOW_S;
+    while served.front().is_some_and(|(a, _)| *a < since) || served.len() >= SERVED_CAP {
+        served.pop_front();
+    }
+    served.push_back((arrival, ttft));
+}
+
+/// Bound on [`Replica::served`]: a replica serves far fewer than this many first tokens in
+/// [`RECENT_WINDOW_S`] (about 60 a second at the most), so the cap only bounds memory.
+pub const SERVED_CAP: usize = 16_384;
 
 /// Sim seconds between two snapshots of a replica's TTFT histogram.
 pub const TTFT_MARK_S: f64 = 5.0;
@@ -365,6 +383,7 @@ impl Replica {
             last_log: now,
             last_fault_log: f64::NEG_INFINITY,
             ttft_marks: VecDeque::new(),
+            served: VecDeque::new(),
         }
     }
 
@@ -396,6 +415,38 @@ impl Replica {
             recent.count = recent.counts.iter().sum();
         }
         recent.quantile(q)
+    }
+
+    /// The TTFT `q` quantile of the users now: the requests that arrived in the last
+    /// [`RECENT_WINDOW_S`] before `now`, each with its TTFT or, while it still waits for its
+    /// first token, its wait so far, and every request still waiting, however long ago it
+    /// arrived (it is being failed now); `None` when there are none.
+    ///
+    /// Unlike [`Replica::recent_ttft_quantile`] (requests whose first token *came* in the
+    /// window), it does not hold a drained backlog's first tokens for another window after the
+    /// last of them was served: it says whether a user arriving now is served well, and whether
+    /// anyone is still stuck.
+    pub fn ttft_now_quantile(&self, q: f64, now: f64) -> Option<f64> {
+        let since = now - RECENT_WINDOW_S;
+        let mut ttfts: Vec<f64> = self
+            .served
+            .iter()
+            .filter(|(arrival, _)| *arrival >= since)
+            .map(|(_, ttft)| *ttft)
+            .collect();
+        let pending = self.waiting.iter().chain(&self.running);
+        ttfts.extend(
+            pending
+                .filter(|r| r.first_token.is_none() && r.arrival <= now)
+                .map(|r| now - r.arrival),
+        );
+        if ttfts.is_empty() {
+            return None;
+        }
+        // The nearest rank, as a p90 of individual requests (no buckets to interpolate).
+        let rank = ((q * ttfts.len() as f64).ceil() as usize).clamp(1, ttfts.len()) - 1;
+        let (_, at, _) = ttfts.select_nth_unstable_by(rank, f64::total_cmp);
+        Some(*at)
     }
 
     /// Requests running on the GPU.
@@ -573,6 +624,7 @@ fn engine_step(r: &mut Replica, config: &EngineConfig, fx: &Effects, kv_cap: f64
         if q.first_token.is_none() {
             q.first_token = Some(end);
             m.hists[h::TTFT].observe(end - q.arrival);
+            note_served(&mut r.served, q.arrival, end - q.arrival);
             m.prompt_tokens += u64::from(q.prompt);
             r.window_prompt += u64::from(q.prompt);
         }
@@ -720,5 +772,46 @@ mod tests {
         assert!(recent <= 0.06, "the last 30 s were all fast: {recent}");
         assert!(r.ttft_marks.len() <= (RECENT_WINDOW_S / TTFT_MARK_S) as usize + 2);
         assert!(r.ttft_marks.front().unwrap().0 <= t - RECENT_WINDOW_S);
+    }
+
+    #[test]
+    fn ttft_now_forgets_a_served_backlog_but_counts_everyone_still_waiting() {
+        // A backlog that arrived at 0-10 s and was served by 40 s, then fast traffic: by first
+        // token the last 30 s are still mostly the backlog's; by arrival they are all fast.
+        let mut r = replica();
+        for i in 0..200 {
+            let arrival = f64::from(i) * 0.05;
+            note_served(&mut r.served, arrival, 40.0 - arrival);
+        }
+        for i in 0..40 {
+            note_served(&mut r.served, 40.0 + f64::from(i) * 0.5, 0.1);
+        }
+        assert_eq!(r.ttft_now_quantile(0.9, 60.0), Some(0.1));
+        // One request still queued since 5 s counts its 55 s wait; ten more make it the p90.
+        r.waiting.push_back(request(5.0, 100, 10));
+        assert_eq!(r.ttft_now_quantile(1.0, 60.0), Some(55.0));
+        assert_eq!(r.ttft_now_quantile(0.9, 60.0), Some(0.1));
+        for _ in 0..10 {
+            r.waiting.push_back(request(5.0, 100, 10));
+        }
+        assert_eq!(r.ttft_now_quantile(0.9, 60.0), Some(55.0));
+        // A request that has not arrived yet (a chunk's later arrival) is nobody's wait.
+        let mut idle = replica();
+        idle.waiting.push_back(request(61.0, 100, 10));
+        assert_eq!(idle.ttft_now_quantile(0.9, 60.0), None);
+    }
+
+    #[test]
+    fn served_first_tokens_are_forgotten_after_the_window_and_capped() {
+        let mut served = VecDeque::new();
+        for i in 0..100 {
+            note_served(&mut served, f64::from(i), 0.1);
+        }
+        assert!(served.front().unwrap().0 >= 99.1 - RECENT_WINDOW_S, "{:?}", served.front());
+        let mut burst = VecDeque::new();
+        for _ in 0..SERVED_CAP + 10 {
+            note_served(&mut burst, 1.0, 0.1);
+        }
+        assert_eq!(burst.len(), SERVED_CAP);
     }
 }

@@ -477,6 +477,7 @@ impl Fleet {
             r.window_queries = 0;
             r.window_hits = 0;
             r.ttft_marks.clear();
+            r.served.clear();
             self.logs.startup(name, epoch + time, pid, &config, &node_name);
         }
     }

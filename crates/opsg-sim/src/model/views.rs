@@ -45,6 +45,7 @@ impl Fleet {
             "ttft_p50_s": ttft.quantile(0.5).map(round3),
             "ttft_p90_s": ttft.quantile(0.9).map(round3),
             "ttft_p90_recent_s": r.recent_ttft_quantile(0.9).map(round3),
+            "ttft_p90_now_s": r.ttft_now_quantile(0.9, self.time).map(round3),
             "log_path": self.logs.path_of(&r.name),
         })
     }
