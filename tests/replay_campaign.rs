@@ -46,8 +46,9 @@ fn rows(csv_text: &str) -> Vec<std::collections::HashMap<String, String>> {
         .collect()
 }
 
-/// Run a baseline-arm campaign of a crashed `stable-1` with `trials` trials and one more
-/// top-level field (`extra`, as JSON text) in the campaign file; its directory and output.
+/// Run a baseline-arm campaign of a crashed `stable-1` with `trials` trials and more top-level
+/// fields (`extra`, as JSON text: at least `warmup_s`) in the campaign file; its directory and
+/// output.
 fn baseline_crash_campaign(
     name: &str,
     trials: u32,
@@ -56,7 +57,7 @@ fn baseline_crash_campaign(
     let dir = temp_dir(name);
     let file = dir.join("campaign.json");
     let text = format!(
-        r#"{{"seed": 3, "speed": 30, "interval_s": 30, "max_runs": 2, "warmup_s": 30,
+        r#"{{"seed": 3, "speed": 30, "interval_s": 30, "max_runs": 2,
             "trials": {trials}, {extra},
             "faults": [{{"fault": "replica_crash", "target": "stable-1", "intensities": [0.8],
                         "expected_class": "replica_down"}}],
@@ -71,7 +72,8 @@ fn baseline_crash_campaign(
 /// runner must measure detection, count no actions, and report the fleet unhealthy with why.
 #[test]
 fn baseline_arm_detects_and_does_nothing() {
-    let (dir, out) = baseline_crash_campaign("baseline", 1, r#""onset": "after_run""#);
+    let (dir, out) =
+        baseline_crash_campaign("baseline", 1, r#""warmup_s": 30, "onset": "after_run""#);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let rows = rows(&String::from_utf8_lossy(&out.stdout));
@@ -168,7 +170,11 @@ fn disk_pressure_is_resolved_by_cleaning_the_node_up() {
 /// run comes sooner than a whole period, differs between trials, and detection dates from it.
 #[test]
 fn a_uniform_onset_brings_the_first_run_inside_the_period() {
-    let (_, out) = baseline_crash_campaign("onset", 2, r#""onset": "uniform""#);
+    let (dir, out) = baseline_crash_campaign(
+        "onset",
+        2,
+        r#""warmup_s": 90, "warmup_runs": 2, "onset": "uniform""#,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let rows = rows(&String::from_utf8_lossy(&out.stdout));
     let first: Vec<f64> = rows.iter().map(|r| r["first_run_s"].parse().unwrap()).collect();
@@ -177,7 +183,40 @@ fn a_uniform_onset_brings_the_first_run_inside_the_period() {
     for (row, f) in rows.iter().zip(&first) {
         let ttd: f64 = row["time_to_detect_s"].parse().expect("a crash is seen at once");
         assert!(ttd >= *f && ttd < f + 3.0, "detected by the first run at {f}: {ttd}");
+        assert_eq!(row["warmup_incidents"], "0", "the healthy fleet raised nothing: {row:?}");
     }
+    // The cron job ran twice before the fault (observation, finding, report each), then once
+    // or twice after it.
+    let ledger =
+        std::fs::read_to_string(dir.join("work/baseline-replica_crash-0.8-1/ledger.jsonl"))
+            .unwrap();
+    let findings: Vec<serde_json::Value> = ledger
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["record"]["kind"] == "finding")
+        .collect();
+    let statuses: Vec<&str> =
+        findings.iter().map(|f| f["record"]["body"]["status"].as_str().unwrap()).collect();
+    assert!(statuses.len() >= 3 && statuses[..2] == ["no_incident", "no_incident"], "{statuses:?}");
+    assert_eq!(statuses[2], "incident", "{statuses:?}");
+}
+
+#[test]
+fn warmup_runs_need_room_before_the_fault() {
+    let dir = temp_dir("warmup");
+    let file = dir.join("campaign.json");
+    std::fs::write(
+        &file,
+        r#"{"seed": 1, "interval_s": 30, "max_runs": 1, "trials": 1, "warmup_s": 60,
+            "warmup_runs": 2, "arms": [{"name": "a"}],
+            "faults": [{"fault": "replica_crash", "target": "x", "intensities": [0.5]}]}"#,
+    )
+    .unwrap();
+    let out = Command::new(REPLAY).args(["campaign", file.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warmup_runs") && err.contains("at least 90"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 /// The `rules+approval` arm with an on-call approver: a crashed replica needs a restart

@@ -56,6 +56,11 @@ pub struct CampaignFile {
     /// Where in the cron period the fault strikes.
     #[serde(default)]
     pub onset: Onset,
+    /// Cron runs before the fault, on the same period (the job runs all the time in
+    /// production): the history triage learns the fleet's usual from. `warmup_s` must hold
+    /// them and one period more.
+    #[serde(default)]
+    pub warmup_runs: u32,
 }
 
 /// Where in the cron period a trial's fault strikes, which sets how long it goes unseen before
@@ -247,6 +252,9 @@ pub struct Trial {
     /// one more window. Watched for up to a window and a half after the resolution; empty when
     /// not resolved or not clear by then.
     pub time_to_clear_s: Option<f64>,
+    /// Runs before the fault (`warmup_runs`) that raised an incident on the healthy fleet:
+    /// false alarms.
+    pub warmup_incidents: u32,
 }
 
 /// Where the binaries are.
@@ -897,30 +905,6 @@ pub fn trial(
     );
     sim.call("POST", "/reset", Some(json!({})))?;
     let start = sim.sim_time()?;
-    sim.wait_until(start + file.warmup_s, file.speed)?;
-    let t0 = sim.sim_time()?;
-    sim.call(
-        "POST",
-        &format!("/chaos/{}", fault.fault),
-        Some(json!({"target": fault.target, "intensity": intensity})),
-    )?;
-
-    let watch = HealthWatch::start(sim, fault, t0, file.speed);
-    let mut row = Trial {
-        arm: arm.name.clone(),
-        fault: fault.fault.clone(),
-        intensity,
-        trial: n,
-        ..Trial::default()
-    };
-    // A resolution is confirmed at the end of a run, and dated from when the fleet became
-    // healthy for good: after the first executed action (the sim's admin log), or for the
-    // baseline after the detection.
-    let resolved_at = |now: f64, row: &Trial| -> Result<f64> {
-        let acted = first_admin_change(&sim.state()?, t0);
-        let anchor = acted.or(row.time_to_detect_s).unwrap_or(now);
-        Ok(watch.healthy_since(now, anchor))
-    };
     let s = |v: &str| v.to_string();
     let scrape_args = file.scrape_args.clone().unwrap_or_else(|| default_scrape_args(file.speed));
     let verify_args = file.verify_args.clone().unwrap_or_else(|| {
@@ -949,8 +933,75 @@ pub fn trial(
             audit.clone(),
         ]
     };
+    // One cron run's stages: scrape (of the targets as they are now) | triage, then plan and
+    // the acting stages, or for the baseline straight to audit.
+    let cron_stages = || -> Result<Vec<(PathBuf, Vec<String>)>> {
+        sim.targets_file(&targets)?;
+        let mut stages: Vec<(PathBuf, Vec<String>)> = Vec::new();
+        let mut scrape = vec![s("--targets"), targets.display().to_string(), s("-q")];
+        scrape.extend(scrape_args.iter().cloned());
+        stages.push((bins.path("opsg-scrape"), scrape));
+        let mut triage = vec![s("--state-dir"), sd.clone()];
+        triage.extend(arm.advisor_args.iter().cloned());
+        stages.push((bins.path("opsg-triage"), triage));
+        if arm.remediate {
+            // The fleet as it is now (weights, config versions), for plan's exact inverses.
+            let fleet = dir.join("fleet-state.json");
+            let snapshot =
+                serde_json::to_vec(&sim.state()?).map_err(|e| Error::internal(e.to_string()))?;
+            std::fs::write(&fleet, snapshot).map_err(|e| Error::io(fleet.display(), e))?;
+            let mut plan = vec![s("--fleet-state"), fleet.display().to_string()];
+            plan.extend(arm.advisor_args.iter().cloned());
+            stages.push((bins.path("opsg-plan"), plan));
+            stages.extend(acting());
+        } else {
+            stages.push(audit.clone());
+        }
+        Ok(stages)
+    };
+    // The cron job was running before the fault, on the same period: its runs give triage the
+    // fleet's usual. The run just before the onset is left out (it would overlap the fault or
+    // end just before it; detection only ever comes from runs that start after the onset).
+    // A run that raises an incident on the healthy fleet is a false alarm.
     let first_run = file.first_run_after(fault, intensity, n);
-    row.first_run_s = first_run;
+    let mut warmup_incidents = 0;
+    for k in (2..=file.warmup_runs + 1).rev() {
+        sim.wait_until(
+            start + file.warmup_s + first_run - f64::from(k) * file.interval_s,
+            file.speed,
+        )?;
+        let (out, _codes) = run_pipe(&cron_stages()?, &log)?;
+        let recs = records(&out);
+        if last_of(&recs, "finding").is_some_and(|f| f["body"]["status"] == "incident") {
+            warmup_incidents += 1;
+        }
+    }
+    sim.wait_until(start + file.warmup_s, file.speed)?;
+    let t0 = sim.sim_time()?;
+    sim.call(
+        "POST",
+        &format!("/chaos/{}", fault.fault),
+        Some(json!({"target": fault.target, "intensity": intensity})),
+    )?;
+
+    let watch = HealthWatch::start(sim, fault, t0, file.speed);
+    let mut row = Trial {
+        arm: arm.name.clone(),
+        fault: fault.fault.clone(),
+        intensity,
+        trial: n,
+        first_run_s: first_run,
+        warmup_incidents,
+        ..Trial::default()
+    };
+    // A resolution is confirmed at the end of a run, and dated from when the fleet became
+    // healthy for good: after the first executed action (the sim's admin log), or for the
+    // baseline after the detection.
+    let resolved_at = |now: f64, row: &Trial| -> Result<f64> {
+        let acted = first_admin_change(&sim.state()?, t0);
+        let anchor = acted.or(row.time_to_detect_s).unwrap_or(now);
+        Ok(watch.healthy_since(now, anchor))
+    };
     let mut verified_fix = false;
     let mut page: Option<Page> = None;
     // One step past the last cron run, so a page answered before the next one would have
@@ -996,31 +1047,10 @@ pub fn trial(
             break;
         }
         sim.wait_until(t0 + cron_at, file.speed)?;
-        sim.targets_file(&targets)?;
         // Detection dates from when the cron run fired (its scrape); mitigation from the sim's
         // admin log, resolution from the health watch (see `resolved_at`).
         let fired = sim.sim_time()? - t0;
-        let mut stages: Vec<(PathBuf, Vec<String>)> = Vec::new();
-        let mut scrape = vec![s("--targets"), targets.display().to_string(), s("-q")];
-        scrape.extend(scrape_args.iter().cloned());
-        stages.push((bins.path("opsg-scrape"), scrape));
-        let mut triage = vec![s("--state-dir"), sd.clone()];
-        triage.extend(arm.advisor_args.iter().cloned());
-        stages.push((bins.path("opsg-triage"), triage));
-        if arm.remediate {
-            // The fleet as it is now (weights, config versions), for plan's exact inverses.
-            let fleet = dir.join("fleet-state.json");
-            let snapshot =
-                serde_json::to_vec(&sim.state()?).map_err(|e| Error::internal(e.to_string()))?;
-            std::fs::write(&fleet, snapshot).map_err(|e| Error::io(fleet.display(), e))?;
-            let mut plan = vec![s("--fleet-state"), fleet.display().to_string()];
-            plan.extend(arm.advisor_args.iter().cloned());
-            stages.push((bins.path("opsg-plan"), plan));
-            stages.extend(acting());
-        } else {
-            stages.push(audit.clone());
-        }
-        let (out, _codes) = run_pipe(&stages, &log)?;
+        let (out, _codes) = run_pipe(&cron_stages()?, &log)?;
         let now = sim.sim_time()? - t0;
         row.runs = run;
         let recs = records(&out);
@@ -1123,6 +1153,16 @@ pub fn load(path: &Path) -> Result<CampaignFile> {
             .at_field(format!("arms[{i}].approver"))
             .in_source(&source));
         }
+    }
+    let needed = f64::from(file.warmup_runs + 1) * file.interval_s;
+    if file.warmup_runs > 0 && file.warmup_s < needed {
+        return Err(Error::invalid(format!(
+            "{} warmup runs every {} s need `warmup_s` of at least {needed} s (the runs and the \
+             period before the fault), not {}",
+            file.warmup_runs, file.interval_s, file.warmup_s
+        ))
+        .at_field("warmup_runs")
+        .in_source(&source));
     }
     Ok(file)
 }
