@@ -181,6 +181,7 @@ fn outcome_code(outcome: &str) -> i32 {
         "failed" => 14,
         "inconclusive" => 15,
         "dry_run" => 16,
+        "stale_plan" => 17,
         other => panic!("unknown outcome {other}"),
     }
 }
@@ -329,11 +330,13 @@ fn kv_saturation_on_the_canary_is_resolved_by_a_shift_sized_from_the_evidence_an
 
     // The recorded observation through triage onwards: a new plan for the same evidence, whose
     // prior state (the recorded weights) is no longer the sim's; exec refuses to act on it.
+    // Refused as a stale plan (17, run the pipe again), not a failed action (14, page someone).
     let replayed = i.replay_recording();
-    records_tell_the_truth(&i.sim, &replayed, &i.dir, 1);
+    let outcome = records_tell_the_truth(&i.sim, &replayed, &i.dir, 1);
+    assert_eq!(outcome, "stale_plan", "{}", replayed.stderr);
     assert_ne!(body(&replayed, "decision")["plan_hash"], i.body("decision")["plan_hash"]);
     let action = &body(&replayed, "execution")["actions"][0];
-    assert_ne!(action["outcome"], "succeeded", "{action}");
+    assert_eq!(action["outcome"], "stale_plan", "{action}");
     assert!(action["error"].as_str().unwrap_or("").contains("fleet changed"), "{action}");
     assert_eq!(admin_log(&i.sim).len(), 1, "the replayed recording called the sim again");
     assert_eq!(weights(&i.sim.state()), a["params"]["weights"]);

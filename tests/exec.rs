@@ -4,7 +4,7 @@
 
 mod e2e_support;
 
-use e2e_support::{EXEC, GATE, Recorder, TempDir, run};
+use e2e_support::{EXEC, GATE, Recorder, TempDir, VERIFY, run};
 use opsg_core::kinds::finding::IncidentClass;
 use opsg_core::kinds::plan::{ActionType, PlanBody, SafetyClass};
 use opsg_core::time::Timestamp;
@@ -69,6 +69,11 @@ fn sim_like() -> Recorder {
         ),
         _ => (200, json!({"ok": true}).to_string()),
     })
+}
+
+/// Each action's outcome in an execution body, in order.
+fn outcomes(body: &Value) -> Vec<&str> {
+    body["actions"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect()
 }
 
 #[test]
@@ -197,12 +202,7 @@ fn a_failed_action_stops_the_plan_and_hands_what_ran_to_rollback() {
     let (_, exec) = gate_then_exec(&dir, &chain_of(p), &["--execute", "--sim", &sim.addr], &[]);
     let body = exec.last_body();
     assert_eq!(body["status"], "failed", "{}", exec.stderr);
-    let outcomes: Vec<&str> = body["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["outcome"].as_str().unwrap())
-        .collect();
+    let outcomes = outcomes(&body);
     assert_eq!(outcomes, vec!["succeeded", "failed", "not_run"], "{body}");
     assert_eq!(body["handed_to_rollback"], json!([0]));
     assert_eq!(body["actions"][1]["status"], 503);
@@ -402,6 +402,26 @@ fn commands_get_a_clean_environment_and_are_killed_at_their_timeout() {
     assert_eq!(exec.last_body()["status"], "failed");
 }
 
+/// `opsg-audit` (the end of the pipe) appending to `ledger`.
+const AUDIT: &str = env!("CARGO_BIN_EXE_opsg-audit");
+
+/// `opsg-verify` after an exec that refused a stale plan: it exits with the documented code for a
+/// stale plan (17), and its record says `stale_plan`.
+fn verify_stale(dir: &TempDir, sim: &Recorder, exec: &e2e_support::Ran) -> e2e_support::Ran {
+    let state = dir.str("state");
+    let args = ["--settle", "0s", "--sim", &sim.addr, "--state-dir", &state];
+    let verify = run(VERIFY, &args, &[], &exec.stdout);
+    assert_eq!(opsg_core::Outcome::StalePlan.exit_code(), 17);
+    assert_eq!(verify.code, Some(17), "{}", verify.stderr);
+    assert_eq!(verify.last_body()["outcome"], "stale_plan", "{}", verify.stderr);
+    verify
+}
+
+/// Regression: a plan made for a fleet that has changed since was refused (correctly, nothing was
+/// called) but recorded as `failed`, and the pipe exited 14 ("an action failed": page someone).
+/// It is `stale_plan`: the record says nothing ran, the pipe exits 17 (run it again), the chain
+/// stays sealed and schema-valid, and the refusal does not start a cooldown that would hold back
+/// the fresh run it asks for.
 #[test]
 fn a_fleet_that_changed_since_the_plan_is_not_acted_on() {
     let dir = TempDir::new("exec-drift");
@@ -410,8 +430,11 @@ fn a_fleet_that_changed_since_the_plan_is_not_acted_on() {
     let mut p = shift_plan(json!({"stable": 0.9, "canary": 0.1}));
     p.actions[0].prior_state.insert("weights".into(), json!({"stable": 0.5, "canary": 0.5}));
     let (_, exec) = gate_then_exec(&dir, &chain_of(p), &["--execute", "--sim", &sim.addr], &[]);
-    let a = &exec.last_body()["actions"][0];
-    assert_eq!(a["outcome"], "failed", "{}", exec.stderr);
+    assert_eq!(exec.code, Some(0), "an intermediate stage that did its job: {}", exec.stderr);
+    let body = exec.last_body();
+    let a = &body["actions"][0];
+    assert_eq!(a["outcome"], "stale_plan", "{}", exec.stderr);
+    assert_eq!(a["attempts"], 0, "the actuator was not called");
     let why = a["error"].as_str().unwrap();
     assert!(
         why.contains("changed since the plan was made") && why.contains("weights.canary"),
@@ -423,5 +446,94 @@ fn a_fleet_that_changed_since_the_plan_is_not_acted_on() {
         "what was found is recorded"
     );
     assert!(sim.requests().iter().all(|r| r.method == "GET"), "nothing was changed");
-    assert_eq!(exec.last_body()["handed_to_rollback"], json!([]));
+    assert_eq!(body["status"], "stale_plan");
+    assert_eq!(body["handed_to_rollback"], json!([]));
+    assert!(!exec.stderr.contains("failed"), "{}", exec.stderr);
+
+    // The end of the pipe: verify (nothing to verify, nothing to roll back) and audit both exit
+    // with the documented code for a stale plan.
+    let verify = verify_stale(&dir, &sim, &exec);
+    let v = verify.last_body();
+    assert!(v.get("rollback").is_none(), "nothing ran, so nothing is rolled back: {v}");
+    assert!(v["reason"].as_str().unwrap().contains("nothing was executed"), "{v}");
+    assert!(sim.requests().iter().all(|r| r.method == "GET"), "verify called an actuator");
+    // The records validate against their schemas and round-trip through their types.
+    e2e_support::check_acting_records(&verify.stdout);
+    let ledger = dir.str("ledger.jsonl");
+    let audit = run(AUDIT, &["--ledger", &ledger], &[], &verify.stdout);
+    assert_eq!(audit.code, Some(17), "{}", audit.stderr);
+    let report = audit.last_body();
+    assert_eq!(report["outcome"], "stale_plan");
+    assert_eq!(report["actions"]["total"], 0, "no action was executed: {report}");
+    let check = run(AUDIT, &["verify", "--ledger", &ledger], &[], b"");
+    assert_eq!(check.code, Some(0), "the ledger's chain stays valid: {}", check.stderr);
+
+    // Run the pipe again, as the record says: the fresh plan (made for the fleet as it is now)
+    // is not held back by a cooldown, because the refusal acted on nothing.
+    let mut fresh = shift_plan(json!({"stable": 0.9, "canary": 0.1}));
+    fresh.actions[0].prior_state.insert("weights".into(), json!({"stable": 1.0, "canary": 1.0}));
+    let (gate, exec) =
+        gate_then_exec(&dir, &chain_of(fresh), &["--execute", "--sim", &sim.addr], &[]);
+    assert_eq!(gate.last_body()["verdict"], "approved", "{}", gate.stderr);
+    assert_eq!(exec.last_body()["actions"][0]["outcome"], "succeeded", "{}", exec.stderr);
+    assert_eq!(sim.requests().iter().filter(|r| r.method == "POST").count(), 1);
+}
+
+/// A plan refused half-way (its second action found the fleet changed): what the first action
+/// did is rolled back by verify, and the outcome is still `stale_plan` (17), not `failed` (14);
+/// a re-run of the same recorded decision refuses again instead of calling anything.
+#[test]
+fn a_plan_refused_half_way_rolls_back_its_first_half_and_is_stale_not_failed() {
+    let dir = TempDir::new("exec-drift-half");
+    let sim = Recorder::start(|req| match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/state") => (
+            200,
+            json!({"deployments": {
+                "stable": {"weight": 1.0, "status": "serving"},
+                "canary": {"weight": 1.0, "status": "serving"}}})
+            .to_string(),
+        ),
+        _ => (200, json!({"ok": true}).to_string()),
+    });
+    let mut p = shift_plan(json!({"stable": 0.9, "canary": 0.1}));
+    p.actions[0].prior_state.insert("weights".into(), json!({"stable": 1.0, "canary": 1.0}));
+    p.actions[0].inverse = Some(opsg_core::kinds::plan::Inverse {
+        action: ActionType::ShiftTraffic,
+        params: [("weights".to_string(), json!({"stable": 1.0, "canary": 1.0}))].into(),
+    });
+    let mut second = p.actions[0].clone();
+    second.index = 1;
+    second.action = ActionType::SetDeploymentStatus;
+    second.target = "canary".into();
+    second.params = [("status".to_string(), json!("draining"))].into();
+    second.prior_state = [("status".to_string(), json!("degraded"))].into();
+    second.inverse = None;
+    p.actions.push(second);
+    let (gate, exec) = gate_then_exec(&dir, &chain_of(p), &["--execute", "--sim", &sim.addr], &[]);
+    let body = exec.last_body();
+    let outcomes = outcomes(&body);
+    assert_eq!(outcomes, vec!["succeeded", "stale_plan"], "{body}\n{}", exec.stderr);
+    assert_eq!(body["status"], "stale_plan");
+    assert_eq!(body["handed_to_rollback"], json!([0]));
+    assert!(body["stopped"].as_str().unwrap().contains("`status` was \"degraded\""), "{body}");
+    let posts = |sim: &Recorder| sim.requests().iter().filter(|r| r.method == "POST").count();
+    assert_eq!(posts(&sim), 1, "only the first action was called");
+    assert!(!sim.requests().iter().any(|r| r.path.contains("/status")), "the stale one was called");
+
+    let verify = verify_stale(&dir, &sim, &exec);
+    let v = verify.last_body();
+    assert_eq!(v["rollback"]["actions"][0]["index"], 0);
+    assert_eq!(v["rollback"]["actions"][0]["outcome"], "succeeded");
+    assert!(v["reason"].as_str().unwrap().contains("1 earlier action(s) rolled back"), "{v}");
+    assert_eq!(posts(&sim), 2, "the first action and its inverse");
+    e2e_support::check_acting_records(&verify.stdout);
+
+    // The same recorded decision again: the stale action's key says so, and nothing is called.
+    let state = dir.str("state");
+    let again =
+        run(EXEC, &["--execute", "--state-dir", &state, "--sim", &sim.addr], &[], &gate.stdout);
+    let b = again.last_body();
+    assert_eq!(b["actions"][1]["outcome"], "stale_plan", "{b}");
+    assert_eq!(b["status"], "stale_plan", "{b}");
+    assert_eq!(posts(&sim), 2, "a re-run called an actuator");
 }

@@ -5,7 +5,8 @@
 //! 1. the last verification's outcome (it re-measured after acting);
 //! 2. else a decision that held the plan back: `blocked` or `awaiting_approval`;
 //! 3. else an execution: dry-run gives `dry_run`; a failed one `failed`; one that ran live but was
-//!    never verified `inconclusive` (nobody checked that it worked);
+//!    never verified `inconclusive` (nobody checked that it worked); one that executed nothing
+//!    because `opsg-exec` found the plan stale `stale_plan` (nothing ran, nothing failed);
 //! 4. else the finding: `no_incident` when triage found nothing; an incident that was never acted
 //!    on (the chain stops before an execution) is `inconclusive`;
 //! 5. a chain with no finding at all (observations only: `opsg-scrape | opsg-audit` archiving
@@ -119,6 +120,19 @@ fn derive_outcome(
                 Some("actions ran but no verification followed on the chain".into()),
             );
         }
+        // Checked after `executed`: a plan refused half-way, with no verification to roll back
+        // its first half, left the fleet changed, and that is not "nothing was executed".
+        if e.status == "stale_plan"
+            || e.actions.iter().any(|a| a.outcome == ActionOutcome::StalePlan)
+        {
+            return (
+                Outcome::StalePlan,
+                Some(
+                    "the fleet changed since the plan was made: nothing was executed; run the pipe again"
+                        .into(),
+                ),
+            );
+        }
     }
     match finding.map(|f| f.status) {
         Some(FindingStatus::NoIncident) => (Outcome::NoIncident, None),
@@ -230,6 +244,11 @@ mod tests {
         assert_eq!(outcome(Some(&inc), Some(&approved), Some(&ran)), Outcome::Inconclusive);
         let failed = execution("live", "failed", "failed");
         assert_eq!(outcome(Some(&inc), Some(&approved), Some(&failed)), Outcome::Failed);
+        // Regression: a stale plan refused by exec used to be reported `failed` (exit 14).
+        let stale = execution("live", "stale_plan", "stale_plan");
+        let (o, note) = derive_outcome(Some(&inc), Some(&approved), Some(&stale), None);
+        assert_eq!(o, Outcome::StalePlan);
+        assert!(note.unwrap().contains("run the pipe again"));
         let dry = execution("dry_run", "dry_run", "dry_run");
         let approved_dry = decision("approved", "dry_run");
         let blocked = decision("blocked", "live");
@@ -261,6 +280,9 @@ mod tests {
         let counts =
             count_actions(Some(&plan), Some(&execution("dry_run", "dry_run", "dry_run")), None);
         assert_eq!(counts.total, 0);
+        let counts =
+            count_actions(Some(&plan), Some(&execution("live", "stale_plan", "stale_plan")), None);
+        assert_eq!(counts.total, 0, "an action refused as stale was never executed");
     }
 
     #[test]

@@ -82,7 +82,8 @@ pub enum Command {
             The whole chain is read and checked first: bad input appends nothing and prints \
             nothing. The exit status is the incident's outcome, derived from the chain: the last \
             verification's outcome; else a blocking decision (blocked, awaiting approval); else \
-            the execution (dry run; failed; live but never verified: inconclusive); else the \
+            the execution (dry run; failed; live but never verified: inconclusive; refused \
+            because the fleet changed since the plan was made: stale plan); else the \
             finding (no incident; an incident never acted on: inconclusive). A chain without a \
             finding (observations only) is archived as no incident (10), with a note in the \
             report saying nothing was triaged."

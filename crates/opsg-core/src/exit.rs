@@ -71,11 +71,15 @@ pub enum Outcome {
     Inconclusive,
     /// The plan was approved in dry-run mode: printed, not executed (exit 16).
     DryRun,
+    /// The fleet changed since the plan was made, so `opsg-exec` refused to act on it: nothing
+    /// failed, and whatever the plan had already done was rolled back; run the pipe again for a
+    /// fresh plan (exit 17). Distinct from `failed` so a cron job can retry instead of paging.
+    StalePlan,
 }
 
 impl Outcome {
     /// Every outcome, in exit-code order (for documentation and tests).
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Resolved,
         Outcome::NoIncident,
         Outcome::AwaitingApproval,
@@ -84,6 +88,7 @@ impl Outcome {
         Outcome::Failed,
         Outcome::Inconclusive,
         Outcome::DryRun,
+        Outcome::StalePlan,
     ];
 
     /// The exit code a terminal stage uses for this outcome.
@@ -97,6 +102,7 @@ impl Outcome {
             Outcome::Failed => 14,
             Outcome::Inconclusive => 15,
             Outcome::DryRun => 16,
+            Outcome::StalePlan => 17,
         }
     }
 
@@ -111,6 +117,7 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::Inconclusive => "inconclusive",
             Outcome::DryRun => "dry_run",
+            Outcome::StalePlan => "stale_plan",
         }
     }
 }
@@ -145,6 +152,10 @@ pub fn table() -> String {
                 "inconclusive: verification could not tell (stale or missing telemetry)"
             }
             Outcome::DryRun => "dry run: the approved plan was printed, not executed",
+            Outcome::StalePlan => {
+                "stale plan: the fleet changed since the plan was made; nothing was executed \
+                 (or it was rolled back); run the pipe again"
+            }
             Outcome::Resolved => unreachable_resolved(),
         };
         rows.push((outcome.exit_code(), meaning.to_string()));

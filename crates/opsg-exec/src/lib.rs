@@ -6,6 +6,10 @@
 //! each action's idempotency key (plan hash + index) is claimed with `O_EXCL` in the state
 //! directory, the prior state its inverse needs is captured, and the actuator is called. The
 //! first failure stops the plan; what already ran is handed to rollback (`opsg-verify`).
+//!
+//! When the captured state differs from the one the plan was made for, the action is not called
+//! and its outcome is `stale_plan`, not `failed`: the plan stops there, the execution's status is
+//! `stale_plan`, and the end of the pipe exits 17 (run the pipe again) rather than 14 (page).
 
 pub mod actuators;
 pub mod run;
@@ -265,6 +269,11 @@ fn execute(
                 opsg_core::cli::warn(format!("{what}: {why}; stopping"));
                 stopped = Some(format!("{what}: {why}"));
             }
+            ActionOutcome::StalePlan => {
+                let why = run.error.clone().unwrap_or_default();
+                opsg_core::cli::warn(format!("{what}: {why}"));
+                stopped = Some(format!("{what}: {why}"));
+            }
             ActionOutcome::Failed | ActionOutcome::NotRun => {
                 let why = run.error.clone().unwrap_or_default();
                 opsg_core::cli::warn(format!("{what} failed: {why}"));
@@ -274,11 +283,16 @@ fn execute(
         body.actions.push(run);
     }
     let failed = body.actions.iter().any(|a| a.outcome == ActionOutcome::Failed);
+    let stale = body.actions.iter().any(|a| a.outcome == ActionOutcome::StalePlan);
     let in_flight = stopped.is_some() && !failed;
     body.status = if !live {
         "dry_run"
     } else if failed {
         "failed"
+    } else if stale {
+        // Not `failed`: nothing broke. What ran before the refusal is still handed to rollback
+        // (half a plan on a fleet that moved under it), and `opsg-verify` undoes it.
+        "stale_plan"
     } else if in_flight {
         "nothing_to_do"
     } else {

@@ -289,6 +289,9 @@ impl Executor {
         let prepared = match self.prepare(spec, plan_hash, key) {
             Ok(p) => p,
             Err(why) => {
+                // Failed, not stale: no actuator, or a template or URL that does not render, is
+                // a broken config whatever the fleet's state; running the pipe again would fail
+                // the same way, so a human must fix it.
                 run.outcome = if live { ActionOutcome::Failed } else { ActionOutcome::DryRun };
                 run.error = Some(why);
                 return run;
@@ -319,6 +322,14 @@ impl Executor {
                         if outcome == "failed" {
                             // An earlier failure stays a failure: the plan must not go on past it.
                             run.outcome = ActionOutcome::Failed;
+                        } else if outcome == "stale_plan" {
+                            // An earlier run found this plan stale, and a plan does not get
+                            // fresher: the same refusal, and the same advice, stand.
+                            run.outcome = ActionOutcome::StalePlan;
+                            run.error = Some(
+                                "not called: an earlier run found the fleet changed since the plan was made; run the pipe again"
+                                    .into(),
+                            );
                         }
                     }
                     None => {
@@ -337,6 +348,7 @@ impl Executor {
                 return run;
             }
             Err(e) => {
+                // Failed: the state directory is broken (I/O), which says nothing about the plan.
                 run.outcome = ActionOutcome::Failed;
                 run.error = Some(format!("cannot claim the idempotency key: {e}"));
                 return run;
@@ -348,8 +360,10 @@ impl Executor {
                 // Compare-and-swap: the plan (and the gate's decision) were made for the state
                 // the planner saw. If the fleet has changed since (someone shifted traffic by
                 // hand, another incident's fix ran), acting on the old plan would be acting blind.
+                // That refusal is `stale_plan`, not `failed`: nothing was called and nothing
+                // broke; the plan was out of date and a fresh run of the pipe is the fix.
                 if let Some(drift) = drifted(&spec.prior_state, &prior) {
-                    run.outcome = ActionOutcome::Failed;
+                    run.outcome = ActionOutcome::StalePlan;
                     run.error = Some(format!(
                         "not called: the fleet changed since the plan was made ({drift}); run the pipe again"
                     ));
@@ -362,6 +376,10 @@ impl Executor {
             }
             Ok(None) => {}
             Err(why) => {
+                // Failed, not stale: the state could not be read at all (target unreachable,
+                // capture misconfigured, a member missing), so nothing says the plan is out of
+                // date, and acting without the state the inverse needs would be unsafe. Unlike a
+                // stale plan, re-running the pipe is not known to help: a human must look.
                 run.outcome = ActionOutcome::Failed;
                 run.error = Some(format!(
                     "not called: cannot capture the prior state the inverse needs: {}",
@@ -384,7 +402,9 @@ impl Executor {
         run
     }
 
-    /// Record a live attempt's result under its key and in the history.
+    /// Record a live attempt's result under its key and in the history. A stale-plan refusal is
+    /// kept out of the history: the gate's cooldowns and rate limits count actions on the fleet,
+    /// and one that was never called must not hold back the fresh run of the pipe it asks for.
     fn settle(&self, run: &ActionRun) {
         if let Ok(v) = serde_json::to_value(run)
             && let Err(e) = self.state.finish(&run.idempotency_key, &v)
@@ -393,6 +413,9 @@ impl Executor {
                 "cannot record the result of {}: {e}",
                 run.idempotency_key
             ));
+        }
+        if run.outcome == ActionOutcome::StalePlan {
+            return;
         }
         if let (Some(action), Some(target)) = (run.action, run.target.clone()) {
             let ev = ActionEvent {

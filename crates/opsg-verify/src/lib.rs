@@ -8,6 +8,9 @@
 //! re-read and compared with what was captured before acting, and the outcome is `rolled_back`
 //! (or `failed` when the rollback did not hold). Unreachable targets or stale telemetry make it
 //! `inconclusive`, never `resolved`. Chains that did not execute pass through with their outcome.
+//! An execution that `opsg-exec` stopped because the plan was stale (the fleet changed since it
+//! was made) is `stale_plan`: not a failed fix, nothing to verify; only what the plan did before
+//! the refusal is rolled back (`failed` if that rollback does not hold).
 //! The exit status is the outcome's code.
 
 pub mod signal;
@@ -355,20 +358,31 @@ fn decide(ctx: &Ctx<'_>, body: &mut VerificationBody) -> Result<(Outcome, String
         ));
     }
     match execution.status.as_str() {
-        "failed" => {
+        // A plan that stopped early: what ran before the stop is undone (half a plan is not a
+        // fix). A failed action makes it `failed`. A stale plan (exec refused to act because the
+        // fleet changed since the plan was made) is not a failed fix: nothing broke and there is
+        // nothing to measure, so it is `stale_plan` (run the pipe again), unless undoing its
+        // first half did not hold, which a human must look at.
+        status @ ("failed" | "stale_plan") => {
+            let stale = status == "stale_plan";
             let rb = rollback(ctx, &plan, &plan_hash, &execution);
             let held = rb.as_ref().is_none_or(rollback_held);
-            let what = execution.stopped.clone().unwrap_or_else(|| "an action failed".into());
+            let what = execution.stopped.clone().unwrap_or_else(|| {
+                if stale { "the plan is stale" } else { "an action failed" }.into()
+            });
             let n = rb.as_ref().map_or(0, |r| r.actions.len());
             body.rollback = rb;
-            let tail = if n == 0 {
+            let tail = if n == 0 && stale {
+                "nothing was executed".to_string()
+            } else if n == 0 {
                 "nothing had run before it".to_string()
             } else if held {
                 format!("{n} earlier action(s) rolled back")
             } else {
                 format!("rolling back {n} earlier action(s) did NOT hold")
             };
-            return Ok((Outcome::Failed, format!("{what}; {tail}")));
+            let outcome = if stale && held { Outcome::StalePlan } else { Outcome::Failed };
+            return Ok((outcome, format!("{what}; {tail}")));
         }
         "completed" => {}
         _ => {

@@ -19,6 +19,11 @@ pub enum ActionOutcome {
     AlreadyDone,
     /// Not reached because an earlier action failed.
     NotRun,
+    /// Deliberately not called: the state captured just before acting differs from the state
+    /// the plan was made for (the compare-and-swap in `opsg-exec` refused a stale plan). Nothing
+    /// ran and nothing broke, so this is not `failed`: the pipe should simply be run again.
+    /// Added in a minor revision of `opsg.execution/v1`; older ledgers never carry it.
+    StalePlan,
 }
 
 /// The request an actuator made (secrets redacted).
@@ -106,7 +111,8 @@ pub struct ExecutionBody {
     /// One entry per approved action, in order.
     #[serde(default)]
     pub actions: Vec<ActionRun>,
-    /// `completed`, `failed`, `dry_run`, or `nothing_to_do`.
+    /// `completed`, `failed`, `dry_run`, `nothing_to_do`, or `stale_plan` (the plan stopped at an
+    /// action exec refused because the fleet changed since the plan was made; none failed).
     pub status: String,
     /// Indices of the actions that ran (now or in an earlier run) and must be undone, in reverse,
     /// if verification fails or a later action failed: what `opsg-verify` rolls back.
