@@ -1,7 +1,7 @@
 complete -c opsg-triage -l rules -d 'Detection rules (JSON, schemas/rules.schema.json); replaces the built-in set' -r -F
 complete -c opsg-triage -l now -d 'The clock, RFC 3339 (default: now). Same input + same --now = same output bytes' -r
 complete -c opsg-triage -l history -d 'opsg-audit ledger: continue incidents it recorded, compare host/GPU snapshots with earlier runs\' (refused, with a note, if it fails verification)' -r -F
-complete -c opsg-triage -l state-dir -d 'Directory for incident continuity state (DIR/incidents.json)' -r -F
+complete -c opsg-triage -l state-dir -d 'Directory for incident continuity state (DIR/incidents.json) and the fleet\'s usual traffic (DIR/traffic.json)' -r -F
 complete -c opsg-triage -l continue-within -d 'Continue an incident seen with the same fingerprint within this long' -r
 complete -c opsg-triage -l llm-url -d 'Endpoint base URL (e.g. http://127.0.0.1:8000/v1 for vLLM, https://api.anthropic.com)' -r
 complete -c opsg-triage -l llm-model -d 'Model name' -r

@@ -679,3 +679,63 @@ fn the_history_ledger_gives_the_previous_runs_snapshot() {
     assert!(notes.contains("history ledger refused"), "{notes}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+// Regression: a KV burst routed to every replica that began before the window was named
+// traffic_surge (no growth inside the window, the same KV per request everywhere). With
+// --state-dir, healthy runs teach triage the fleet's usual traffic, and prompts 2.3x the usual
+// length with arrivals only 1.24x are long contexts.
+#[test]
+fn the_state_dir_learns_the_usual_traffic_from_healthy_runs_and_judges_a_kv_burst_by_it() {
+    use opsg_triage::synth::{sealed, steady_traffic, traffic};
+    let dir = std::env::temp_dir().join(format!("opsg-triage-usual-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let state = dir.to_str().unwrap().to_string();
+    let triage_at = |body: &opsg_core::kinds::observation::ObservationBody, state: Option<&str>| {
+        let end = opsg_core::time::Timestamp::parse_rfc3339(&body.window.end).unwrap();
+        let now = end.plus_millis(1_000).to_rfc3339();
+        let line = sealed(body, end, "run-usual").unwrap();
+        let mut args = vec!["--now", now.as_str()];
+        if let Some(s) = state {
+            args.extend(["--state-dir", s]);
+        }
+        let out = run("opsg-triage", &args, &line);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.last()
+    };
+    // Three healthy cron runs ten minutes apart: 10 req/s of 1,000 prompt tokens.
+    for k in 0..3 {
+        let healthy = traffic(&steady_traffic(10.0, 1000.0), START + k * 600_000);
+        let f = triage_at(&healthy, Some(&state));
+        assert_eq!(f["body"]["status"], "no_incident", "{f}");
+    }
+    let learned: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("traffic.json")).unwrap()).unwrap();
+    assert_eq!(learned["runs"].as_array().unwrap().len(), 3, "{learned}");
+    assert_eq!(learned["runs"][0]["arrivals_per_s"], 10.0);
+    assert_eq!(learned["runs"][0]["prompt_tokens_per_request"], 1000.0);
+
+    // Then a KV burst: 12.4 req/s of 2,300 tokens, the stable replicas' KV cache full.
+    let mut replicas = steady_traffic(12.4, 2300.0);
+    for r in &mut replicas {
+        (r.running, r.kv) = if r.name.starts_with("stable") { (20.0, 0.97) } else { (10.0, 0.485) };
+    }
+    let burst = traffic(&replicas, START + 3 * 600_000);
+    let without = triage_at(&burst, None);
+    assert_eq!(without["body"]["class"], "traffic_surge", "without history, as before: {without}");
+    let with = triage_at(&burst, Some(&state));
+    assert_eq!(with["body"]["class"], "kv_cache_saturation", "{with}");
+    let cause = with["body"]["hypotheses"][0]["cause"].as_str().unwrap();
+    assert!(cause.contains("prompts are 2.3x the usual length (3 runs)"), "{cause}");
+    assert!(
+        !with["body"]["hypotheses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["class"] == "traffic_surge")
+    );
+    // An incident teaches nothing: the usual stays the healthy runs'.
+    let learned: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("traffic.json")).unwrap()).unwrap();
+    assert_eq!(learned["runs"].as_array().unwrap().len(), 3);
+    std::fs::remove_dir_all(dir).ok();
+}

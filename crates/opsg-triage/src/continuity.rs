@@ -8,9 +8,9 @@
 //! same input writes the same id.
 
 use crate::history::LedgerEntry;
+use opsg_core::Result;
 use opsg_core::seal::HashHex;
 use opsg_core::time::Timestamp;
-use opsg_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -115,23 +115,10 @@ pub struct State {
 const KEEP_MS: i64 = 7 * 86_400_000;
 
 impl State {
-    fn path(dir: &Path) -> std::path::PathBuf {
-        dir.join("incidents.json")
-    }
-
     /// Load `DIR/incidents.json` (empty when absent).
     pub fn load(dir: &Path) -> Result<State> {
-        let path = State::path(dir);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| {
-                Error::invalid(format!("invalid triage state: {e}"))
-                    .in_source(path.display().to_string())
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(State { version: 1, incidents: Vec::new() })
-            }
-            Err(e) => Err(Error::io(path.display(), e)),
-        }
+        let state = crate::state_dir::load(dir, "incidents.json", "triage state")?;
+        Ok(state.unwrap_or(State { version: 1, incidents: Vec::new() }))
     }
 
     /// The priors it holds.
@@ -168,13 +155,7 @@ impl State {
 
     /// Write atomically (a temporary file renamed into place).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
-        let path = State::path(dir);
-        let tmp = dir.join(format!(".incidents.json.{}.tmp", std::process::id()));
-        let text =
-            serde_json::to_string_pretty(self).map_err(|e| Error::internal(e.to_string()))? + "\n";
-        std::fs::write(&tmp, text).map_err(|e| Error::io(tmp.display(), e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(path.display(), e))
+        crate::state_dir::save(dir, "incidents.json", self)
     }
 }
 

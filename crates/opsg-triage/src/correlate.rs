@@ -20,11 +20,22 @@
 //!   stable replica's) weighs 0.35; with neither the support is ×0.6. With a config change, load
 //!   classes seen on the canary alone are scaled ×0.4 (×0.7 after a rollout): the same traffic mix
 //!   is fine on stable, so load is the less likely cause;
-//! - traffic surge: ×min(1, g − 1), where g is the fleet's arrival rate at the end of the window
-//!   over its start; or ×0.9 when the KV-saturated replicas hold about the same KV per running
-//!   request as the healthy ones (at most 1.5×: more requests, not longer ones). A surge scales
-//!   queue and KV hypotheses ×0.5 (they are its symptoms). Conversely, 2.5× or more KV per running
-//!   request than the healthy replicas (long contexts) is one more piece of KV evidence (0.5);
+//! - traffic surge: ×min(1, g − 1), where g is the larger of the fleet's arrival rate at the end
+//!   of the window over its start and, when the fleet's usual traffic is known
+//!   ([`crate::baseline`]: the median of up to 20 earlier healthy runs within 6 h, at least 3;
+//!   only with `--state-dir`), its arrival rate over the window against the usual; g ≥ 1.5 with
+//!   load signals on at least half the replicas raises the surge, whose cause text names which
+//!   growth it saw ("arrivals 1.6x the usual (20 runs)"). Or ×0.9 when the KV-saturated replicas
+//!   hold about the same KV per running request as the healthy ones (at most 1.5×: more
+//!   requests, not longer ones). A surge scales queue and KV hypotheses ×0.5 (they are its
+//!   symptoms). Conversely, long contexts are one more piece of KV evidence (0.5, counted once):
+//!   2.5× or more KV per running request than the healthy replicas, or mean prompt tokens per
+//!   request 1.5× the usual or more. When prompts grew more than arrivals did (prompt ratio > g,
+//!   with g = 1 when no growth is measurable) no surge is raised at all: a KV burst routed to
+//!   every replica (opsg-sim's at 0.6 brings 0.24× more requests with 8× prompts: arrivals
+//!   1.24×, prompts 2.3×) fills the cache with longer requests, not more of them, while a surge
+//!   at 0.6 brings arrivals 1.6× at the usual prompt length. Without a usual (no state
+//!   directory, fewer than 3 healthy runs, a replay of the corpus) none of this applies;
 //! - a replica down on a node whose GPU faulted ×0.6 (the GPU is the cause);
 //! - log signatures (opsg-scrape `--log`) in the log of an implicated target are one more piece
 //!   of evidence: an NVRM Xid line 0.6, a CUDA error 0.4 for a GPU fault; preemption or
@@ -46,6 +57,7 @@
 //! Confidences are rounded to three decimals. So 0.95 means "one decisive signal or several that
 //! agree, with clean telemetry"; around 0.5 means "one signal, barely over its threshold".
 
+use crate::baseline::{Ratio, Usual};
 use crate::math::median;
 use crate::rules::{Rule, Rules};
 use crate::signals::{self, is_replica};
@@ -261,11 +273,19 @@ fn label<'a>(t: &'a TargetObservation, k: &str) -> Option<&'a str> {
     t.labels.get(k).map(String::as_str)
 }
 
-/// Correlate: evaluate the rules, then build and rank hypotheses.
+/// Correlate: evaluate the rules, then build and rank hypotheses (without history: the fleet's
+/// usual traffic unknown).
 pub fn correlate(obs: &ObservationBody, rules: &Rules) -> Correlation {
+    correlate_with(obs, rules, None)
+}
+
+/// [`correlate`], judging arrivals and prompt lengths against the fleet's `usual` traffic too
+/// (learned from earlier healthy runs, [`crate::baseline`]). With `None` it is [`correlate`].
+pub fn correlate_with(obs: &ObservationBody, rules: &Rules, usual: Option<&Usual>) -> Correlation {
     let (fired, notes) = evaluate(obs, rules);
     let tele = telemetry(obs, notes);
     let growth = arrival_growth(obs);
+    let against = usual.map(|u| crate::baseline::against(obs, u)).unwrap_or_default();
     let targets = &obs.targets;
     let total = targets.iter().filter(|t| !crate::snapshot::is_snapshot(t)).count().max(1) as f64;
     let tele_factor = 1.0 - 0.5 * tele.stale_targets.len() as f64 / total;
@@ -396,20 +416,40 @@ pub fn correlate(obs: &ObservationBody, rules: &Rules) -> Correlation {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
         _ => None,
     };
-    let load_driven = mix_ratio.is_some_and(|r| r <= 1.5);
+    // Against the fleet's usual traffic (earlier healthy runs): arrivals well above the usual are
+    // growth even when the fault began before the window; prompts well above the usual length
+    // are long contexts even when every replica holds them (a mix ratio of about 1).
+    let vs_usual = against.arrivals.map(|r| r.ratio);
+    let long_prompts = against.prompt_tokens.filter(|p| p.ratio >= 1.5);
+    // The larger evidence of growth: inside the window, or against the usual.
+    let growth_seen = match (growth, vs_usual) {
+        (Some(g), Some(u)) => Some(g.max(u)),
+        (g, u) => g.or(u),
+    };
+    // Prompts grew more than arrivals did: the KV cache fills with longer requests, not more of
+    // them (a KV burst at 0.6: arrivals 1.24x, prompts 2.3x), so no surge is inferred.
+    let long_context = long_prompts.is_some_and(|p| p.ratio > growth_seen.unwrap_or(1.0));
+    let load_driven = mix_ratio.is_some_and(|r| r <= 1.5) && !long_context;
     if let Some(h) = hyps.iter_mut().find(|h| h.0 == IncidentClass::KvCacheSaturation)
-        && mix_ratio.is_some_and(|r| r >= 2.5)
+        && (mix_ratio.is_some_and(|r| r >= 2.5) || long_prompts.is_some())
     {
+        // The same fact (long contexts) measured two ways counts once.
         h.1 = noisy_or([h.1, 0.5]);
     }
-    let grew = growth.is_some_and(|g| g >= 1.5)
+    let grew = growth_seen.is_some_and(|g| g >= 1.5)
+        && !long_context
         && !up_replicas.is_empty()
         && loaded.len() * 2 >= up_replicas.len();
+    // What the surge's cause text names: growth against the usual when that is the larger.
+    let surge_growth = match (growth, against.arrivals) {
+        (g, Some(u)) if grew && g.is_none_or(|g| u.ratio > g) => Some(Growth::Usual(u)),
+        (g, _) => g.map(Growth::Window),
+    };
     if grew || load_driven {
         surge = true;
         let set: Vec<usize> = if grew { loaded.clone() } else { kv_set.iter().copied().collect() };
         let ev: Vec<&Fired> = set.iter().flat_map(|i| regression_on(*i)).collect();
-        let factor = match growth {
+        let factor = match growth_seen {
             Some(g) if grew => (g - 1.0).min(1.0),
             _ => 0.9,
         };
@@ -531,7 +571,7 @@ pub fn correlate(obs: &ObservationBody, rules: &Rules) -> Correlation {
         evidence.truncate(16);
         out.push(Hypothesis {
             class,
-            cause: cause_text(class, obs, &set, &ev, growth, all_down),
+            cause: cause_text(class, obs, &set, &ev, surge_growth, long_prompts, all_down),
             confidence,
             targets: names,
             evidence,
@@ -643,12 +683,22 @@ fn config_change(obs: &ObservationBody, canaries: &BTreeSet<usize>, stables: &[u
     if rollout { Change::Rollout } else { Change::None }
 }
 
+/// The arrival growth a surge's cause text names.
+#[derive(Debug, Clone, Copy)]
+enum Growth {
+    /// End of the window over its start.
+    Window(f64),
+    /// Now over the fleet's usual.
+    Usual(Ratio),
+}
+
 fn cause_text(
     class: IncidentClass,
     obs: &ObservationBody,
     set: &BTreeSet<usize>,
     ev: &[&Fired],
-    growth: Option<f64>,
+    growth: Option<Growth>,
+    long_prompts: Option<Ratio>,
     all_down: bool,
 ) -> String {
     let names: Vec<&str> = set.iter().map(|i| obs.targets[*i].name.as_str()).collect();
@@ -660,7 +710,17 @@ fn cause_text(
     let rules = rules.into_iter().collect::<Vec<_>>().join(", ");
     match class {
         IncidentClass::KvCacheSaturation => {
-            format!("KV cache exhausted on {list}: requests are preempted and re-queued ({rules})")
+            let long = long_prompts
+                .map(|p| {
+                    format!(
+                        "; prompts are {:.1}x the usual length ({} runs): long contexts",
+                        p.ratio, p.runs
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "KV cache exhausted on {list}: requests are preempted and re-queued ({rules}){long}"
+            )
         }
         IncidentClass::QueueBacklog => {
             format!("requests queue faster than {list} serve them ({rules})")
@@ -695,9 +755,13 @@ fn cause_text(
         // Without a measured growth, the surge was inferred from the saturated replicas holding
         // about as much KV per request as the healthy ones (more requests, not longer ones).
         IncidentClass::TrafficSurge => match growth {
-            Some(g) => {
+            Some(Growth::Window(g)) => {
                 format!("arrivals grew {g:.1}x across the fleet; {list} are overloaded ({rules})")
             }
+            Some(Growth::Usual(u)) => format!(
+                "arrivals {:.1}x the usual ({} runs) across the fleet; {list} are overloaded ({rules})",
+                u.ratio, u.runs
+            ),
             None => format!(
                 "{list} are overloaded ({rules}) with about the KV per request of the healthy replicas: more requests, not longer ones"
             ),
@@ -714,5 +778,104 @@ fn cause_text(
         IncidentClass::Unknown | IncidentClass::None => {
             format!("anomalies on {list} fit no known class ({rules})")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseline::tests::{T0, learned_healthy};
+    use crate::baseline::{Learned, measure};
+    use crate::synth::{steady_traffic, traffic};
+
+    /// The usual traffic `learned` gives at the end of `obs`'s window.
+    fn usual_of(obs: &ObservationBody, learned: &Learned) -> Usual {
+        let until = Timestamp::parse_rfc3339(&obs.window.end).unwrap();
+        learned.usual(&measure(obs).unwrap().fleet, until)
+    }
+
+    fn lead(c: &Correlation) -> &Hypothesis {
+        c.hypotheses.first().expect("a hypothesis")
+    }
+
+    /// A KV burst routed like normal traffic (opsg-sim's kv_cache_saturation at 0.6: 0.24x more
+    /// requests, 8x prompts) that began before the window: 12.4 req/s at 2,300 tokens each, the
+    /// stable replicas' KV cache full, the canary's half full with the same KV per request.
+    fn kv_burst() -> ObservationBody {
+        let mut replicas = steady_traffic(12.4, 2300.0);
+        for r in &mut replicas {
+            (r.running, r.kv) =
+                if r.name.starts_with("stable") { (20.0, 0.97) } else { (10.0, 0.485) };
+        }
+        traffic(&replicas, T0 + 3_600_000)
+    }
+
+    /// A surge of plain requests: 16 req/s at the usual 1,000 tokens, queues and KV full everywhere.
+    fn surge() -> ObservationBody {
+        let mut replicas = steady_traffic(16.0, 1000.0);
+        for r in &mut replicas {
+            (r.running, r.waiting, r.kv) = (20.0, 30.0, 0.97);
+        }
+        traffic(&replicas, T0 + 3_600_000)
+    }
+
+    // Regression: a KV burst that began before the window and is routed to every replica was
+    // named traffic_surge (no growth inside the window, a mix ratio of about 1). Prompts 2.3x the
+    // usual length, arrivals only 1.24x, say long contexts.
+    #[test]
+    fn longer_prompts_than_usual_are_kv_saturation_not_a_surge() {
+        let rules = Rules::builtin();
+        let obs = kv_burst();
+        let before = correlate(&obs, &rules);
+        assert_eq!(lead(&before).class, IncidentClass::TrafficSurge, "{:?}", before.hypotheses);
+
+        let usual = usual_of(&obs, &learned_healthy(60, T0 + 3_600_000));
+        assert_eq!(usual.arrivals_per_s.map(|u| u.runs), Some(crate::baseline::MAX_RUNS));
+        let c = correlate_with(&obs, &rules, Some(&usual));
+        let h = lead(&c);
+        assert_eq!(h.class, IncidentClass::KvCacheSaturation, "{:?}", c.hypotheses);
+        assert!(h.cause.contains("prompts are 2.3x the usual length (20 runs)"), "{}", h.cause);
+        assert!(!c.hypotheses.iter().any(|h| h.class == IncidentClass::TrafficSurge));
+        let kv_before =
+            before.hypotheses.iter().find(|h| h.class == IncidentClass::KvCacheSaturation);
+        assert!(h.confidence > kv_before.unwrap().confidence);
+    }
+
+    // Regression: a surge that began before the window shows no growth inside it and, with every
+    // replica saturated, no healthy replica to compare with: it was named kv_cache_saturation.
+    #[test]
+    fn more_arrivals_than_usual_are_a_surge_without_growth_in_the_window() {
+        let rules = Rules::builtin();
+        let obs = surge();
+        let before = correlate(&obs, &rules);
+        assert_ne!(lead(&before).class, IncidentClass::TrafficSurge, "{:?}", before.hypotheses);
+        assert!(before.arrival_growth.is_some_and(|g| (g - 1.0).abs() < 0.05));
+
+        let usual = usual_of(&obs, &learned_healthy(5, T0 + 3_600_000));
+        let c = correlate_with(&obs, &rules, Some(&usual));
+        let h = lead(&c);
+        assert_eq!(h.class, IncidentClass::TrafficSurge, "{:?}", c.hypotheses);
+        assert!(h.cause.starts_with("arrivals 1.6x the usual (5 runs)"), "{}", h.cause);
+        assert_eq!(h.targets.len(), 4);
+    }
+
+    #[test]
+    fn without_a_usual_correlation_is_what_it_was() {
+        let rules = Rules::builtin();
+        for obs in [kv_burst(), surge()] {
+            let before = format!("{:?}", correlate(&obs, &rules).hypotheses);
+            // No history, or fewer than three healthy runs: nothing usual, nothing changes.
+            for usual in [Usual::default(), usual_of(&obs, &learned_healthy(2, T0 + 3_600_000))] {
+                let after = format!("{:?}", correlate_with(&obs, &rules, Some(&usual)).hypotheses);
+                assert_eq!(before, after);
+            }
+        }
+        // The cause text as it was before the usual existed.
+        let c = correlate(&kv_burst(), &rules);
+        assert!(
+            lead(&c).cause.starts_with("arrivals grew 1.0x across the fleet"),
+            "{}",
+            lead(&c).cause
+        );
     }
 }

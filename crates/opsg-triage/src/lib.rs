@@ -12,9 +12,12 @@
 //! - [`snapshot`]: the `--host` and `--gpu` snapshots as targets and series the rules read;
 //! - [`correlate`]: from fired rules to ranked hypotheses, and how confidence is computed;
 //! - [`continuity`]: one incident id across cron runs of the same ongoing problem;
+//! - [`baseline`]: the fleet's usual traffic (arrivals, prompt length), learned from healthy runs;
+//! - [`state_dir`]: the JSON files kept in `--state-dir`, written atomically;
 //! - [`history`]: reading (and verifying) an `opsg-audit` ledger;
 //! - [`synth`]: deterministic synthetic observations for tests and the incident corpus.
 
+pub mod baseline;
 pub mod continuity;
 pub mod correlate;
 pub mod history;
@@ -23,6 +26,7 @@ pub mod peers;
 pub mod rules;
 pub mod signals;
 pub mod snapshot;
+pub mod state_dir;
 pub mod synth;
 
 use clap::{CommandFactory, Parser};
@@ -63,6 +67,12 @@ ledger, verified first), a finding whose fingerprint was seen within `--continue
 30m) continues that incident's id instead of opening a new one; an incident whose report said \
 `resolved` is not continued.
 
+Usual traffic: with `--state-dir DIR`, a run that finds no incident adds the fleet's arrivals per \
+second and mean prompt tokens per request to DIR/traffic.json (at most 20 runs per fleet, none \
+older than 6 h). Once 3 healthy runs are known, their median is the usual: arrivals 1.5x the usual \
+are a traffic surge even when the window itself shows no growth, and prompts 1.5x the usual length \
+are long contexts (KV saturation), not a surge, when they grew more than arrivals did.
+
 Host and GPU snapshots (`opsg-scrape --host --gpu`) are judged as targets `host:<hostname>` and \
 `gpu:<hostname>` on that node: memory stall averages, available memory, OOM kills, process RSS \
 growth, XID events, a lost GPU, uncorrected ECC errors, row remaps and clock throttling (rules on \
@@ -89,7 +99,7 @@ pub struct Args {
     /// opsg-audit ledger: continue incidents it recorded, compare host/GPU snapshots with earlier runs' (refused, with a note, if it fails verification).
     #[arg(long, value_name = "LEDGER")]
     pub history: Option<PathBuf>,
-    /// Directory for incident continuity state (DIR/incidents.json).
+    /// Directory for incident continuity state (DIR/incidents.json) and the fleet's usual traffic (DIR/traffic.json).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Continue an incident seen with the same fingerprint within this long.
@@ -269,7 +279,26 @@ pub fn run(args: Args) -> Result<ExitStatus> {
     }
     let obs = snapshot::with_snapshots(&obs, &earlier);
 
-    let corr = correlate::correlate(&obs, &rules);
+    // The fleet's usual traffic, from earlier healthy runs in the state directory; windows are
+    // judged against it by the end of the observed window, like continuity, so a replay with the
+    // same state is the same.
+    let until = Timestamp::parse_rfc3339(&obs.window.end).unwrap_or(now);
+    let traffic = baseline::measure(&obs);
+    let mut baseline_note = None;
+    let learned = match &args.state_dir {
+        Some(dir) => match baseline::Learned::load(dir) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let note = format!("traffic baseline unreadable, relearned from now on: {e}");
+                opsg_core::cli::warn(&note);
+                baseline_note = Some(note);
+                Some(baseline::Learned::default())
+            }
+        },
+        None => None,
+    };
+    let usual = learned.as_ref().zip(traffic.as_ref()).map(|(l, t)| l.usual(&t.fleet, until));
+    let corr = correlate::correlate_with(&obs, &rules, usual.as_ref());
     let mut method = Method::rules();
     let mut hypotheses = corr.hypotheses;
     if let Some(advisor) = &advisor {
@@ -279,6 +308,7 @@ pub fn run(args: Args) -> Result<ExitStatus> {
     }
     let mut telemetry = corr.telemetry;
     telemetry.notes.extend(history_note);
+    telemetry.notes.extend(baseline_note);
     let state = match &args.state_dir {
         Some(dir) => Some(continuity::State::load(dir)?),
         None => None,
@@ -287,6 +317,12 @@ pub fn run(args: Args) -> Result<ExitStatus> {
         priors.extend(state.priors());
     }
     let mut body = finding_from(&obs, &rules, hypotheses, corr.fired, telemetry, method);
+    // Only runs that found nothing teach the usual: a surge must not become the norm.
+    if let (Some(dir), Some(learned), Some(traffic)) = (&args.state_dir, learned, traffic)
+        && body.status == FindingStatus::NoIncident
+    {
+        learned.learn(until, traffic).save(dir)?;
+    }
     let incident = if body.status == FindingStatus::Incident {
         let opened = body
             .first_anomalous_at

@@ -720,6 +720,98 @@ fn exporter(node: &str, steps: &[NodeStep], at: &dyn Fn(usize) -> i64) -> Target
     }
 }
 
+/// One replica of a [`traffic`] fleet: a steady stream of requests of one prompt length, under a
+/// fixed load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrafficReplica {
+    /// Target name; a `canary-` prefix makes it role and deployment `canary`, else `stable`.
+    pub name: String,
+    /// Requests finished per second.
+    pub finished_per_s: f64,
+    /// Prompt tokens of every request.
+    pub prompt_tokens: f64,
+    /// Running requests (constant over the window).
+    pub running: f64,
+    /// Waiting requests (constant: the queue neither grows nor drains).
+    pub waiting: f64,
+    /// KV cache use, 0 to 1.
+    pub kv: f64,
+}
+
+/// Four replicas (`stable-0..2`, `canary-0`) sharing `rate` requests per second of `prompt`
+/// tokens each, comfortably loaded (12 running, KV 40%).
+pub fn steady_traffic(rate: f64, prompt: f64) -> Vec<TrafficReplica> {
+    ["stable-0", "stable-1", "stable-2", "canary-0"]
+        .iter()
+        .map(|name| TrafficReplica {
+            name: name.to_string(),
+            finished_per_s: rate / 4.0,
+            prompt_tokens: prompt,
+            running: 12.0,
+            waiting: 0.0,
+            kv: 0.4,
+        })
+        .collect()
+}
+
+/// A window of [`POINTS`] samples [`INTERVAL_S`] apart from `start_ms` of a fleet whose traffic is
+/// exactly as given: the load gauges, `vllm:request_success_total` and `vllm:prompt_tokens_total`
+/// (as opsg-sim exposes them), no latency histograms. For judging traffic against the usual
+/// ([`crate::baseline`]).
+pub fn traffic(replicas: &[TrafficReplica], start_ms: i64) -> ObservationBody {
+    let times: Vec<i64> = (0..POINTS as i64).map(|k| start_ms + k * INTERVAL_S * 1000).collect();
+    let at = |t: i64| Timestamp(t).to_rfc3339();
+    let targets = replicas
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let role = if r.name.starts_with("canary") { "canary" } else { "stable" };
+            let of = |name: &str, kind: MetricType, v: &dyn Fn(usize) -> f64| {
+                let points = times.iter().enumerate().map(|(k, t)| scalar(*t, v(k))).collect();
+                series(name, kind, &[("engine", "0")], points)
+            };
+            let done = |k: usize| 1000.0 + r.finished_per_s * (INTERVAL_S as usize * k) as f64;
+            let labels = [("deployment", role), ("role", role), ("config_version", "v7")];
+            let mut labels: BTreeMap<String, String> =
+                labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            labels.insert("node".into(), format!("node-{i}"));
+            TargetObservation {
+                name: r.name.clone(),
+                source: format!("http://{}:8000/metrics", r.name),
+                labels,
+                status: TargetStatus::Up,
+                reason: None,
+                samples: times
+                    .iter()
+                    .map(|t| SampleInfo {
+                        at: at(*t),
+                        status: TargetStatus::Up,
+                        duration_ms: 5.0,
+                        reason: None,
+                        stale: false,
+                        evidence: None,
+                    })
+                    .collect(),
+                series: vec![
+                    of("vllm:num_requests_running", MetricType::Gauge, &|_| r.running),
+                    of("vllm:num_requests_waiting", MetricType::Gauge, &|_| r.waiting),
+                    of("vllm:kv_cache_usage_perc", MetricType::Gauge, &|_| r.kv),
+                    of("vllm:request_success_total", MetricType::Counter, &done),
+                    of("vllm:prompt_tokens_total", MetricType::Counter, &|k| {
+                        done(k) * r.prompt_tokens
+                    }),
+                ],
+            }
+        })
+        .collect();
+    ObservationBody {
+        window: Window { start: at(times[0]), end: at(*times.last().unwrap_or(&start_ms)) },
+        interval_s: INTERVAL_S as f64,
+        targets,
+        ..ObservationBody::default()
+    }
+}
+
 /// Seal an observation body as the first record of a chain (producer `opsg-synth`, marked as a
 /// replay), stamped at `now`; returns the line with its newline.
 pub fn sealed(body: &ObservationBody, now: Timestamp, run: &str) -> Result<Vec<u8>> {
