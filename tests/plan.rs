@@ -1,5 +1,6 @@
 //! End-to-end: `opsg-triage | opsg-plan` with the real binaries.
 
+mod e2e_support;
 mod triage_support;
 
 use opsg_core::kinds::finding::IncidentClass;
@@ -357,4 +358,75 @@ fn help_has_examples_and_exit_status() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Examples:\n") && text.contains("Exit status:"), "{text}");
     opsg_plan::command().debug_assert();
+}
+
+#[test]
+fn a_surge_on_enough_replicas_holds_and_the_rest_of_the_pipe_does_nothing_without_error() {
+    // Regression: the run after a right-sized scale-up (here 3 -> 9, the snapshot listing the
+    // new replicas) still saw the old replicas' queues and planned one replica more, and again
+    // at every run while they drained. The plan now holds: no actions, and why.
+    let dir = std::env::temp_dir().join(format!("opsg-plan-hold-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = observation(Scenario::Fault(IncidentClass::TrafficSurge), 31);
+    let snapshot = |n: usize| {
+        let replicas: Vec<String> = (0..n).map(|i| format!("stable-{i}")).collect();
+        let state = json!({"deployments": {"llama-stable": {"weight": 0.9, "status": "active", "replicas": replicas}}});
+        let path = dir.join(format!("state-{n}.json"));
+        std::fs::write(&path, state.to_string()).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    // On the 3 replicas the observation shows, the demand (5 replicas) is a scale-up.
+    let three = snapshot(3);
+    let plan = pipe(&input, 31, &["--fleet-state", &three]).last();
+    assert_eq!(first_action(&plan)["params"]["replicas"], 5, "{plan}");
+
+    let nine = snapshot(9);
+    let held = pipe(&input, 31, &["--fleet-state", &nine]);
+    assert_eq!(held.code, 0, "{}", held.stderr);
+    assert!(held.stderr.contains("no actions"), "{}", held.stderr);
+    let plan = held.last();
+    assert_valid(&plan);
+    assert_eq!(plan["body"]["class"], "traffic_surge");
+    assert_eq!(plan["body"]["actions"], json!([]));
+    let why = plan["body"]["rationale"].as_str().unwrap();
+    for part in [
+        "plan `surge-scale-up`: hold, no scale-up",
+        "5 replicas for 9 now",
+        "waiting requests on 3 replica(s)",
+    ] {
+        assert!(why.contains(part), "`{part}` not in: {why}");
+    }
+
+    // Gate, exec (dry run), verify and audit take a plan with no actions as nothing to do.
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.json");
+    let state_dir = dir.join("state");
+    let state_dir = state_dir.to_str().unwrap();
+    let gate = e2e_support::run(
+        e2e_support::GATE,
+        &["--policy", policy, "--state-dir", state_dir],
+        &[],
+        &held.stdout,
+    );
+    assert_eq!(gate.code, Some(0), "{}", gate.stderr);
+    assert_eq!(gate.last_body()["verdict"], "no_action", "{}", gate.stderr);
+    let exec = e2e_support::run(e2e_support::EXEC, &["--state-dir", state_dir], &[], &gate.stdout);
+    assert_eq!(exec.code, Some(0), "{}", exec.stderr);
+    assert_eq!(exec.last_body()["status"], "nothing_to_do");
+    let verify =
+        e2e_support::run(e2e_support::VERIFY, &["--state-dir", state_dir], &[], &exec.stdout);
+    // Exit 10 is the "no incident or no action" outcome, not an error.
+    assert_eq!(verify.code, Some(10), "{}", verify.stderr);
+    assert!(verify.stderr.contains("nothing to do"), "{}", verify.stderr);
+    let ledger = dir.join("ledger.jsonl");
+    let audit = e2e_support::run(
+        env!("CARGO_BIN_EXE_opsg-audit"),
+        &["--ledger", ledger.to_str().unwrap()],
+        &[],
+        &verify.stdout,
+    );
+    assert_eq!(audit.code, Some(10), "{}", audit.stderr);
+    let report = audit.last_body();
+    assert_eq!(report["outcome"], "no_incident", "{report}");
+    assert_eq!(report["actions"]["total"], 0);
+    std::fs::remove_dir_all(dir).ok();
 }

@@ -19,7 +19,11 @@
 //! ([`size_scale`]: the arrival rate over what a saturated replica serves, at 80% utilisation,
 //! plus what clears the queue as fast as it grew; from the queue alone when the rates are not
 //! observed), at most `max_delta` and the free GPUs; without `max_delta`, or with neither rates
-//! nor a queue observed, it adds its fixed `delta`.
+//! nor a queue observed, it adds its fixed `delta`. When the rates say the replicas it has
+//! already carry the demand, it adds none: the step holds (it is not built, and
+//! [`Context::take_hold`] says why), and a plan led by a hold has no actions. A cordon, drain or
+//! restart for a network latency on a replica whose deployment is draining a backlog it has the
+//! replicas for holds too.
 //!
 //! How much traffic a shift moves: a step that sets `target_usage` is sized from the observed
 //! load ([`size_shift`]: the saturated deployment's KV usage and queue against its peers'
@@ -31,7 +35,7 @@
 
 use crate::catalog::{Catalog, EffectSpec, Selector, Step};
 use crate::fleet::{Deployment, Fleet};
-use opsg_core::kinds::finding::FindingBody;
+use opsg_core::kinds::finding::{FindingBody, IncidentClass};
 use opsg_core::kinds::plan::{
     Action, ActionType, BlastRadius, ExpectedEffect, Inverse, SafetyClass,
 };
@@ -49,6 +53,8 @@ pub struct Context<'a> {
     pub catalog: &'a Catalog,
     /// How built steps were sized, in words, for the plan's rationale.
     pub notes: RefCell<Vec<String>>,
+    /// Why the last step was not built when nothing needs doing (see [`Context::take_hold`]).
+    hold: RefCell<Option<String>>,
 }
 
 /// A drain or a cordon of `node`: its parameter, the prior state its inverse restores (not
@@ -162,7 +168,8 @@ pub fn size_shift(
 /// A scale-up sized from the evidence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScaleSize {
-    /// Replicas to add.
+    /// Replicas to add; 0 is a hold: the replicas the deployment has already carry its demand
+    /// (see [`size_scale`]), so the step is not built and the plan says why instead.
     pub delta: u64,
     /// Replicas the evidence says would hold the whole demand.
     pub needed: u64,
@@ -239,6 +246,14 @@ fn queue_size(d: &Deployment, now: u64) -> Option<(u64, String)> {
 /// mismeasured demand, which the gate's blast radius bounds again) and no more than `free_gpus`
 /// when the fleet state lists them.
 ///
+/// When the demand is observed and `now` replicas already carry it, it adds none (`delta` 0, a
+/// hold; see [`hold_basis`]). This is the run after a right-sized scale-up: the old replicas
+/// still drain the backlog they queued (vLLM does not move queued requests to new replicas), so
+/// triage still sees their queues, but more replicas would only sit idle beside the new ones
+/// and the next run would add one more again, ratcheting capacity up for as long as the drain
+/// lasts. The queue alone cannot say this (a queue always asks for more), so without rates the
+/// scale-up is sized as before.
+///
 /// `Ok(None)`: neither rates nor a queue were observed, so the evidence cannot size it and the
 /// caller falls back to the step's fixed `delta`. `Err`: no GPU is free, so a scale-up would be
 /// refused.
@@ -248,6 +263,12 @@ pub fn size_scale(
     max_delta: u64,
     free_gpus: Option<u64>,
 ) -> Result<Option<ScaleSize>, String> {
+    // A hold needs no GPU, so it is decided before the free GPUs are counted.
+    if let Some((needed, why)) = demand_size(d, now)
+        && needed <= now
+    {
+        return Ok(Some(ScaleSize { delta: 0, needed, basis: hold_basis(d, now, &why) }));
+    }
     if free_gpus == Some(0) {
         return Err(format!("no free GPU to add a replica of `{}` on", d.name));
     }
@@ -256,13 +277,7 @@ pub fn size_scale(
     };
     let wanted = needed.saturating_sub(now).max(1);
     let mut delta = wanted.min(max_delta.max(1));
-    let mut bound = if needed <= now {
-        "the least a scale-up adds: the replicas it has already carry the demand"
-    } else if delta < wanted {
-        "the step's max_delta"
-    } else {
-        "all it needs"
-    };
+    let mut bound = if delta < wanted { "the step's max_delta" } else { "all it needs" };
     if let Some(free) = free_gpus
         && free < delta
     {
@@ -304,15 +319,113 @@ pub fn size_scale(
     Ok(Some(ScaleSize { delta, needed, basis }))
 }
 
+/// Why a deployment whose `now` replicas carry its demand gets no scale-up, in words: the
+/// numbers (`why`, from [`demand_size`]), and its backlog with an estimate of when it is gone.
+///
+/// The drain estimate is the later of two bounds: what the deployment serves beyond its
+/// arrivals works off the whole backlog (`waiting / (now × μ − λ)`), and each old replica works
+/// off its own queue at `μ` (the longest queue over `μ`), since vLLM does not move queued
+/// requests. It assumes the new replicas are serving, so a queue that still grew late in the
+/// window gets no estimate, and the rationale says it grew.
+fn hold_basis(d: &Deployment, now: u64, why: &str) -> String {
+    let mut text = format!(
+        "hold, no scale-up: {why}, so the {now} replicas `{}` has already carry its demand",
+        d.name
+    );
+    let Some(r) = d.rates else { return text };
+    let served = r.served_per_replica_s.unwrap_or(0.0);
+    if r.waiting_end < 1.0 {
+        text.push_str("; nothing is waiting on it");
+        return text;
+    }
+    let busy = r.busy_replicas.max(1);
+    text.push_str(&format!(
+        "; its backlog, {:.0} waiting requests on {busy} replica(s) ({:.0} per replica, at most {:.0}), stays where it queued (vLLM does not move queued requests to new replicas)",
+        r.waiting_end,
+        r.waiting_end / f64::from(busy),
+        r.waiting_end_max
+    ));
+    let surplus = now as f64 * served - r.arrivals_per_s;
+    if r.queue_growth_per_s >= 0.05 {
+        // The replicas that carry the demand on paper are not all serving (a replica added a
+        // run ago may still be loading its model): no drain time to promise, but more replicas
+        // would start no sooner.
+        text.push_str(&format!(
+            ", though its queue still grew {:.1}/s late in the window: replicas added last may not serve yet, so no drain time is promised",
+            r.queue_growth_per_s
+        ));
+    } else if served > 0.0 && surplus > 0.0 {
+        let secs = (r.waiting_end / surplus).max(r.waiting_end_max / served);
+        let when = if secs < 1.0 {
+            "within a second".to_string()
+        } else {
+            format!("in about {secs:.0} s")
+        };
+        text.push_str(&format!(" and should drain {when} at {served:.1}/s per replica"));
+    }
+    text.push_str(&format!(
+        "; watch it drain, and scale up only when the demand needs more than {now} replicas"
+    ));
+    text
+}
+
 impl<'a> Context<'a> {
     /// A context with no notes yet.
     pub fn new(finding: &'a FindingBody, fleet: &'a Fleet, catalog: &'a Catalog) -> Context<'a> {
-        Context { finding, fleet, catalog, notes: RefCell::new(Vec::new()) }
+        Context {
+            finding,
+            fleet,
+            catalog,
+            notes: RefCell::new(Vec::new()),
+            hold: RefCell::new(None),
+        }
     }
 
     /// Take the sizing notes written so far.
     pub fn take_notes(&self) -> Vec<String> {
         self.notes.take()
+    }
+
+    /// Take the hold the last step that failed to build recorded, if it failed because nothing
+    /// needs doing rather than because it cannot be done.
+    pub fn take_hold(&self) -> Option<String> {
+        self.hold.take()
+    }
+
+    /// Record a hold and return it as the step's error, so the step is not built.
+    fn hold(&self, why: String) -> String {
+        *self.hold.borrow_mut() = Some(why.clone());
+        why
+    }
+
+    /// A reason to hold a node action or a restart for a network-latency finding: the affected
+    /// replica has requests waiting while its deployment drains a backlog it has the replicas
+    /// for (its queue shrank late in the window and its demand needs no more than it has).
+    ///
+    /// Regression: after a surge's scale-up, triage read the latency of an old replica still
+    /// working off its backlog (above that of its new, idle peers) as a slow link, and the plan
+    /// cordoned its node and restarted it, which drops the queued requests and cannot make a
+    /// queue drain faster. While the deployment's queue shrinks on replicas that carry its
+    /// demand, a queue on the replica is the surge's backlog and its latency is that queue's;
+    /// once the queue is gone, a link that is still slow is planned for as before.
+    fn draining_backlog(&self) -> Option<String> {
+        if self.finding.class != IncidentClass::NetworkLatency {
+            return None;
+        }
+        let replica = self.resolve(Selector::AffectedTarget).ok()?;
+        let waiting = self.fleet.waiting_end.get(&replica).copied().filter(|w| *w >= 1.0)?;
+        let d = self.fleet.deployment_of(&replica)?;
+        let r = d.rates?;
+        // NaN falls through to `demand_size`, which refuses it.
+        if r.queue_growth_per_s > -0.05 {
+            return None;
+        }
+        let now = self.fleet.replicas(d);
+        let (needed, why) = demand_size(d, now).filter(|(needed, _)| *needed <= now)?;
+        Some(format!(
+            "hold, no node action or restart: `{replica}` has {waiting:.0} requests waiting while `{}` drains its backlog (its queue shrank {:.1}/s late in the window) and {needed} of its {now} replicas carry its demand ({why}); its latency is its queue's, which a cordon cannot shorten and a restart would drop; a link still slow once the queue is empty is planned for then",
+            d.name, -r.queue_growth_per_s
+        ))
     }
 
     fn note(&self, text: String) {
@@ -472,6 +585,13 @@ impl<'a> Context<'a> {
             prior_state: BTreeMap::new(),
         };
         let fleet = self.fleet;
+        if matches!(
+            action,
+            ActionType::CordonNode | ActionType::DrainNode | ActionType::RestartReplica
+        ) && let Some(why) = self.draining_backlog()
+        {
+            return Err(self.hold(why));
+        }
         match action {
             ActionType::ShiftTraffic => {
                 let d = self.deployment(target)?;
@@ -655,6 +775,9 @@ impl<'a> Context<'a> {
                 if delta > 0 && params.contains_key("max_delta") {
                     let max_delta = self.param(action, params, "max_delta")?.round() as u64;
                     if let Some(size) = size_scale(d, now as u64, max_delta, fleet.free_gpus)? {
+                        if size.delta == 0 {
+                            return Err(self.hold(size.basis));
+                        }
                         self.note(size.basis);
                         delta = size.delta as i64;
                     }
@@ -955,12 +1078,14 @@ mod tests {
         growth: f64,
     ) -> Deployment {
         let replicas = d.replicas.len() as u32;
-        let waiting = d.load.map_or(0.0, |l| l.waiting) * f64::from(replicas);
+        let per_replica = d.load.map_or(0.0, |l| l.waiting);
         d.rates = Some(Rates {
             arrivals_per_s: arrivals,
             served_per_replica_s: served,
             queue_growth_per_s: growth,
-            waiting_end: waiting,
+            waiting_end: per_replica * f64::from(replicas),
+            waiting_end_max: per_replica,
+            busy_replicas: if per_replica >= 1.0 { replicas } else { 0 },
             replicas,
         });
         d
@@ -997,12 +1122,13 @@ mod tests {
         let size = size_scale(&d, 3, 8, Some(12)).unwrap().unwrap();
         // 25 / 5.6 = 4.46, + 1 / 7 = 0.14: 5 replicas.
         assert_eq!((size.needed, size.delta), (5, 2), "{size:?}");
-        // A queue that stopped growing on a deployment with headroom: at least one more.
+        // A queue that stopped growing on a deployment with headroom: no more (it used to add
+        // one anyway; see `a_draining_surge_after_a_right_sized_scale_up_holds`).
         let flat = with_rates(dep("stable", 0.9, 6, Some((0.8, 3.0, 30.0))), 20.0, Some(7.0), 0.0);
         let size = size_scale(&flat, 6, 8, None).unwrap().unwrap();
-        assert_eq!((size.needed, size.delta), (4, 1), "{size:?}");
+        assert_eq!((size.needed, size.delta), (4, 0), "{size:?}");
         assert!(!size.basis.contains("as fast as it grew"), "no growth to clear: {}", size.basis);
-        assert!(size.basis.contains("already carry the demand"), "{}", size.basis);
+        assert!(size.basis.contains("already carry its demand"), "{}", size.basis);
         // Exactly at an integer is that integer.
         let exact = with_rates(dep("stable", 0.9, 3, Some((0.9, 5.0, 40.0))), 44.8, Some(7.0), 0.0);
         assert_eq!(size_scale(&exact, 3, 8, None).unwrap().unwrap().needed, 8);
@@ -1050,15 +1176,21 @@ mod tests {
         assert_eq!(size_scale(&idle, 3, 8, None), Ok(None));
     }
 
+    /// A traffic surge on `stable-0` of `stable` (with a small canary beside it) and `free` GPUs.
+    fn surge_on(stable: Deployment, free: u64) -> (Fleet, FindingBody) {
+        let mut fleet = fleet(vec![stable, dep("canary", 0.1, 1, Some((0.4, 0.0, 14.0)))]);
+        fleet.free_gpus = Some(free);
+        let mut finding = finding("stable-0");
+        finding.class = IncidentClass::TrafficSurge;
+        (fleet, finding)
+    }
+
     #[test]
     fn a_surge_plan_adds_what_the_demand_needs_in_one_step() {
         let catalog = Catalog::builtin();
         let stable =
             with_rates(dep("stable", 0.9, 3, Some((0.97, 60.0, 40.0))), 36.7, Some(7.0), 15.7);
-        let mut fleet = fleet(vec![stable, dep("canary", 0.1, 1, Some((0.4, 0.0, 14.0)))]);
-        fleet.free_gpus = Some(12);
-        let mut finding = finding("stable-0");
-        finding.class = IncidentClass::TrafficSurge;
+        let (fleet, finding) = surge_on(stable, 12);
         let ctx = Context::new(&finding, &fleet, &catalog);
         let surge = catalog.candidates(IncidentClass::TrafficSurge);
         let scale = ctx.build_step(0, &surge[0].steps[0]).unwrap();
@@ -1110,6 +1242,165 @@ mod tests {
         let finding = super::tests::finding("canary-0");
         let ctx = Context::new(&finding, &fleet, &catalog);
         assert!(ctx.build_step(0, &kv[0].steps[0]).is_ok());
+    }
+
+    /// The second cron run of a surge: `stable` was scaled 3 -> 9 a run ago for 36.7 requests/s
+    /// at 7/s per replica; its 3 old replicas still hold 180 queued requests (at most 62 on one)
+    /// and the queue shrinks 4.5/s.
+    fn draining(replicas: u64, arrivals: f64, growth: f64) -> Deployment {
+        let mut d = dep("stable", 0.9, replicas, Some((0.9, 20.0, 30.0)));
+        d.rates = Some(Rates {
+            arrivals_per_s: arrivals,
+            served_per_replica_s: Some(7.0),
+            queue_growth_per_s: growth,
+            waiting_end: 180.0,
+            waiting_end_max: 62.0,
+            busy_replicas: 3,
+            replicas: replicas as u32,
+        });
+        d
+    }
+
+    #[test]
+    fn a_draining_surge_after_a_right_sized_scale_up_holds() {
+        // Regression: at the run after a right-sized scale-up (3 -> 9) the old replicas still
+        // drained the backlog vLLM does not move to new replicas; triage still saw their queues
+        // and the plan added one more replica at every run while the drain lasted.
+        let d = draining(9, 36.7, -4.5);
+        let size = size_scale(&d, 9, 8, Some(7)).unwrap().unwrap();
+        // 36.7 / (7 x 0.8) = 6.55: 7 replicas carry it, 9 are there.
+        assert_eq!((size.needed, size.delta), (7, 0), "{size:?}");
+        for part in [
+            "hold, no scale-up",
+            "36.7 requests/s",
+            "7 replicas for 9 now",
+            "the 9 replicas `stable` has already carry its demand",
+            "180 waiting requests on 3 replica(s) (60 per replica, at most 62)",
+            // 62 / 7 = 8.9 s on the longest queue; the surplus, 9 x 7 - 36.7 = 26.3/s, would
+            // clear the 180 in 6.8 s.
+            "should drain in about 9 s at 7.0/s per replica",
+        ] {
+            assert!(size.basis.contains(part), "`{part}` not in: {}", size.basis);
+        }
+        assert!(!size.basis.contains("still grew"), "{}", size.basis);
+        // No free GPU is no reason to refuse a hold, which needs none.
+        assert_eq!(size_scale(&d, 9, 8, Some(0)).unwrap().unwrap().delta, 0);
+        // A queue still growing is said, not hidden.
+        let growing = size_scale(&draining(9, 30.0, 1.0), 9, 8, None).unwrap().unwrap();
+        assert_eq!(growing.delta, 0, "{growing:?}");
+        assert!(growing.basis.contains("still grew 1.0/s"), "{}", growing.basis);
+        assert!(!growing.basis.contains("should drain"), "{}", growing.basis);
+
+        // The step is not built, and the context says it is a hold, not a failure.
+        let catalog = Catalog::builtin();
+        let (fleet, finding) = surge_on(d, 7);
+        let ctx = Context::new(&finding, &fleet, &catalog);
+        let surge = catalog.candidates(IncidentClass::TrafficSurge);
+        let e = ctx.build_step(0, &surge[0].steps[0]).unwrap_err();
+        assert!(e.starts_with("hold, no scale-up"), "{e}");
+        assert_eq!(ctx.take_hold().as_deref(), Some(e.as_str()));
+        assert!(ctx.take_notes().is_empty());
+        // A refusal for another reason is no hold.
+        let blind = fleet_without_load(&fleet);
+        let ctx = Context::new(&finding, &blind, &catalog);
+        let mut bad = surge[0].steps[0].clone();
+        bad.params.insert("delta".into(), 99.0);
+        assert!(ctx.build_step(0, &bad).is_err());
+        assert_eq!(ctx.take_hold(), None);
+    }
+
+    #[test]
+    fn demand_beyond_the_replicas_there_still_scales_up_by_the_remainder() {
+        // 60 requests/s at 7/s: 10.7 replicas carry it, 7 / 7 = 1 more clears the queue's
+        // growth: 12 needed, 9 there.
+        let d = draining(9, 60.0, 7.0);
+        let size = size_scale(&d, 9, 8, Some(12)).unwrap().unwrap();
+        assert_eq!((size.needed, size.delta), (12, 3), "{size:?}");
+        assert!(size.basis.contains("all it needs"), "{}", size.basis);
+        assert!(!size.basis.contains("hold"), "{}", size.basis);
+        // Bounded by max_delta and by the free GPUs as before, and refused with none free.
+        assert_eq!(size_scale(&d, 9, 2, Some(12)).unwrap().unwrap().delta, 2);
+        assert_eq!(size_scale(&d, 9, 8, Some(1)).unwrap().unwrap().delta, 1);
+        assert!(size_scale(&d, 9, 8, Some(0)).unwrap_err().contains("no free GPU"));
+        // One replica short is one more, not a hold.
+        let size = size_scale(&draining(9, 51.0, 0.0), 9, 8, None).unwrap().unwrap();
+        assert_eq!((size.needed, size.delta), (10, 1), "{size:?}");
+        // Without rates a queue is sized as before, however many replicas there are.
+        let mut blind = draining(9, 36.7, -4.5);
+        blind.rates = None;
+        let size = size_scale(&blind, 9, 8, None).unwrap().unwrap();
+        assert!(size.delta >= 1 && size.basis.contains("no arrival or service rate"), "{size:?}");
+    }
+
+    fn network_finding(replica: &str) -> FindingBody {
+        let mut f = finding(replica);
+        f.class = IncidentClass::NetworkLatency;
+        f
+    }
+
+    fn on_nodes(mut f: Fleet) -> Fleet {
+        let replicas: Vec<String> = f.replica_deployment.keys().cloned().collect();
+        for (i, r) in replicas.iter().enumerate() {
+            f.node_of.insert(r.clone(), format!("node-{}", i % 4));
+        }
+        f
+    }
+
+    #[test]
+    fn a_slow_replica_draining_a_surge_backlog_is_not_cordoned_or_restarted() {
+        // Regression: after a surge's scale-up an old replica still draining its backlog ran
+        // at a higher inter-token latency than its new, idle peers; triage read it as a slow
+        // link and the plan cordoned its node and restarted it, dropping the queued requests.
+        let catalog = Catalog::builtin();
+        let steps = &catalog.candidates(IncidentClass::NetworkLatency)[0].steps;
+        assert_eq!(
+            (steps[0].action, steps[1].action),
+            (ActionType::CordonNode, ActionType::RestartReplica)
+        );
+        let mut f = on_nodes(fleet(vec![draining(9, 36.7, -4.5)]));
+        f.waiting_end.insert("stable-0".into(), 62.0);
+        let finding = network_finding("stable-0");
+        let ctx = Context::new(&finding, &f, &catalog);
+        for step in steps {
+            let e = ctx.build_step(0, step).unwrap_err();
+            assert!(e.starts_with("hold, no node action or restart"), "{e}");
+            for part in
+                ["`stable-0` has 62 requests waiting", "shrank 4.5/s", "7 of its 9 replicas"]
+            {
+                assert!(e.contains(part), "`{part}` not in: {e}");
+            }
+            assert!(ctx.take_hold().is_some());
+        }
+        // A drain of the node holds as well.
+        let drain = &catalog.candidates(IncidentClass::NetworkLatency)[1].steps[0];
+        assert_eq!(drain.action, ActionType::DrainNode);
+        assert!(ctx.build_step(0, drain).is_err() && ctx.take_hold().is_some());
+
+        // The evidence must say it is a draining backlog, else the link is planned for.
+        let mut cases: Vec<(&str, Fleet)> = Vec::new();
+        let mut empty = f.clone();
+        empty.waiting_end.insert("stable-0".into(), 0.0);
+        cases.push(("nothing waiting on it", empty));
+        let mut steady = on_nodes(fleet(vec![draining(9, 36.7, 0.0)]));
+        steady.waiting_end.insert("stable-0".into(), 62.0);
+        cases.push(("a queue that does not shrink", steady));
+        let mut short = on_nodes(fleet(vec![draining(5, 36.7, -4.5)]));
+        short.waiting_end.insert("stable-0".into(), 62.0);
+        cases.push(("fewer replicas than the demand needs", short));
+        let mut blind = f.clone();
+        blind.deployments.get_mut("stable").unwrap().rates = None;
+        cases.push(("no rates", blind));
+        for (what, fleet) in &cases {
+            let ctx = Context::new(&finding, fleet, &catalog);
+            let a = ctx.build_step(0, &steps[0]);
+            assert_eq!(a.map(|a| a.action), Ok(ActionType::CordonNode), "{what}");
+            assert_eq!(ctx.take_hold(), None, "{what}");
+        }
+        // Another class's node action is not second-guessed: a GPU fault is hardware evidence.
+        let mut gpu = finding.clone();
+        gpu.class = IncidentClass::GpuFault;
+        let ctx = Context::new(&gpu, &f, &catalog);
+        assert!(ctx.build_step(0, &steps[0]).is_ok());
     }
 
     fn fleet_canary_hot() -> Fleet {

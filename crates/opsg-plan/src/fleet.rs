@@ -88,6 +88,11 @@ pub struct Rates {
     pub queue_growth_per_s: f64,
     /// Requests waiting on the deployment's replicas at the end of the window, summed.
     pub waiting_end: f64,
+    /// The longest of those queues: after a scale-up each old replica drains its own (vLLM
+    /// does not move queued requests), so the longest says when the backlog is gone.
+    pub waiting_end_max: f64,
+    /// Replicas with a request waiting at the end of the window.
+    pub busy_replicas: u32,
     /// Replicas whose counters and gauges the rates come from.
     pub replicas: u32,
 }
@@ -217,6 +222,8 @@ fn rates(obs: &ObservationBody) -> BTreeMap<String, Rates> {
                 served_per_replica_s: (secs > 0.0 && served > 0.0).then(|| served / secs),
                 queue_growth_per_s: growth,
                 waiting_end: rs.iter().map(|r| r.waiting_end).sum(),
+                waiting_end_max: rs.iter().map(|r| r.waiting_end).fold(0.0, f64::max),
+                busy_replicas: rs.iter().filter(|r| r.waiting_end >= 1.0).count() as u32,
                 replicas: rs.len() as u32,
             };
             (dep, rates)
@@ -271,6 +278,11 @@ pub struct Fleet {
     /// GPUs a new replica could be placed on (free, not lost, on an uncordoned node), when a
     /// `GET /state` snapshot lists the nodes' GPUs: a scale-up beyond it would be refused.
     pub free_gpus: Option<u64>,
+    /// Replica → requests waiting on it at the observation window's last sample, for the
+    /// replicas that exposed `vllm:num_requests_waiting`. vLLM does not move queued requests
+    /// between replicas, so after a scale-up each old replica drains its own backlog: this is
+    /// what tells a replica still draining from one whose deployment is short of capacity.
+    pub waiting_end: BTreeMap<String, f64>,
 }
 
 fn version_value(text: &str) -> Value {
@@ -289,6 +301,9 @@ impl Fleet {
             fleet.targets.push(t.name.clone());
             if let Some(node) = t.labels.get("node") {
                 fleet.node_of.insert(t.name.clone(), node.clone());
+            }
+            if let Some((_, &w)) = summed(t, "vllm:num_requests_waiting").last_key_value() {
+                fleet.waiting_end.insert(t.name.clone(), w);
             }
             let Some(dep) = t.labels.get("deployment") else { continue };
             fleet.replica_deployment.insert(t.name.clone(), dep.clone());
@@ -518,6 +533,7 @@ mod tests {
         // Only s-0 was saturated: 40 served (the aborts are not work) over 4 s.
         assert_eq!(r.served_per_replica_s, Some(10.0), "{r:?}");
         assert_eq!((r.waiting_end, r.replicas), (9.0, 2));
+        assert_eq!((r.waiting_end_max, r.busy_replicas), (9.0, 1), "s-1 has no queue");
     }
 
     #[test]

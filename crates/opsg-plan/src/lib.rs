@@ -44,7 +44,11 @@ set_deployment_status, rollback_config, restart_replica, scale_replicas, cordon_
 cleanup_node, and escalate when nothing safe applies. Shifts are sized from the observed KV \
 usage and queue, scale-ups from the demand (the arrival rate over what a saturated replica \
 serves, at 80% utilisation, plus what clears the queue as fast as it grew; from the queue when \
-no rates are observed); at most the step's max_share / max_delta and the free GPUs. Each action \
+no rates are observed); at most the step's max_share / max_delta and the free GPUs. When the \
+observed demand needs no more replicas than the deployment has (the run after a right-sized \
+scale-up, while the old replicas drain the backlog vLLM does not move), the plan holds: no \
+actions, and a rationale with the replicas, the backlog and its expected drain time; so does \
+a cordon or restart for a network latency on a replica whose queue is draining. Each action \
 carries its parameters, safety class (safe / impactful / destructive, never below the action \
 type's floor), blast radius (replicas and traffic share touched), the expected effect \
 opsg-verify checks, and its inverse with the prior state it needs.
@@ -101,16 +105,20 @@ pub fn command() -> clap::Command {
 pub struct Candidate {
     /// The catalog plan's name.
     pub name: String,
-    /// Why (from the catalog).
+    /// Why (from the catalog), or, for a hold, why nothing needs doing.
     pub why: String,
-    /// The built actions.
+    /// The built actions; none for a hold: a step found nothing to do (a scale-up whose
+    /// deployment already has the replicas its demand needs, a node action for a latency that
+    /// is a backlog draining; see `build`), so the plan holds and watches.
     pub actions: Vec<Action>,
     /// History score and counts (resolved, attempts).
     pub score: (f64, u32, u32),
 }
 
 /// Build every applicable candidate for the finding, ranked by history (ties in catalog order);
-/// also returns why the others were skipped.
+/// also returns why the others were skipped. A candidate whose step holds (nothing needs doing)
+/// is kept with no actions, ranked by the history of that step's action, so that it is not
+/// skipped for a less fitting alternative or an escalation.
 pub fn candidates(
     finding: &FindingBody,
     fleet: &Fleet,
@@ -135,7 +143,19 @@ pub fn candidates(
             }
             Err(why) => {
                 ctx.take_notes();
-                skipped.push(format!("`{}` skipped: {why}", spec.name));
+                match ctx.take_hold() {
+                    Some(hold) => {
+                        let first = spec.steps.first().map_or(ActionType::Noop, |s| s.action);
+                        let score = memory::score(past, finding.class, &finding.fingerprint, first);
+                        built.push(Candidate {
+                            name: spec.name.clone(),
+                            why: hold,
+                            actions: Vec::new(),
+                            score,
+                        });
+                    }
+                    None => skipped.push(format!("`{}` skipped: {why}", spec.name)),
+                }
             }
         }
     }
@@ -337,6 +357,59 @@ mod tests {
         assert_eq!(p.actions[0].action, ActionType::ShiftTraffic);
         assert!(p.rationale.contains("plan `kv-shift-traffic`"), "{}", p.rationale);
         assert!(p.rationale.contains("shift sized from the evidence"), "{}", p.rationale);
+    }
+
+    #[test]
+    fn a_surge_draining_on_enough_replicas_gets_a_plan_with_no_actions_that_says_why() {
+        // Regression: the run after a right-sized scale-up (3 -> 9) planned one replica more
+        // while the old replicas drained their backlog, and again at every run until it had.
+        let mut f = fleet(&[("stable", 0.9, 0.9, 60.0, 30.0), ("canary", 0.1, 0.3, 0.0, 10.0)]);
+        f.free_gpus = Some(7);
+        let stable = f.deployments.get_mut("stable").unwrap();
+        stable.replica_count = Some(9);
+        stable.rates = Some(crate::fleet::Rates {
+            arrivals_per_s: 36.7,
+            served_per_replica_s: Some(7.0),
+            queue_growth_per_s: -4.5,
+            waiting_end: 180.0,
+            waiting_end_max: 62.0,
+            busy_replicas: 3,
+            replicas: 9,
+        });
+        let mut finding = kv_finding("stable-0");
+        finding.class = IncidentClass::TrafficSurge;
+        finding.hypotheses[0].class = IncidentClass::TrafficSurge;
+        let p = plan(&finding, &f, &Catalog::builtin(), &[]);
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert_eq!(p.class, IncidentClass::TrafficSurge, "still the incident triage found");
+        for part in [
+            "plan `surge-scale-up`: hold, no scale-up",
+            "7 replicas for 9 now",
+            "at most 62",
+            "in about 9 s",
+        ] {
+            assert!(p.rationale.contains(part), "`{part}` not in: {}", p.rationale);
+        }
+        assert!(!p.rationale.contains("escalate"), "{}", p.rationale);
+
+        // A backlog finding holds too rather than falling to the next candidate's fixed shift.
+        finding.class = IncidentClass::QueueBacklog;
+        let p = plan(&finding, &f, &Catalog::builtin(), &[]);
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert!(p.rationale.contains("plan `backlog-scale-up`: hold"), "{}", p.rationale);
+        assert!(p.rationale.contains("alternatives: backlog-shift-traffic"), "{}", p.rationale);
+
+        // Demand beyond the 9 replicas: a scale-up of what is missing, as before.
+        let stable = f.deployments.get_mut("stable").unwrap();
+        stable.rates = stable.rates.map(|r| crate::fleet::Rates {
+            arrivals_per_s: 60.0,
+            queue_growth_per_s: 7.0,
+            ..r
+        });
+        finding.class = IncidentClass::TrafficSurge;
+        let p = plan(&finding, &f, &Catalog::builtin(), &[]);
+        assert_eq!(p.actions[0].action, ActionType::ScaleReplicas, "{}", p.rationale);
+        assert_eq!(p.actions[0].params["replicas"], serde_json::json!(12), "9 + 3");
     }
 
     #[test]
