@@ -312,3 +312,192 @@ fn an_approver_arm_restarts_only_after_the_human_signs() {
         !std::fs::read_to_string(trial.join("stderr.log")).unwrap().contains("OPSG_APPROVAL_KEY=")
     );
 }
+
+mod triage_support;
+
+/// The API key the LLM arms' endpoint takes; it must never be written anywhere.
+const LLM_KEY: &str = "sk-campaign-5e1d9b7c3a";
+
+/// `opsg-replay campaign` like [`run_campaign`], with `env` added to the campaign's own
+/// environment.
+fn run_campaign_with_env(dir: &Path, file: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(REPLAY);
+    cmd.args(["campaign", file.to_str().unwrap(), "--csv", "-", "-q", "--bin-dir"])
+        .arg(bin_dir())
+        .args(["--work-dir", dir.join("work").to_str().unwrap()])
+        .env_remove("OPSG_APPROVAL")
+        .env_remove("OPSG_APPROVAL_KEY")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The `method` of every finding and plan in a trial's ledger.
+fn methods(dir: &Path, trial: &str) -> Vec<serde_json::Value> {
+    let ledger =
+        std::fs::read_to_string(dir.join("work").join(trial).join("ledger.jsonl")).unwrap();
+    ledger
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|l| l.get("record").cloned().unwrap_or(l))
+        .filter(|r| r["kind"] == "finding" || r["kind"] == "plan")
+        .map(|r| r["body"]["method"].clone())
+        .collect()
+}
+
+/// Rules only against an LLM advisor, side by side: a `rules+llm` arm whose endpoint (a local
+/// stub speaking OpenAI chat.completions) agrees with the rules, and a `rules+llm-down` arm
+/// whose endpoint is a closed port. The advice is counted where it was used and where the
+/// arm fell back to the rules; only the LLM arm's triage and plan reach the endpoint (the
+/// campaign's own OPSG_LLM_* environment, set here as a trap pointing at the stub with another
+/// model, makes no stage ask it); the key reaches the endpoint and nothing else.
+#[test]
+fn llm_arms_are_compared_with_the_rules_and_their_advice_is_counted() {
+    let dir = temp_dir("llm");
+    let file = dir.join("campaign.json");
+    let stub = triage_support::stub_with(|req| {
+        // Triage ranks hypotheses; plan proposes actions: both agree with the rules.
+        let answer = if req.body.contains("propose the remediation actions") {
+            serde_json::json!({"actions": [{"action": "restart_replica", "target": "stable-1"}],
+                               "rationale": "the replica stopped answering"})
+        } else {
+            serde_json::json!({"ranking": [{"class": "replica_down"}], "rationale": "it is down"})
+        };
+        (200, triage_support::openai_reply(&answer.to_string()))
+    });
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let policy =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/campaign/policy-autonomous.json");
+    let llm = |url: &str| {
+        serde_json::json!({"url": url, "model": "stub-model", "api": "openai",
+                           "api_key_env": "OPSG_TEST_CAMPAIGN_LLM_KEY", "timeout": "5s"})
+    };
+    let campaign = serde_json::json!({
+        "seed": 3, "speed": 30, "interval_s": 30, "max_runs": 3, "warmup_s": 30, "trials": 1,
+        "faults": [{"fault": "replica_crash", "target": "stable-1", "intensities": [0.8],
+                    "expected_class": "replica_down"}],
+        "arms": [
+            {"name": "rules", "policy": policy},
+            {"name": "rules+llm", "policy": policy, "llm": llm(&format!("{}/v1", stub.url))},
+            {"name": "rules+llm-down", "policy": policy, "llm": llm(&down)}
+        ],
+        "verify_args": ["--settle", "1s", "--samples", "3", "--interval", "300ms",
+                        "--max-wait", "10s", "--recheck", "1s"]
+    });
+    std::fs::write(&file, campaign.to_string()).unwrap();
+    let trap = format!("{}/v1", stub.url);
+    let out = run_campaign_with_env(
+        &dir,
+        &file,
+        &[
+            ("OPSG_TEST_CAMPAIGN_LLM_KEY", LLM_KEY),
+            // The campaign's own advisor settings: no stage may inherit them.
+            ("OPSG_LLM_URL", trap.as_str()),
+            ("OPSG_LLM_MODEL", "trap-model"),
+            ("OPSG_LLM_API_KEY", LLM_KEY),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let rows = rows(&stdout);
+    let row = |arm: &str| rows.iter().find(|r| r["arm"] == arm).unwrap_or_else(|| panic!("{arm}"));
+    for arm in ["rules", "rules+llm", "rules+llm-down"] {
+        let r = row(arm);
+        assert_eq!(r["first_class"], "replica_down", "{r:?}");
+        assert_eq!(r["outcome"], "resolved", "{r:?}");
+        assert!(!r["time_to_resolve_s"].is_empty(), "{r:?}");
+    }
+    let n = |arm: &str, k: &str| row(arm)[k].parse::<u32>().unwrap_or_else(|_| panic!("{k}"));
+    assert_eq!((n("rules", "advised"), n("rules", "advisor_fallbacks")), (0, 0));
+    assert!(n("rules+llm", "advised") >= 1, "{:?}", row("rules+llm"));
+    assert_eq!(n("rules+llm", "advisor_fallbacks"), 0, "{:?}", row("rules+llm"));
+    assert_eq!(n("rules+llm-down", "advised"), 0);
+    assert!(n("rules+llm-down", "advisor_fallbacks") >= 1, "{:?}", row("rules+llm-down"));
+
+    // The rules arm never asked; the LLM arm's records name the model and say the advice was
+    // used; the unreachable one says why it fell back.
+    let rules = methods(&dir, "rules-replica_crash-0.8-1");
+    assert!(rules.iter().all(|m| m["kind"] == "rules" && m.get("model").is_none()), "{rules:?}");
+    let used = methods(&dir, "rules+llm-replica_crash-0.8-1");
+    let asked: Vec<&serde_json::Value> =
+        used.iter().filter(|m| m["model"] == "stub-model").collect();
+    assert!(asked.iter().any(|m| m["kind"] == "llm"), "{used:?}");
+    let fell = methods(&dir, "rules+llm-down-replica_crash-0.8-1");
+    assert!(
+        fell.iter()
+            .any(|m| m["fallback_reason"].as_str().is_some_and(|r| r.contains("connection"))),
+        "{fell:?}"
+    );
+
+    // Every request came from the LLM arm's triage and plan, with that arm's model and key.
+    let seen = stub.seen.lock().unwrap().clone();
+    let answered = asked.iter().filter(|m| m["kind"] == "llm").count();
+    assert!(seen.len() >= 2 && seen.len() == answered, "{} requests, {answered} used", seen.len());
+    for req in &seen {
+        assert!(req.head.starts_with("POST /v1/chat/completions HTTP/1.1"), "{}", req.head);
+        assert!(req.head.to_lowercase().contains(&format!("bearer {}", LLM_KEY.to_lowercase())));
+        let body: serde_json::Value = serde_json::from_str(&req.body).unwrap();
+        assert_eq!(body["model"], "stub-model");
+    }
+
+    // The key is in no CSV row, log or file of the work dir.
+    assert!(!stdout.contains(LLM_KEY) && !stderr.contains(LLM_KEY));
+    for path in files_under(&dir.join("work")) {
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(LLM_KEY),
+            "the key is in {}",
+            path.display()
+        );
+    }
+}
+
+/// An LLM arm whose key variable is not set stops the campaign before any trial, with the arm
+/// and the field named (not a campaign of silent fallbacks).
+#[test]
+fn an_llm_arm_without_its_key_is_a_one_line_error() {
+    let dir = temp_dir("llm-nokey");
+    let file = dir.join("campaign.json");
+    std::fs::write(
+        &file,
+        r#"{"seed": 1, "interval_s": 30, "max_runs": 1, "trials": 1,
+            "faults": [{"fault": "replica_crash", "target": "x", "intensities": [0.5]}],
+            "arms": [{"name": "rules"},
+                     {"name": "rules+llm", "llm": {"url": "http://127.0.0.1:9/v1", "model": "m",
+                      "api_key_env": "OPSG_TEST_CAMPAIGN_KEY_NOT_SET_41ab"}}]}"#,
+    )
+    .unwrap();
+    let out = Command::new(REPLAY)
+        .args(["campaign", file.to_str().unwrap()])
+        .env_remove("OPSG_TEST_CAMPAIGN_KEY_NOT_SET_41ab")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rules+llm")
+            && err.contains("arms[1].llm.api_key_env")
+            && err.contains("OPSG_TEST_CAMPAIGN_KEY_NOT_SET_41ab"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

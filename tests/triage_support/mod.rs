@@ -1,6 +1,6 @@
 //! Shared harness for the triage, plan and advisor end-to-end tests: run the real binaries with a
 //! clean environment, build sealed observations from the synthetic fleet, parse and check records,
-//! and a std::net stub for LLM endpoints.
+//! and a std::net stub for LLM endpoints (also the campaign test's advisor arms).
 #![allow(dead_code)]
 
 use opsg_core::kinds::observation::ObservationBody;
@@ -122,6 +122,16 @@ pub struct Stub {
 }
 
 pub fn stub(status: u16, body: String, delay_ms: u64) -> Stub {
+    stub_with(move |_| {
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        (status, body.clone())
+    })
+}
+
+/// A stub whose answer depends on the request: `answer` gets each request (after it is
+/// recorded) and returns the status and body to send, e.g. a triage answer to triage's prompt
+/// and a plan answer to plan's.
+pub fn stub_with(answer: impl Fn(&Seen) -> (u16, String) + Send + 'static) -> Stub {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -159,10 +169,11 @@ pub fn stub(status: u16, body: String, delay_ms: u64) -> Stub {
                 buf.extend_from_slice(&chunk[..n]);
             }
             let req_body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+            let request = Seen { head, body: req_body };
             if let Ok(mut l) = log.lock() {
-                l.push(Seen { head, body: req_body });
+                l.push(request.clone());
             }
-            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            let (status, body) = answer(&request);
             let reason = if status == 200 { "OK" } else { "Error" };
             let resp = format!(
                 "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

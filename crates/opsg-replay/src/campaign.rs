@@ -151,9 +151,15 @@ pub struct Arm {
     /// The gate policy (relative to the campaign file); default: the built-in (dry-run) one.
     #[serde(default)]
     pub policy: Option<String>,
-    /// Extra arguments for opsg-triage and opsg-plan (e.g. `["--llm"]`).
+    /// Extra arguments for opsg-triage and opsg-plan (e.g. `["--llm"]`, which then reads the
+    /// campaign's own `OPSG_LLM_*` environment: prefer `llm`, which names the endpoint here).
     #[serde(default)]
     pub advisor_args: Vec<String>,
+    /// The LLM advisor this arm's triage and plan ask. Its settings reach those two processes
+    /// alone; an arm without it (and without `--llm` in `advisor_args`) is rules-only, whatever
+    /// the campaign's own environment holds.
+    #[serde(default)]
+    pub llm: Option<AdvisorEndpoint>,
     /// The on-call human who answers a plan awaiting approval; without one, such a plan waits
     /// for the rest of the trial.
     #[serde(default)]
@@ -162,6 +168,105 @@ pub struct Arm {
 
 fn yes() -> bool {
     true
+}
+
+/// The environment prefix of the advisor's settings (`OPSG_LLM_URL`, `OPSG_LLM_MODEL`,
+/// `OPSG_LLM_API`, `OPSG_LLM_API_KEY`: `opsg-advisor`'s names, spelled out here because this
+/// crate only spawns the tools that read them). A stage gets these only through
+/// [`run_pipe_from`]'s `env`, never by inheritance.
+pub const ADVISOR_ENV_PREFIX: &str = "OPSG_LLM_";
+
+/// An arm's LLM advisor: an endpoint and model, so two arms can compare two models (or a model
+/// against the rules) side by side in one campaign.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdvisorEndpoint {
+    /// Base URL (`http://127.0.0.1:8000/v1` for vLLM).
+    pub url: String,
+    /// Model name.
+    pub model: String,
+    /// Wire format.
+    #[serde(default)]
+    pub api: AdvisorApi,
+    /// The name of the environment variable holding the API key. The key itself is never in
+    /// the campaign file; it is read once at load (a missing one is an error before any trial)
+    /// and handed to triage and plan as `OPSG_LLM_API_KEY` alone.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Whole-request timeout (`--llm-timeout`, e.g. `10s`); default: the advisor's own.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// The key, read from `api_key_env` at load.
+    #[serde(skip)]
+    key: Option<AdvisorKey>,
+}
+
+/// The advisor's wire format (`opsg-advisor`'s `--llm-api`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdvisorApi {
+    /// OpenAI-compatible chat completions (vLLM, Ollama, most gateways).
+    #[default]
+    Openai,
+    /// The Anthropic Messages API.
+    Anthropic,
+}
+
+impl AdvisorApi {
+    fn as_str(self) -> &'static str {
+        match self {
+            AdvisorApi::Openai => "openai",
+            AdvisorApi::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// An API key held in memory; `Debug` does not show it, so a logged arm never does either.
+#[derive(Clone)]
+struct AdvisorKey(String);
+
+impl std::fmt::Debug for AdvisorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdvisorKey([redacted])")
+    }
+}
+
+impl Arm {
+    /// The extra arguments of this arm's triage and plan: `advisor_args`, then `--llm` and its
+    /// timeout when the arm names an endpoint.
+    pub fn advisor_flags(&self) -> Vec<String> {
+        let mut flags = self.advisor_args.clone();
+        if let Some(llm) = &self.llm {
+            flags.push("--llm".into());
+            if let Some(t) = &llm.timeout {
+                flags.extend(["--llm-timeout".into(), t.clone()]);
+            }
+        }
+        flags
+    }
+
+    /// The advisor environment of this arm's triage and plan: the endpoint's settings (and
+    /// key) when it names one; the campaign's own `OPSG_LLM_*` for an arm that asks for the
+    /// advisor through `advisor_args` alone (as before `llm` existed); nothing otherwise.
+    pub fn advisor_env(&self) -> Vec<(String, String)> {
+        match &self.llm {
+            Some(llm) => {
+                let mut env = vec![
+                    (format!("{ADVISOR_ENV_PREFIX}URL"), llm.url.clone()),
+                    (format!("{ADVISOR_ENV_PREFIX}MODEL"), llm.model.clone()),
+                    (format!("{ADVISOR_ENV_PREFIX}API"), llm.api.as_str().to_string()),
+                ];
+                if let Some(key) = &llm.key {
+                    env.push((format!("{ADVISOR_ENV_PREFIX}API_KEY"), key.0.clone()));
+                }
+                env
+            }
+            None if self.advisor_args.iter().any(|a| a == "--llm") => {
+                std::env::vars().filter(|(name, _)| name.starts_with(ADVISOR_ENV_PREFIX)).collect()
+            }
+            None => Vec::new(),
+        }
+    }
 }
 
 /// An on-call human, as a campaign arm models one: paged when a run's decision awaits approval,
@@ -255,6 +360,13 @@ pub struct Trial {
     /// Runs before the fault (`warmup_runs`) that raised an incident on the healthy fleet:
     /// false alarms.
     pub warmup_incidents: u32,
+    /// Cron runs after the fault whose finding or plan used the LLM advisor's answer
+    /// (`method.kind` `llm`).
+    pub advised: u32,
+    /// Cron runs after the fault whose triage or plan asked the advisor and kept the
+    /// deterministic result (`method.fallback_reason`: unreachable, timed out, a refused
+    /// answer). A run can count here and in `advised` (triage took the advice, plan did not).
+    pub advisor_fallbacks: u32,
 }
 
 /// Where the binaries are.
@@ -538,13 +650,20 @@ pub fn run_pipe(
 
 /// [`run_pipe`], with the first stage reading the file `input` (a saved chain) instead of
 /// nothing, and each `(stage, name, value)` of `env` set for that stage alone: a secret (an
-/// approval key) reaches only the process that needs it, never an argument list or a file.
+/// approval key, an advisor's API key) reaches only the process that needs it, never an
+/// argument list or a file. The advisor's settings (`OPSG_LLM_*`) are never inherited from
+/// this process: a stage has them only from `env`, so an arm without an advisor is really
+/// rules-only and no other stage sees an advisor's key.
 pub fn run_pipe_from(
     stages: &[(PathBuf, Vec<String>)],
     input: Option<&Path>,
     env: &[(usize, &str, &str)],
     log: &Path,
 ) -> Result<(Vec<u8>, Vec<Option<i32>>)> {
+    let inherited: Vec<std::ffi::OsString> = std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| name.to_string_lossy().starts_with(ADVISOR_ENV_PREFIX))
+        .collect();
     let mut children: Vec<Child> = Vec::new();
     let mut previous: Option<std::process::ChildStdout> = None;
     for (i, (bin, args)) in stages.iter().enumerate() {
@@ -561,6 +680,9 @@ pub fn run_pipe_from(
             (None, _) => Stdio::null(),
         };
         let mut command = Command::new(bin);
+        for name in &inherited {
+            command.env_remove(name);
+        }
         for (_, name, value) in env.iter().filter(|(stage, _, _)| *stage == i) {
             command.env(name, value);
         }
@@ -881,6 +1003,38 @@ fn account(row: &mut Trial, recs: &[Value], now: f64) {
     }
 }
 
+/// Count whether a cron run's triage or plan took the LLM advisor's answer (`method.kind`
+/// `llm`) or asked it and kept the deterministic result (`method.fallback_reason`). Triage
+/// records a reason without asking when it has no hypothesis to rank, and plan asks only for an
+/// incident: such a run did not ask, so it is no fallback.
+fn advice(row: &mut Trial, recs: &[Value]) {
+    let finding = last_of(recs, "finding")
+        .map(|f| &f["body"])
+        .filter(|f| f["hypotheses"].as_array().is_some_and(|h| !h.is_empty()));
+    let plan = last_of(recs, "plan").map(|p| &p["body"]);
+    let methods: Vec<&Value> = finding.into_iter().chain(plan).map(|b| &b["method"]).collect();
+    if methods.iter().any(|m| m["kind"] == "llm") {
+        row.advised += 1;
+    }
+    if methods.iter().any(|m| m["kind"] != "llm" && m["fallback_reason"].is_string()) {
+        row.advisor_fallbacks += 1;
+    }
+}
+
+/// One cron run's stages and the `(stage, name, value)` environment of its advised ones.
+struct CronRun {
+    stages: Vec<(PathBuf, Vec<String>)>,
+    env: Vec<(usize, String, String)>,
+}
+
+impl CronRun {
+    fn run(&self, log: &Path) -> Result<(Vec<u8>, Vec<Option<i32>>)> {
+        let env: Vec<(usize, &str, &str)> =
+            self.env.iter().map(|(i, k, v)| (*i, k.as_str(), v.as_str())).collect();
+        run_pipe_from(&self.stages, None, &env, log)
+    }
+}
+
 /// Run one trial. `key` signs the approvals of an arm with an approver.
 #[allow(clippy::too_many_arguments)]
 pub fn trial(
@@ -935,14 +1089,19 @@ pub fn trial(
     };
     // One cron run's stages: scrape (of the targets as they are now) | triage, then plan and
     // the acting stages, or for the baseline straight to audit.
-    let cron_stages = || -> Result<Vec<(PathBuf, Vec<String>)>> {
+    // With the advisor's environment for triage and plan alone.
+    let advisor_flags = arm.advisor_flags();
+    let advisor_env = arm.advisor_env();
+    let cron_stages = || -> Result<CronRun> {
         sim.targets_file(&targets)?;
         let mut stages: Vec<(PathBuf, Vec<String>)> = Vec::new();
+        let mut advised_stages = Vec::new();
         let mut scrape = vec![s("--targets"), targets.display().to_string(), s("-q")];
         scrape.extend(scrape_args.iter().cloned());
         stages.push((bins.path("opsg-scrape"), scrape));
         let mut triage = vec![s("--state-dir"), sd.clone()];
-        triage.extend(arm.advisor_args.iter().cloned());
+        triage.extend(advisor_flags.iter().cloned());
+        advised_stages.push(stages.len());
         stages.push((bins.path("opsg-triage"), triage));
         if arm.remediate {
             // The fleet as it is now (weights, config versions), for plan's exact inverses.
@@ -951,13 +1110,18 @@ pub fn trial(
                 serde_json::to_vec(&sim.state()?).map_err(|e| Error::internal(e.to_string()))?;
             std::fs::write(&fleet, snapshot).map_err(|e| Error::io(fleet.display(), e))?;
             let mut plan = vec![s("--fleet-state"), fleet.display().to_string()];
-            plan.extend(arm.advisor_args.iter().cloned());
+            plan.extend(advisor_flags.iter().cloned());
+            advised_stages.push(stages.len());
             stages.push((bins.path("opsg-plan"), plan));
             stages.extend(acting());
         } else {
             stages.push(audit.clone());
         }
-        Ok(stages)
+        let env = advised_stages
+            .iter()
+            .flat_map(|i| advisor_env.iter().map(move |(k, v)| (*i, k.clone(), v.clone())))
+            .collect();
+        Ok(CronRun { stages, env })
     };
     // The cron job was running before the fault, on the same period: its runs give triage the
     // fleet's usual. The run just before the onset is left out (it would overlap the fault or
@@ -970,7 +1134,7 @@ pub fn trial(
             start + file.warmup_s + first_run - f64::from(k) * file.interval_s,
             file.speed,
         )?;
-        let (out, _codes) = run_pipe(&cron_stages()?, &log)?;
+        let (out, _codes) = cron_stages()?.run(&log)?;
         let recs = records(&out);
         if last_of(&recs, "finding").is_some_and(|f| f["body"]["status"] == "incident") {
             warmup_incidents += 1;
@@ -1050,7 +1214,7 @@ pub fn trial(
         // Detection dates from when the cron run fired (its scrape); mitigation from the sim's
         // admin log, resolution from the health watch (see `resolved_at`).
         let fired = sim.sim_time()? - t0;
-        let (out, _codes) = run_pipe(&cron_stages()?, &log)?;
+        let (out, _codes) = cron_stages()?.run(&log)?;
         let now = sim.sim_time()? - t0;
         row.runs = run;
         let recs = records(&out);
@@ -1063,6 +1227,7 @@ pub fn trial(
             row.class_correct = fault.expected_class.as_ref().map(|c| *c == row.first_class);
         }
         account(&mut row, &recs, now);
+        advice(&mut row, &recs);
         let verdict = last_of(&recs, "decision").and_then(|d| d["body"]["verdict"].as_str());
         page = paged(page.take(), verdict, now, out, &mut row.awaiting_s);
         verified_fix |= row.outcome == "resolved";
@@ -1152,6 +1317,39 @@ pub fn load(path: &Path) -> Result<CampaignFile> {
             ))
             .at_field(format!("arms[{i}].approver"))
             .in_source(&source));
+        }
+    }
+    let mut file = file;
+    for (i, arm) in file.arms.iter_mut().enumerate() {
+        let Some(llm) = arm.llm.as_mut() else { continue };
+        let refuse = |field: &str, message: String| {
+            Error::invalid(format!("arm `{}`: {message}", arm.name))
+                .at_field(format!("arms[{i}].{field}"))
+                .in_source(&source)
+        };
+        if let Some(flag) = arm.advisor_args.iter().find(|a| a.starts_with("--llm")) {
+            return Err(refuse(
+                "advisor_args",
+                format!("`{flag}` comes from the arm's `llm` when it has one; drop it here"),
+            ));
+        }
+        if let Some(t) = &llm.timeout
+            && let Err(e) = opsg_core::time::parse_duration_ms(t)
+        {
+            return Err(refuse("llm.timeout", e.message().to_string()));
+        }
+        // The key is read once, here, so a missing one stops the campaign before any trial
+        // rather than turning every run of the arm into a fallback.
+        if let Some(name) = &llm.api_key_env {
+            match std::env::var(name) {
+                Ok(key) if !key.is_empty() => llm.key = Some(AdvisorKey(key)),
+                _ => {
+                    return Err(refuse(
+                        "llm.api_key_env",
+                        format!("the API key variable `{name}` is not set (or empty)"),
+                    ));
+                }
+            }
         }
     }
     let needed = f64::from(file.warmup_runs + 1) * file.interval_s;
@@ -1357,6 +1555,84 @@ mod tests {
             json!({"name": "b", "remediate": false, "approver": {"name": "o", "delay_s": 5}}),
         );
         assert!(e.contains("arms[0].approver") && e.contains("does not remediate"), "{e}");
+    }
+
+    #[test]
+    fn an_llm_arm_gets_the_flag_and_its_own_endpoint_and_a_rules_arm_nothing() {
+        let f = load_arm(
+            "llm",
+            json!({"name": "rules+llm", "llm": {"url": "http://127.0.0.1:8000/v1",
+                   "model": "qwen2.5-7b-instruct", "timeout": "10s"}}),
+        )
+        .unwrap();
+        let arm = &f.arms[0];
+        assert_eq!(arm.advisor_flags(), ["--llm", "--llm-timeout", "10s"]);
+        let env = arm.advisor_env();
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("OPSG_LLM_URL"), Some("http://127.0.0.1:8000/v1"));
+        assert_eq!(get("OPSG_LLM_MODEL"), Some("qwen2.5-7b-instruct"));
+        assert_eq!(get("OPSG_LLM_API"), Some("openai"));
+        assert_eq!(get("OPSG_LLM_API_KEY"), None, "no key variable named, no key");
+        let rules = load_arm("rules", json!({"name": "rules"})).unwrap();
+        assert!(rules.arms[0].advisor_flags().is_empty());
+        assert!(rules.arms[0].advisor_env().is_empty());
+        // A key never shows in a logged arm.
+        let mut keyed = arm.clone();
+        keyed.llm.as_mut().unwrap().key = Some(AdvisorKey("sk-secret-1234".into()));
+        assert!(!format!("{keyed:?}").contains("sk-secret-1234"));
+    }
+
+    #[test]
+    fn bad_llm_arms_are_refused_with_the_arm_and_field_named() {
+        let err = |name: &str, arm: Value| load_arm(name, arm).unwrap_err().to_string();
+        let e = err(
+            "nokey",
+            json!({"name": "m", "llm": {"url": "http://x", "model": "q",
+                   "api_key_env": "OPSG_TEST_CAMPAIGN_KEY_NEVER_SET_7d1c"}}),
+        );
+        assert!(
+            e.contains("arm `m`")
+                && e.contains("arms[0].llm.api_key_env")
+                && e.contains("OPSG_TEST_CAMPAIGN_KEY_NEVER_SET_7d1c"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+        let e = err(
+            "twice",
+            json!({"name": "m", "advisor_args": ["--llm"],
+                                     "llm": {"url": "http://x", "model": "q"}}),
+        );
+        assert!(e.contains("arms[0].advisor_args") && e.contains("--llm"), "{e}");
+        let e = err(
+            "timeout",
+            json!({"name": "m", "llm": {"url": "http://x", "model": "q",
+                                                          "timeout": "soon"}}),
+        );
+        assert!(e.contains("arms[0].llm.timeout"), "{e}");
+        let e = err(
+            "api",
+            json!({"name": "m", "llm": {"url": "http://x", "model": "q",
+                                                      "api": "grpc"}}),
+        );
+        assert!(e.contains("arms[0].llm.api"), "{e}");
+        let e = err("nomodel", json!({"name": "m", "llm": {"url": "http://x"}}));
+        assert!(e.contains("model"), "{e}");
+    }
+
+    #[test]
+    fn advice_counts_runs_that_used_it_and_runs_that_asked_and_fell_back() {
+        let finding = |hyps: usize, method: Value| json!({"kind": "finding", "body": {"hypotheses": vec![json!({}); hyps], "method": method}});
+        let plan = |method: Value| json!({"kind": "plan", "body": {"method": method}});
+        let llm = json!({"kind": "llm", "model": "m"});
+        let fell = json!({"kind": "rules", "model": "m", "fallback_reason": "connection refused"});
+        let mut row = Trial::default();
+        advice(&mut row, &[finding(1, llm.clone()), plan(llm.clone())]);
+        advice(&mut row, &[finding(1, llm.clone()), plan(fell.clone())]);
+        advice(&mut row, &[finding(2, fell.clone()), plan(fell.clone())]);
+        // Nothing to rank and no incident to plan for: the advisor was never asked.
+        advice(&mut row, &[finding(0, fell.clone())]);
+        advice(&mut row, &[finding(1, json!({"kind": "rules"})), plan(json!({"kind": "rules"}))]);
+        assert_eq!((row.advised, row.advisor_fallbacks), (2, 2));
     }
 
     #[test]
