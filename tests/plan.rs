@@ -50,7 +50,7 @@ fn kv_saturation_on_stable_scales_up_with_an_exact_inverse() {
         scale["prior_state"]["replicas"].as_u64().unwrap(),
         scale["params"]["replicas"].as_u64().unwrap(),
     );
-    assert!(to > from && to - from <= 4, "at least one, at most max_delta more: {scale}");
+    assert!(to > from && to - from <= 8, "at least one, at most max_delta more: {scale}");
     assert_eq!(scale["inverse"]["action"], "scale_replicas");
     assert_eq!(scale["inverse"]["params"]["replicas"], from, "the inverse restores the count");
     assert_eq!(scale["blast_radius"]["replicas"], to - from);

@@ -1233,7 +1233,7 @@ mod tests {
         assert_eq!(kv[1].name, "kv-scale-up");
         let scale = ctx.build_step(0, &kv[1].steps[0]).unwrap();
         assert_eq!(scale.action, ActionType::ScaleReplicas);
-        assert_eq!(scale.params["replicas"], json!(7), "3 + the step's max_delta 4");
+        assert_eq!(scale.params["replicas"], json!(11), "3 + the step's max_delta 8");
         assert_eq!(scale.inverse.unwrap().params["replicas"], json!(3));
         let notes = ctx.take_notes();
         assert!(notes[0].contains("a person must decide"), "150 replicas > 3 + 12 free: {notes:?}");

@@ -250,22 +250,22 @@ impl Catalog {
             plan(
                 "kv-scale-up",
                 C::KvCacheSaturation,
-                "add replicas to the saturated deployment (as many as its demand needs, at most 4): a shift would only move the saturation onto peers without the headroom for it",
+                "add replicas to the saturated deployment (as many as its demand needs, at most 8): a shift would only move the saturation onto peers without the headroom for it",
                 vec![step(
                     A::ScaleReplicas,
                     S::AffectedDeployment,
-                    &[("delta", 1.0), ("max_delta", 4.0)],
+                    &[("delta", 1.0), ("max_delta", 8.0)],
                     kv,
                 )],
             ),
             plan(
                 "backlog-scale-up",
                 C::QueueBacklog,
-                "add replicas where requests queue (as many as the demand needs, at most 4)",
+                "add replicas where requests queue (as many as the demand needs, at most 8)",
                 vec![step(
                     A::ScaleReplicas,
                     S::AffectedDeployment,
-                    &[("delta", 1.0), ("max_delta", 4.0)],
+                    &[("delta", 1.0), ("max_delta", 8.0)],
                     waiting.clone(),
                 )],
             ),
