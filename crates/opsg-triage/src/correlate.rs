@@ -12,14 +12,23 @@
 //! reaches certainty. Symptoms (latency, errors, burn rate, and a replica far slower than its
 //! peers) on a target count for every cause found on that target or its node. A peer
 //! comparison is never evidence of a canary regression or a traffic surge: it fires only against
-//! replicas with the same config under about the same load. Structure then scales the support:
+//! replicas with the same config under about the same load. Conversely, a canary compared with
+//! the stable replicas ([`crate::canary`]: `ttft_p95_above_stable`, weight 0.7, TTFT p95 at least
+//! 3 times stable's median and at least 0.5 s, with the canary carrying at most 1.5 times stable's
+//! throughput, for 3 evaluations in a row) is evidence of a canary regression only, never a
+//! symptom for another cause nor load for a surge; its strength is taken from that ratio, 0.6 at
+//! 3x and full at 4.5x. Structure then scales the support:
 //!
-//! - canary regression: a config on the canary that differs from stable's (`config_version`
-//!   label, `config_changed_at` within 24 h, or a different `vllm:cache_config_info`) is one more
-//!   piece of evidence of weight 0.5; a recent rollout alone (its processes started after every
-//!   stable replica's) weighs 0.35; with neither the support is ×0.6. With a config change, load
-//!   classes seen on the canary alone are scaled ×0.4 (×0.7 after a rollout): the same traffic mix
-//!   is fine on stable, so load is the less likely cause;
+//! - canary regression: raised when regression signals (symptoms, load classes, the comparison
+//!   with stable) show on canaries and none on stable. Its evidence is those signals, combined by
+//!   noisy-OR with a config on the canary that differs from stable's (`config_version` label,
+//!   `config_changed_at` within 24 h, or a different `vllm:cache_config_info`), one more piece of
+//!   evidence of weight 0.5; a recent rollout alone (its processes started after every stable
+//!   replica's) weighs 0.35; with neither the support is ×0.6. So a config change and a canary's
+//!   TTFT p95 at 4.5 times stable's or more give `1 - (1 - 0.7)(1 - 0.5) = 0.85` whether or not
+//!   the absolute `ttft_p95_high` fired (with it, at full strength, 0.955); at 3 times, 0.71.
+//!   With a config change, load classes seen on the canary alone are scaled ×0.4 (×0.7 after a
+//!   rollout): the same traffic mix is fine on stable, so load is the less likely cause;
 //! - traffic surge: ×min(1, g − 1), where g is the larger of the fleet's arrival rate at the end
 //!   of the window over its start and, when the fleet's usual traffic is known
 //!   ([`crate::baseline`]: the median of up to 20 earlier healthy runs within 6 h, at least 3;
@@ -84,6 +93,9 @@ pub struct Fired {
     /// replicas with the same config under about the same load, so this is never evidence of a
     /// config change (canary regression) or of a traffic surge.
     pub versus_peers: bool,
+    /// A canary compared with the stable replicas under the same traffic ([`crate::canary`]):
+    /// evidence of a canary regression only, never a symptom for another cause.
+    pub versus_stable: bool,
 }
 
 /// What correlation concluded.
@@ -99,7 +111,9 @@ pub struct Correlation {
     pub arrival_growth: Option<f64>,
 }
 
-fn strength(rule: &Rule, value: f64) -> f64 {
+/// How strongly a fired rule's last value supports its class: 0.6 at the threshold, 1 when the
+/// value is 50% beyond it.
+pub(crate) fn strength(rule: &Rule, value: f64) -> f64 {
     let t = rule.threshold;
     let excess = if t.abs() < 1e-12 {
         if value.abs() > 0.0 { 1.0 } else { 0.0 }
@@ -170,10 +184,14 @@ pub fn evaluate(obs: &ObservationBody, rules: &Rules) -> (Vec<Fired>, Vec<String
                     target: ti,
                     since_ms: since,
                     versus_peers: rule.peers.is_some(),
+                    versus_stable: false,
                 });
             }
         }
     }
+    // Canaries against stable, after the rules: a finding's first anomaly on the canary (which a
+    // rollback's expected effect names) stays the absolute rule's when both fired.
+    fired.extend(crate::canary::evaluate(obs));
     (fired, notes)
 }
 
@@ -296,7 +314,7 @@ pub fn correlate_with(obs: &ObservationBody, rules: &Rules, usual: Option<&Usual
     // Cause evidence per class and target; symptoms per target.
     let mut causes: BTreeMap<IncidentClass, Vec<&Fired>> = BTreeMap::new();
     let mut symptoms: BTreeMap<usize, Vec<&Fired>> = BTreeMap::new();
-    for f in &fired {
+    for f in fired.iter().filter(|f| !f.versus_stable) {
         match f.class {
             Some(c) => causes.entry(c).or_default().push(f),
             None => symptoms.entry(f.target).or_default().push(f),
@@ -351,6 +369,7 @@ pub fn correlate_with(obs: &ObservationBody, rules: &Rules, usual: Option<&Usual
             .filter(|f| {
                 f.target == i
                     && !f.versus_peers
+                    && !f.versus_stable
                     && (f.class.is_none() || f.class.is_some_and(|c| load.contains(&c)))
             })
             .collect()
@@ -359,7 +378,14 @@ pub fn correlate_with(obs: &ObservationBody, rules: &Rules, usual: Option<&Usual
         replicas.iter().copied().filter(|i| role_of(*i) == Some("canary")).collect();
     let stables: Vec<usize> =
         replicas.iter().copied().filter(|i| role_of(*i) != Some("canary")).collect();
-    let canary_ev: Vec<&Fired> = canaries.iter().flat_map(|i| regression_on(*i)).collect();
+    // Its latency several times stable's under no more load ([`crate::canary`]) counts here only.
+    let canary_ev: Vec<&Fired> = canaries
+        .iter()
+        .flat_map(|i| {
+            let versus_stable = fired.iter().filter(move |f| f.versus_stable && f.target == *i);
+            regression_on(*i).into_iter().chain(versus_stable)
+        })
+        .collect();
     let stable_regressed = stables.iter().any(|i| !regression_on(*i).is_empty());
     let mut canary_only = false;
     let mut canary_load_factor = 1.0;

@@ -9,6 +9,7 @@
 //! - [`rules`]: the detection rules (built-in defaults, a rules file with a schema);
 //! - [`signals`]: evaluating a rule on a target's compact series;
 //! - [`peers`]: judging a target against the other replicas of its deployment;
+//! - [`canary`]: judging each canary replica against the stable replicas under the same traffic;
 //! - [`snapshot`]: the `--host` and `--gpu` snapshots as targets and series the rules read;
 //! - [`correlate`]: from fired rules to ranked hypotheses, and how confidence is computed;
 //! - [`continuity`]: one incident id across cron runs of the same ongoing problem;
@@ -18,6 +19,7 @@
 //! - [`synth`]: deterministic synthetic observations for tests and the incident corpus.
 
 pub mod baseline;
+pub mod canary;
 pub mod continuity;
 pub mod correlate;
 pub mod history;

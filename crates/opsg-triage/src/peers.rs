@@ -114,7 +114,7 @@ fn group_key<'a>(t: &'a TargetObservation, by: &[String]) -> Option<Vec<Option<&
 }
 
 /// The value of the point nearest to `t`, within `tolerance` ms.
-fn at(points: &[(i64, f64)], t: i64, tolerance: i64) -> Option<f64> {
+pub(crate) fn at(points: &[(i64, f64)], t: i64, tolerance: i64) -> Option<f64> {
     points
         .iter()
         .filter(|(pt, _)| (pt - t).abs() <= tolerance)
