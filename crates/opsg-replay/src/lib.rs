@@ -108,6 +108,14 @@ pub enum Sub {
     /// class they approve, and the saved plan runs through gate (with the token), exec, verify
     /// and audit. Their delay counts in the times to mitigate and resolve; the CSV's
     /// `approvals`, `declined` and `awaiting_s` columns say what they did.
+    ///
+    /// A trial is resolved when a run's fix verified and the fleet is healthy for the users now
+    /// (the TTFT p90 of the last 30 s of arrivals and of everyone still waiting within 2 s, KV
+    /// and queues within bounds, the fault gone); `time_to_clear_s` dates the same by the first
+    /// tokens given in the last 30 s, which trail a drained backlog. `"warmup_runs": N` runs the
+    /// cron job N times before the fault (false alarms in `warmup_incidents`; triage learns the
+    /// usual traffic from them); `"onset": "uniform"` puts the fault anywhere in the cron period
+    /// instead of just after a run.
     Campaign {
         /// The campaign file.
         #[arg(value_name = "FILE")]
