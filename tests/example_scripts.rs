@@ -201,7 +201,8 @@ fn cron_job_script_plans_with_the_fleet_state_from_its_url() {
         &policy,
         serde_json::json!({"mode": "dry_run", "min_confidence": 0.3,
             "allow_actions": ["shift_traffic", "scale_replicas", "noop", "escalate"],
-            "max_blast_radius": {"replicas": 4, "traffic_share": 1.0},
+            // A scale-up sized from demand may add up to the catalog's max_delta of 8.
+            "max_blast_radius": {"replicas": 8, "traffic_share": 1.0},
             "require_approval": ["destructive"], "max_actions_per_hour": 6})
         .to_string(),
     )
